@@ -1,0 +1,1 @@
+//! The admin API used by the CLI.

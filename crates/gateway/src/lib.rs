@@ -1,0 +1,1 @@
+//! The public HTTP front door: routing and proxying to function instances.

@@ -1,0 +1,1 @@
+//! Per-function log files with live tailing.

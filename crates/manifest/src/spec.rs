@@ -1,0 +1,137 @@
+//! The resolved function spec: what a manifest means once defaults, stages and
+//! variables are applied. This is what the CLI sends to the server on deploy and
+//! what the store keeps per version, so it is plain serde data with no YAML left
+//! in it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One deploy: every function of one service at one stage, sharing one artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploySpec {
+    pub service: String,
+    pub stage: String,
+    pub functions: Vec<FunctionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSpec {
+    /// Full name, unique on a server: `{service}-{stage}-{function}`.
+    pub name: String,
+    /// The key under `functions:` in the manifest.
+    pub short_name: String,
+    pub kind: FunctionKind,
+    /// Provider environment merged with the function's own (function wins).
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// MB. Lambda's default is 128.
+    pub memory_size: u32,
+    /// Execution budget of one request, in seconds.
+    pub timeout_secs: f64,
+    /// Requests one instance may serve at once (always 1 for lambda functions).
+    pub concurrency: u32,
+    pub scaling: Scaling,
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum FunctionKind {
+    Web(WebSpec),
+    Lambda(LambdaSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSpec {
+    /// argv; `${PORT}` and `${VAR}` from the function environment are substituted.
+    pub command: Vec<String>,
+    /// Fixed port the app listens on; `None` means rouse picks one and passes `PORT`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub readiness: Readiness,
+    #[serde(default)]
+    pub rewrite: Vec<Rewrite>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// HTTP GET this path and wait for a 2xx; `None` means wait for a TCP connect.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A regex replacement applied to the instance's own copy of a config file
+/// before start. `replace` may use `${PORT}` and the function's environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rewrite {
+    /// Path relative to the artifact root.
+    pub file: String,
+    /// Regex (Rust `regex` syntax).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub replace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaSpec {
+    /// `provided`, `provided.al2023`, `python3.12`, `nodejs20.x`, ...
+    pub runtime: String,
+    pub handler: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scaling {
+    /// Seconds an instance may sit without requests before it is stopped.
+    pub idle_timeout_secs: f64,
+    /// Seconds after which an instance is drained and replaced.
+    pub max_lifetime_secs: f64,
+    pub max_instances: u32,
+    pub min_instances: u32,
+    /// Seconds an instance may take from spawn to ready.
+    pub start_timeout_secs: f64,
+    /// Seconds a request may wait for a free slot before 429.
+    pub queue_timeout_secs: f64,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            idle_timeout_secs: 300.0,
+            max_lifetime_secs: 3600.0,
+            max_instances: 10,
+            min_instances: 0,
+            start_timeout_secs: 30.0,
+            queue_timeout_secs: 30.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Event {
+    /// API Gateway REST (payload v1) style route.
+    Http(HttpEvent),
+    /// API Gateway HTTP API (payload v2) style route.
+    HttpApi(HttpEvent),
+    /// `rate(...)` or `cron(...)` expression, kept verbatim.
+    Schedule { expression: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEvent {
+    /// Path template: `/users/{id}`, `/{proxy+}`.
+    pub path: String,
+    /// Upper-case method, or `ANY`.
+    pub method: String,
+}

@@ -1,0 +1,1 @@
+//! Instances per function: cold start sharing, concurrency, idle reaping, recycling, back-off.
