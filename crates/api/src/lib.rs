@@ -1,1 +1,80 @@
-//! The admin API used by the CLI.
+//! The admin API used by the CLI: JSON over HTTP behind a bearer token.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/health` | liveness and counts |
+//! | `POST /v1/artifacts` | upload a tar.gz, returns its sha256 |
+//! | `POST /v1/deployments` | deploy a service+stage from an uploaded artifact |
+//! | `GET /v1/functions`, `GET/DELETE /v1/functions/{name}` | list, show, remove |
+//! | `GET /v1/functions/{name}/logs?lines=N&follow=true` | logs, optionally live |
+//! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
+
+mod auth;
+mod deploy;
+pub mod error;
+mod functions;
+mod invoke;
+mod logs;
+pub mod types;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+use axum::Router;
+use rouse_gateway::Gateway;
+use rouse_logs::LogBook;
+use rouse_pool::Pool;
+use rouse_store::Store;
+use tokio::sync::watch;
+
+/// Largest artifact accepted by `POST /v1/artifacts`.
+pub const DEFAULT_MAX_ARTIFACT: usize = 256 * 1024 * 1024;
+
+pub struct AdminState {
+    pub store: Arc<Store>,
+    pub pool: Pool,
+    pub gateway: Gateway,
+    pub logs: Arc<LogBook>,
+    pub token: String,
+    /// Base URL of the gateway as clients reach it, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// With `--domain`, functions are also reachable at `{name}.{domain}`.
+    pub domain: Option<String>,
+    pub max_artifact_bytes: usize,
+    /// Flips to true on shutdown, so `logs --tail` streams end and the
+    /// admin server can drain.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    let v1 = Router::new()
+        .route("/health", get(functions::health))
+        .route(
+            "/artifacts",
+            post(deploy::upload_artifact).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/deployments", post(deploy::deploy))
+        .route("/functions", get(functions::list))
+        .route(
+            "/functions/{name}",
+            get(functions::show).delete(functions::remove),
+        )
+        .route("/functions/{name}/logs", get(logs::logs))
+        .route(
+            "/functions/{name}/invoke",
+            any(invoke::invoke_root).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/functions/{name}/invoke/{*path}",
+            any(invoke::invoke).layer(DefaultBodyLimit::disable()),
+        );
+    Router::new()
+        .nest("/v1", v1)
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
+}

@@ -1,1 +1,171 @@
-fn main() {}
+//! `rouse`: self-hosted serverless functions in one binary.
+
+mod client;
+mod commands;
+mod resolve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rouse", version, about = "Self-hosted serverless: web apps and functions that scale to zero")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How CLI commands find the server.
+#[derive(clap::Args, Clone)]
+pub struct Connection {
+    /// Admin API of the rouse server.
+    #[arg(long, env = "ROUSE_ENDPOINT", default_value = "http://127.0.0.1:9090", global = true)]
+    pub endpoint: String,
+    /// Admin token; defaults to the token file in --data-dir.
+    #[arg(long, env = "ROUSE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Where a local server keeps its state (used to find its token file).
+    #[arg(long, env = "ROUSE_DATA_DIR", default_value = ".rouse", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    /// Address of the public gateway.
+    #[arg(long, env = "ROUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the admin API.
+    #[arg(long, env = "ROUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Route `{function}.{domain}` host names to that function.
+    #[arg(long, env = "ROUSE_DOMAIN")]
+    pub domain: Option<String>,
+    /// Largest request body the gateway accepts (bytes); larger gets 413.
+    #[arg(long, default_value_t = rouse_gateway::DEFAULT_MAX_BODY)]
+    pub max_body_bytes: u64,
+    /// Seconds to let in-flight requests finish on SIGTERM.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and the admin API.
+    Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Run a local server, deploy DIR to it, and stream its logs.
+    Dev {
+        /// Project directory with rouse.yaml or serverless.yml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Package DIR and deploy it.
+    Deploy {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List deployed functions.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: commands::Output,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Remove a function.
+    Rm {
+        function: String,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show a function's logs.
+    Logs {
+        function: String,
+        /// Keep following new lines.
+        #[arg(long, short = 't', alias = "follow", short_alias = 'f')]
+        tail: bool,
+        /// How many earlier lines to show.
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: usize,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Send one request to a function and print the response.
+    Invoke {
+        function: String,
+        #[arg(long, short, default_value = "/")]
+        path: String,
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// Request body; `@file` reads a file.
+        #[arg(long, short)]
+        data: Option<String>,
+        /// Extra header, `Name: value`; repeatable.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { serve, conn } => commands::serve::run(serve, conn.data_dir).await,
+            Command::Dev { dir, stage, serve, conn } => commands::dev::run(dir, stage, serve, conn).await,
+            Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
+            Command::Ls { output, conn } => commands::ls::run(output, &conn).await,
+            Command::Rm { function, stage, conn } => commands::rm::run(&function, stage, &conn).await,
+            Command::Logs { function, tail, lines, stage, conn } => {
+                commands::logs::run(&function, tail, lines, stage, &conn).await
+            }
+            Command::Invoke { function, path, method, data, headers, stage, conn } => {
+                commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

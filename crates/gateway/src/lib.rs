@@ -1,1 +1,235 @@
 //! The public HTTP front door: routing and proxying to function instances.
+
+mod body;
+mod headers;
+pub mod router;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rouse_pool::{AcquireError, Pool};
+use rouse_store::Store;
+
+pub use body::{empty, full, BoxError, ProxyBody};
+use router::Router;
+pub use server::serve;
+
+/// Default request body limit, as on Lambda (6 MB).
+pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
+/// Below the 5 s keep-alive timeout of Node/Express and most app servers, so
+/// the pool never reuses a connection the app is about to close.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub max_body_bytes: u64,
+    /// `{function}.{domain}` host names route to that function.
+    pub domain: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body_bytes: DEFAULT_MAX_BODY,
+            domain: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    store: Arc<Store>,
+    pool: Pool,
+    router: ArcSwap<Router>,
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig, store: Arc<Store>, pool: Pool) -> Result<Gateway, rouse_store::StoreError> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(UPSTREAM_IDLE)
+            .build(connector);
+        let gateway = Gateway {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                pool,
+                router: ArcSwap::from_pointee(Router::default()),
+                client,
+            }),
+        };
+        gateway.reload_routes()?;
+        Ok(gateway)
+    }
+
+    /// Rebuilds the route table from the store (after a deploy or removal).
+    pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
+        let store = &self.inner.store;
+        let functions = store.list_functions()?.into_iter().map(|f| f.name);
+        let router = Router::new(&store.routes()?, functions, self.inner.config.domain.clone());
+        self.inner.router.store(Arc::new(router));
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Routes and proxies one request from `client`.
+    pub async fn handle<B>(&self, req: Request<B>, client: SocketAddr) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let router = self.inner.router.load();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host());
+        let Some(route) = router.lookup(req.method().as_str(), req.uri().path(), host) else {
+            return json_error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let function = route.function.to_string();
+        drop(router);
+        self.forward(&function, req, client).await
+    }
+
+    /// Proxies a request to `function`, bypassing routing (used by
+    /// `rouse invoke`). The request's URI path and query are sent as they are.
+    pub async fn forward<B>(&self, function: &str, req: Request<B>, client: SocketAddr) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.inner.config.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return too_large(limit);
+        }
+        let lease = match self.inner.pool.acquire(function).await {
+            Ok(lease) => lease,
+            Err(err) => return acquire_error(err),
+        };
+        let (mut parts, body) = req.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::add_forwarded(&mut parts.headers, client, "http");
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        let uri = format!("http://{}{}", lease.addr(), path_and_query);
+        parts.uri = match uri.parse() {
+            Ok(uri) => uri,
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
+        };
+        parts.version = http::Version::HTTP_11;
+        // Chunked bodies have no length up front: the limit is enforced while
+        // streaming, and an overrun surfaces as a body error below.
+        let body = Limited::new(body, limit as usize).boxed_unsync();
+        let upstream = Request::from_parts(parts, body);
+
+        let timeout = Duration::from_secs_f64(lease.deployment().spec.timeout_secs);
+        let response = match tokio::time::timeout(timeout, self.inner.client.request(upstream)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                if is_body_too_large(&err) {
+                    return too_large(limit);
+                }
+                tracing::info!(function, instance = lease.instance_id(), error = %err, "upstream request failed");
+                return json_error(StatusCode::BAD_GATEWAY, "Bad Gateway: the function instance failed");
+            }
+            Err(_) => {
+                lease.replace_instance(&format!("timed out after {:.2}s; replacing it", timeout.as_secs_f64()));
+                return json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
+            }
+        };
+        let cold = lease.cold_start();
+        let (mut parts, body) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if cold {
+            parts
+                .headers
+                .insert("x-rouse-cold-start", HeaderValue::from_static("true"));
+        }
+        Response::from_parts(parts, body::Leased::new(body, lease).boxed_unsync())
+    }
+}
+
+fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
+    match err {
+        AcquireError::NotFound(_) => json_error(StatusCode::NOT_FOUND, "Not Found"),
+        AcquireError::Throttled { retry_after, .. } => {
+            let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            resp
+        }
+        AcquireError::StartFailed(_) => {
+            json_error(StatusCode::BAD_GATEWAY, "Bad Gateway: the function instance failed to start")
+        }
+        AcquireError::ShuttingDown => {
+            let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp
+        }
+        AcquireError::Store(err) => {
+            tracing::error!(%err, "store error while routing");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    }
+}
+
+fn too_large(limit: u64) -> Response<ProxyBody> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("Request Entity Too Large: the body limit is {limit} bytes"),
+    )
+}
+
+/// API Gateway's error body shape: `{"message": "..."}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,1 +1,178 @@
 //! Per-function log files with live tailing.
+//!
+//! Every line an instance writes, and every platform event (cold start, stop,
+//! crash), is appended to `logs/<function>.log` under the data directory with a
+//! timestamp and its source, and fanned out to live `--tail` subscribers.
+//! Files are the durable record; the broadcast is best-effort (a slow tail
+//! reader skips lines rather than slowing the instance down).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+
+/// Lines kept for a tail subscriber that falls behind.
+const TAIL_BUFFER: usize = 1024;
+/// Source name of lines rouse itself writes about a function.
+pub const PLATFORM: &str = "platform";
+
+pub struct LogBook {
+    dir: PathBuf,
+    functions: Mutex<HashMap<String, FunctionLog>>,
+}
+
+struct FunctionLog {
+    file: File,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+impl LogBook {
+    pub fn open(dir: &Path) -> std::io::Result<LogBook> {
+        std::fs::create_dir_all(dir)?;
+        Ok(LogBook {
+            dir: dir.to_path_buf(),
+            functions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Appends one line from `source` (an instance id, or [`PLATFORM`]).
+    pub fn write(&self, function: &str, source: &str, message: &str) {
+        let line: Arc<str> = format!(
+            "{} [{source}] {message}",
+            humantime::format_rfc3339_millis(SystemTime::now())
+        )
+        .into();
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match functions.get_mut(function) {
+            Some(entry) => entry,
+            None => match self.open_function(function) {
+                Ok(log) => functions.entry(function.to_string()).or_insert(log),
+                Err(err) => {
+                    tracing::warn!(function, %err, "cannot open log file");
+                    return;
+                }
+            },
+        };
+        if let Err(err) = writeln!(entry.file, "{line}") {
+            tracing::warn!(function, %err, "cannot append to log file");
+        }
+        // No receivers is the normal case.
+        let _ = entry.live.send(line);
+    }
+
+    /// A platform event about `function`.
+    pub fn platform(&self, function: &str, message: &str) {
+        self.write(function, PLATFORM, message);
+    }
+
+    /// The last `lines` lines of the function's log file.
+    pub fn last_lines(&self, function: &str, lines: usize) -> std::io::Result<Vec<String>> {
+        let path = self.path(function);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        // Read only the end of big files: 512 bytes a line is generous.
+        let len = file.metadata()?.len();
+        let window = (lines as u64).saturating_mul(512).max(64 * 1024);
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut out: Vec<String> = BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        if start > 0 && !out.is_empty() {
+            out.remove(0); // probably a partial line
+        }
+        let skip = out.len().saturating_sub(lines);
+        Ok(out.split_off(skip))
+    }
+
+    /// Live lines of `function` from now on.
+    pub fn subscribe(&self, function: &str) -> broadcast::Receiver<Arc<str>> {
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = functions.get(function) {
+            return entry.live.subscribe();
+        }
+        match self.open_function(function) {
+            Ok(log) => functions
+                .entry(function.to_string())
+                .or_insert(log)
+                .live
+                .subscribe(),
+            // Without a file there is nothing to follow; a closed channel ends the tail.
+            Err(_) => broadcast::channel(1).1,
+        }
+    }
+
+    /// Forgets a removed function: closes its file and deletes it.
+    pub fn remove(&self, function: &str) {
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        functions.remove(function);
+        let _ = std::fs::remove_file(self.path(function));
+    }
+
+    fn open_function(&self, function: &str) -> std::io::Result<FunctionLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(function))?;
+        Ok(FunctionLog {
+            file,
+            live: broadcast::channel(TAIL_BUFFER).0,
+        })
+    }
+
+    fn path(&self, function: &str) -> PathBuf {
+        // Function names are validated to [A-Za-z0-9_-], so they are safe file names.
+        self.dir.join(format!("{function}.log"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_appended_with_source_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::open(dir.path()).unwrap();
+        book.write("f", "i-1", "hello");
+        book.platform("f", "cold start");
+        drop(book);
+        let book = LogBook::open(dir.path()).unwrap();
+        let lines = book.last_lines("f", 10).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with(" [i-1] hello"), "{}", lines[0]);
+        assert!(lines[1].ends_with(" [platform] cold start"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn last_lines_returns_only_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::open(dir.path()).unwrap();
+        for i in 0..100 {
+            book.write("f", "i-1", &format!("line {i}"));
+        }
+        let lines = book.last_lines("f", 3).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[2].ends_with("line 99"));
+        assert!(lines[0].ends_with("line 97"));
+        assert!(book.last_lines("unknown", 3).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_new_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::open(dir.path()).unwrap();
+        let mut rx = book.subscribe("f");
+        book.write("f", "i-2", "live");
+        let line = rx.recv().await.unwrap();
+        assert!(line.ends_with("[i-2] live"));
+    }
+}

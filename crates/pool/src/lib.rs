@@ -1,1 +1,446 @@
-//! Instances per function: cold start sharing, concurrency, idle reaping, recycling, back-off.
+//! Instances per function: cold start sharing, concurrency, idle reaping,
+//! recycling and crash back-off.
+//!
+//! [`Pool::acquire`] hands out a [`Lease`] on an instance that can take one
+//! more request, starting one if needed; dropping the lease gives the slot
+//! back. Each instance has one supervisor task that owns its process and
+//! decides when it stops (idle, max lifetime, drained, crashed). A function
+//! with no instances has no tasks and no timers at all.
+
+mod backoff;
+mod instance;
+mod lease;
+pub mod placement;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rouse_logs::LogBook;
+use rouse_manifest::FunctionSpec;
+use rouse_store::Store;
+use tokio::sync::Notify;
+
+use backoff::CrashStreak;
+pub use lease::Lease;
+use placement::{Decision, Limits, Phase, SlotView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    #[error("function {0} not found")]
+    NotFound(String),
+    #[error("function {function} has no free instance (all {max_instances} busy)")]
+    Throttled {
+        function: String,
+        max_instances: u32,
+        retry_after: Duration,
+    },
+    #[error("instance failed to start: {0}")]
+    StartFailed(Arc<str>),
+    #[error("rouse is shutting down")]
+    ShuttingDown,
+    #[error("store: {0}")]
+    Store(#[from] rouse_store::StoreError),
+}
+
+/// A function's deployed version as the pool runs it.
+#[derive(Debug)]
+pub struct Deployment {
+    pub version: u32,
+    pub artifact: String,
+    pub spec: FunctionSpec,
+}
+
+/// One instance as `rouse ls` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceInfo {
+    pub id: String,
+    pub pid: u32,
+    pub port: u16,
+    pub version: u32,
+    pub state: &'static str,
+    pub in_flight: u32,
+    pub age_secs: f64,
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<Store>,
+    logs: Arc<LogBook>,
+    instances_dir: PathBuf,
+    /// Environment every instance inherits from rouse (PATH, HOME, LANG, ...).
+    base_env: BTreeMap<String, String>,
+    functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
+    shutting_down: AtomicBool,
+    live_instances: AtomicUsize,
+    all_stopped: Notify,
+}
+
+struct FunctionPool {
+    name: String,
+    deployment: Mutex<Arc<Deployment>>,
+    state: Mutex<State>,
+    /// Wakes requests waiting for a slot: an instance became ready, failed,
+    /// stopped, or a slot was freed.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    streak: CrashStreak,
+    backoff_until: Option<Instant>,
+    removed: bool,
+}
+
+struct Slot {
+    instance: Arc<instance::Instance>,
+    phase: Phase,
+    in_flight: u32,
+    last_used: Instant,
+}
+
+/// The outcome of one placement round in [`Pool::acquire`].
+enum Action {
+    Serve(Arc<instance::Instance>),
+    AwaitStart(Arc<instance::Instance>),
+    Wait(Instant),
+}
+
+/// Variables rouse passes on from its own environment to every instance.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR"];
+
+impl Pool {
+    pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
+        let instances_dir = store.data_dir().join("instances");
+        // Directories left by a previous run belong to processes that are gone.
+        let _ = std::fs::remove_dir_all(&instances_dir);
+        std::fs::create_dir_all(&instances_dir)?;
+        let base_env = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        Ok(Pool {
+            shared: Arc::new(Shared {
+                store,
+                logs,
+                instances_dir,
+                base_env,
+                functions: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+                live_instances: AtomicUsize::new(0),
+                all_stopped: Notify::new(),
+            }),
+        })
+    }
+
+    /// A slot on an instance of `name` that can take one more request.
+    /// Waits while an instance starts (sharing it with other waiters) and,
+    /// when every instance is busy and no more may start, for up to the
+    /// function's `queueTimeout`.
+    pub async fn acquire(&self, name: &str) -> Result<Lease, AcquireError> {
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return Err(AcquireError::ShuttingDown);
+        }
+        let fp = self.function(name)?;
+        let spec_limits = {
+            let dep = fp.deployment();
+            (
+                Limits {
+                    concurrency: dep.spec.concurrency.max(1),
+                    max_instances: dep.spec.scaling.max_instances.max(1),
+                },
+                Duration::from_secs_f64(dep.spec.scaling.queue_timeout_secs),
+            )
+        };
+        let (limits, queue_timeout) = spec_limits;
+        let queue_deadline = Instant::now() + queue_timeout;
+        loop {
+            let changed = fp.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+
+            let action = {
+                let mut state = fp.lock_state();
+                if state.removed {
+                    return Err(AcquireError::NotFound(name.to_string()));
+                }
+                let current = fp.deployment().version;
+                let views: Vec<SlotView> = state
+                    .slots
+                    .iter()
+                    .map(|s| SlotView {
+                        phase: s.phase,
+                        in_flight: s.in_flight,
+                        current: s.instance.deployment.version == current,
+                    })
+                    .collect();
+                match placement::decide(&views, &limits, state.backoff_until, Instant::now()) {
+                    Decision::Use(i) => {
+                        let slot = &mut state.slots[i];
+                        slot.in_flight += 1;
+                        Action::Serve(slot.instance.clone())
+                    }
+                    Decision::Join(i) => {
+                        let slot = &mut state.slots[i];
+                        slot.in_flight += 1;
+                        Action::AwaitStart(slot.instance.clone())
+                    }
+                    Decision::Start => Action::AwaitStart(self.start_instance(&fp, &mut state, 1)),
+                    Decision::Wait { until } => {
+                        Action::Wait(until.map_or(queue_deadline, |u| u.min(queue_deadline)))
+                    }
+                }
+            };
+            let wait_until = match action {
+                Action::Serve(instance) => {
+                    return Ok(Lease::new(self.shared.clone(), fp.clone(), instance, false));
+                }
+                Action::AwaitStart(instance) => return self.await_start(fp.clone(), instance).await,
+                Action::Wait(until) => until,
+            };
+            if Instant::now() >= queue_deadline {
+                return Err(AcquireError::Throttled {
+                    function: name.to_string(),
+                    max_instances: limits.max_instances,
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(wait_until.into()) => {}
+            }
+            if self.shared.shutting_down.load(Ordering::Acquire) {
+                return Err(AcquireError::ShuttingDown);
+            }
+        }
+    }
+
+    /// Picks up a new deployment of `name` from the store. Running instances
+    /// of the old version keep serving until an instance of the new one is
+    /// ready, then drain; a function removed from the store is stopped.
+    pub fn reload(&self, name: &str) -> Result<(), AcquireError> {
+        let Some(record) = self.shared.store.get_function(name)? else {
+            self.remove(name);
+            return Ok(());
+        };
+        let existing = self.lock_functions().get(name).cloned();
+        let Some(fp) = existing else {
+            return Ok(()); // loaded fresh on its next request
+        };
+        let deployment = Arc::new(Deployment {
+            version: record.version,
+            artifact: record.artifact,
+            spec: record.spec,
+        });
+        *fp.deployment.lock().unwrap_or_else(|e| e.into_inner()) = deployment;
+        let mut state = fp.lock_state();
+        state.streak.reset();
+        state.backoff_until = None;
+        let warm = state.slots.iter().any(|s| s.phase == Phase::Ready);
+        if warm && !self.shared.shutting_down.load(Ordering::Acquire) {
+            // Zero-downtime deploy: start the new version now; its supervisor
+            // drains the old instances once it is ready.
+            self.start_instance(&fp, &mut state, 0);
+        }
+        drop(state);
+        fp.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Stops every instance of `name` and forgets it.
+    pub fn remove(&self, name: &str) {
+        let Some(fp) = self.lock_functions().remove(name) else {
+            return;
+        };
+        let mut state = fp.lock_state();
+        state.removed = true;
+        for slot in &mut state.slots {
+            slot.phase = Phase::Draining;
+            slot.instance.request_stop("function removed");
+        }
+        drop(state);
+        fp.changed.notify_waiters();
+    }
+
+    /// Instances of `name`, for listings.
+    pub fn instances(&self, name: &str) -> Vec<InstanceInfo> {
+        let Some(fp) = self.lock_functions().get(name).cloned() else {
+            return Vec::new();
+        };
+        let state = fp.lock_state();
+        state
+            .slots
+            .iter()
+            .map(|s| InstanceInfo {
+                id: s.instance.id.clone(),
+                pid: s.instance.pid.load(Ordering::Relaxed),
+                port: s.instance.port.load(Ordering::Relaxed),
+                version: s.instance.deployment.version,
+                state: match s.phase {
+                    Phase::Starting => "starting",
+                    Phase::Ready => "ready",
+                    Phase::Draining => "draining",
+                },
+                in_flight: s.in_flight,
+                age_secs: s.instance.started.elapsed().as_secs_f64(),
+            })
+            .collect()
+    }
+
+    /// Number of instance processes alive right now, over all functions.
+    pub fn live_instances(&self) -> usize {
+        self.shared.live_instances.load(Ordering::Acquire)
+    }
+
+    /// Stops every instance (SIGTERM, then SIGKILL after `grace`) and waits
+    /// for them, refusing new requests from now on.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        let functions: Vec<_> = self.lock_functions().values().cloned().collect();
+        for fp in functions {
+            let mut state = fp.lock_state();
+            for slot in &mut state.slots {
+                slot.phase = Phase::Draining;
+                slot.instance.request_stop("rouse is shutting down");
+            }
+            drop(state);
+            fp.changed.notify_waiters();
+        }
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        loop {
+            let stopped = self.shared.all_stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if self.live_instances() == 0 || Instant::now() >= deadline {
+                return;
+            }
+            let _ = tokio::time::timeout_at(deadline.into(), stopped).await;
+        }
+    }
+
+    fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
+        if let Some(fp) = self.lock_functions().get(name) {
+            return Ok(fp.clone());
+        }
+        let record = self
+            .shared
+            .store
+            .get_function(name)?
+            .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
+        let fp = Arc::new(FunctionPool {
+            name: name.to_string(),
+            deployment: Mutex::new(Arc::new(Deployment {
+                version: record.version,
+                artifact: record.artifact,
+                spec: record.spec,
+            })),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+        });
+        // Another request may have loaded it meanwhile; keep the first.
+        Ok(self
+            .lock_functions()
+            .entry(name.to_string())
+            .or_insert(fp)
+            .clone())
+    }
+
+    fn lock_functions(&self) -> MutexGuard<'_, HashMap<String, Arc<FunctionPool>>> {
+        self.shared
+            .functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a starting instance with `reserved` slots already taken and
+    /// spawns its supervisor.
+    fn start_instance(
+        &self,
+        fp: &Arc<FunctionPool>,
+        state: &mut State,
+        reserved: u32,
+    ) -> Arc<instance::Instance> {
+        let instance = Arc::new(instance::Instance::new(fp.deployment()));
+        state.slots.push(Slot {
+            instance: instance.clone(),
+            phase: Phase::Starting,
+            in_flight: reserved,
+            last_used: Instant::now(),
+        });
+        self.shared.live_instances.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(instance::supervise(
+            self.shared.clone(),
+            fp.clone(),
+            instance.clone(),
+        ));
+        instance
+    }
+
+    /// Waits for a starting instance on which a slot is already reserved.
+    async fn await_start(
+        &self,
+        fp: Arc<FunctionPool>,
+        instance: Arc<instance::Instance>,
+    ) -> Result<Lease, AcquireError> {
+        // The lease exists before the wait so a cancelled request (client
+        // gone) still gives its reserved slot back.
+        let lease = Lease::new(self.shared.clone(), fp, instance.clone(), true);
+        let mut startup = instance.startup.subscribe();
+        let outcome = startup
+            .wait_for(|s| !matches!(s, instance::Startup::Pending))
+            .await
+            .map(|s| s.clone());
+        match outcome {
+            Ok(instance::Startup::Ready) => Ok(lease),
+            Ok(instance::Startup::Failed(msg)) => Err(AcquireError::StartFailed(msg)),
+            Ok(instance::Startup::Pending) | Err(_) => {
+                Err(AcquireError::StartFailed("instance supervisor ended".into()))
+            }
+        }
+    }
+}
+
+impl FunctionPool {
+    fn deployment(&self) -> Arc<Deployment> {
+        self.deployment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives back a slot taken by a lease.
+    fn release(&self, instance: &instance::Instance) {
+        let mut state = self.lock_state();
+        if let Some(slot) = state
+            .slots
+            .iter_mut()
+            .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
+        {
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            slot.last_used = Instant::now();
+            if slot.phase == Phase::Draining && slot.in_flight == 0 {
+                // Its supervisor waits for the last request before stopping it.
+                slot.instance.wake.notify_one();
+            }
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+}
+
+/// `sleep_until` needs some instant when there is nothing to wait for.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

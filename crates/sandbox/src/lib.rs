@@ -5,6 +5,10 @@
 //! command in its own process group with its output captured line by line, wait
 //! for readiness, and kill the whole group.
 
+mod layout;
+mod process;
+mod readiness;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -12,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rouse_manifest::{Readiness, Rewrite};
+
+pub use process::Process;
 
 /// Which output stream a captured line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,56 +65,89 @@ pub struct SpawnSpec {
     pub keep_last_lines: usize,
 }
 
-/// A running instance process (the leader of its own process group).
-pub struct Process {
-    _private: (),
-}
-
-impl Process {
-    pub fn pid(&self) -> u32 {
-        todo!()
-    }
-
-    /// Waits for the process to exit. Cancel-safe; may be called again after a cancel.
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        todo!()
-    }
-
-    /// SIGTERM to the whole group, then SIGKILL to the group after `grace`; waits
-    /// for the leader. Idempotent.
-    pub async fn stop(&mut self, grace: Duration) {
-        let _ = grace;
-        todo!()
-    }
-
-    /// SIGKILL to the whole group, without waiting.
-    pub fn kill_now(&self) {
-        todo!()
-    }
-
-    /// The last captured output lines (both streams, in arrival order).
-    pub fn last_lines(&self) -> Vec<String> {
-        todo!()
-    }
-
-    pub fn work_dir(&self) -> &Path {
-        todo!()
-    }
-}
-
 /// Substitutes `${NAME}` from `vars`; unknown names are left as written.
+///
+/// Only the braced form is recognised: `$NAME` and `$$` have no special meaning
+/// and pass through unchanged, so shell snippets and nginx variables (`$host`)
+/// in commands and rewrites survive.
 pub fn substitute(template: &str, vars: &BTreeMap<String, String>) -> String {
-    let _ = (template, vars);
-    todo!()
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => match vars.get(&after[..end]) {
+                Some(value) => {
+                    out.push_str(value);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    // Keep the `${` and rescan after it, so a known name nested
+                    // inside an unknown-looking one is still found.
+                    out.push_str("${");
+                    rest = after;
+                }
+            },
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Lays out `work_dir` from `code_dir` (cheaply: hard links where possible),
 /// applies the rewrites to the instance's own copies, substitutes the command
 /// with `spec.env`, and starts it in a new process group with stdout/stderr
 /// captured. `PORT` etc. are expected in `spec.env` already.
+///
+/// On failure after `work_dir` was created, it is removed again so failed cold
+/// starts do not pile up directories.
 pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
-    let _ = spec;
-    todo!()
+    let SpawnSpec {
+        code_dir,
+        work_dir,
+        command,
+        env,
+        rewrite,
+        sink,
+        keep_last_lines,
+    } = spec;
+
+    let argv: Vec<String> = command.iter().map(|arg| substitute(arg, &env)).collect();
+
+    // Mirroring a large artifact is many blocking syscalls; keep them off the
+    // async workers that are proxying requests.
+    let prepared = {
+        let work_dir = work_dir.clone();
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || layout::prepare(&code_dir, &work_dir, &rewrite, &env))
+            .await
+    };
+    match prepared {
+        Ok(Ok(())) => {}
+        // `Created`: the directory is ours, so clean it up.
+        Ok(Err(layout::PrepareFailure::Created(err))) => {
+            remove_work_dir(&work_dir);
+            return Err(err);
+        }
+        Ok(Err(layout::PrepareFailure::NotCreated(err))) => return Err(err),
+        Err(join) => {
+            remove_work_dir(&work_dir);
+            return Err(SandboxError::Prepare(std::io::Error::other(join)));
+        }
+    }
+
+    match process::start(argv, env, work_dir.clone(), sink, keep_last_lines) {
+        Ok(process) => Ok(process),
+        Err(err) => {
+            remove_work_dir(&work_dir);
+            Err(err)
+        }
+    }
 }
 
 /// Waits until the instance accepts connections on `127.0.0.1:port` (TCP connect)
@@ -121,17 +160,71 @@ pub async fn wait_ready(
     readiness: &Readiness,
     timeout: Duration,
 ) -> Result<(), SandboxError> {
-    let _ = (process, port, readiness, timeout);
-    todo!()
+    readiness::wait_ready(process, port, readiness, timeout).await
 }
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read it back, release it).
 pub fn free_port() -> std::io::Result<u16> {
-    todo!()
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Removes an instance directory after the process is gone.
+///
+/// Best effort: a leftover directory costs disk space, not correctness, so a
+/// failure is only logged.
 pub fn remove_work_dir(dir: &Path) {
-    let _ = dir;
-    todo!()
+    if let Err(err) = std::fs::remove_dir_all(dir) {
+        tracing::debug!(dir = %dir.display(), error = %err, "could not remove instance directory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn substitute_known_names() {
+        let v = vars(&[("PORT", "8123"), ("HOST", "127.0.0.1")]);
+        assert_eq!(substitute("listen ${PORT};", &v), "listen 8123;");
+        assert_eq!(substitute("${HOST}:${PORT}", &v), "127.0.0.1:8123");
+        assert_eq!(substitute("${PORT}${PORT}", &v), "81238123");
+        assert_eq!(substitute("no vars", &v), "no vars");
+        assert_eq!(substitute("", &v), "");
+        assert_eq!(substitute("é${PORT}ü", &v), "é8123ü");
+    }
+
+    #[test]
+    fn substitute_leaves_unknown_and_other_dollar_forms() {
+        let v = vars(&[("PORT", "8123")]);
+        assert_eq!(substitute("${NOPE}", &v), "${NOPE}");
+        assert_eq!(substitute("$PORT", &v), "$PORT");
+        assert_eq!(substitute("$$", &v), "$$");
+        assert_eq!(substitute("$$ ${PORT}", &v), "$$ 8123");
+        assert_eq!(substitute("${}", &v), "${}");
+        assert_eq!(substitute("${PORT", &v), "${PORT");
+        assert_eq!(substitute("a ${ b", &v), "a ${ b");
+        assert_eq!(substitute("$", &v), "$");
+        assert_eq!(substitute("${X${PORT}}", &v), "${X8123}");
+    }
+
+    #[test]
+    fn substitute_does_not_rescan_values() {
+        let v = vars(&[("A", "${B}"), ("B", "b")]);
+        assert_eq!(substitute("${A}", &v), "${B}");
+    }
+
+    #[test]
+    fn free_port_is_bindable() {
+        let port = free_port().unwrap();
+        assert_ne!(port, 0);
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    }
 }

@@ -1,6 +1,13 @@
 //! Packing a project directory into a tar.gz and checking/unpacking one safely.
 
+mod extract;
+mod guard;
+mod pack;
+
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -29,37 +36,95 @@ pub const DEFAULT_IGNORES: &[&str] = &[
 /// matched against the path relative to `dir` and against each component;
 /// `DEFAULT_IGNORES` plus `extra_ignores`). Symlinks are stored as symlinks.
 /// `progress` is called with the bytes of file content added so far.
+///
+/// Entries are sorted and owners zeroed, so an unchanged tree packs to the
+/// same bytes (and is stored once). The result is run through [`check`], so a
+/// project the server would refuse (say, a symlink to `/usr/bin/python3`) is
+/// reported here, naming the entry.
 pub fn pack_dir(
     dir: &Path,
     extra_ignores: &[String],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<u8>, ArchiveError> {
-    let _ = (dir, extra_ignores, progress);
-    todo!()
+    let patterns = DEFAULT_IGNORES
+        .iter()
+        .copied()
+        .chain(extra_ignores.iter().map(String::as_str));
+    let ignore = pack::Ignore::new(patterns)?;
+    let bytes = pack::Packer::new(dir, ignore, progress).pack()?;
+    check(bytes.as_slice())?;
+    Ok(bytes)
 }
 
 /// Reads the ignore lines of `dir/.rouseignore` (blank lines and `#` comments skipped).
 pub fn read_ignore_file(dir: &Path) -> Result<Vec<String>, ArchiveError> {
-    let _ = dir;
-    todo!()
+    let text = match std::fs::read_to_string(dir.join(".rouseignore")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(String::from)
+        .collect())
 }
 
 /// Checks every entry of a tar.gz without extracting: rejects absolute paths,
 /// `..` components, symlinks or hard links whose target leaves the root, and
 /// device/fifo entries.
+///
+/// Also rejected: entries placed beneath a symlink of the archive, duplicate
+/// paths, hard links to anything but an earlier file of the archive, and
+/// symlinks that leave the root once the archive's other symlinks are followed.
+/// The whole gzip stream is read, so a truncated or corrupt upload fails here.
 pub fn check(reader: impl std::io::Read) -> Result<(), ArchiveError> {
-    let _ = reader;
-    todo!()
+    walk(reader, |_, _| Ok(()))
 }
 
 /// Extracts a tar.gz into `dest` (created), with the same checks as [`check`].
+///
+/// `dest` should be a fresh directory. Nothing is ever written outside it:
+/// directories are created without following symlinks, files with `O_EXCL`,
+/// and the archive's symlinks only once the whole archive has passed. On
+/// error `dest` may hold part of the archive; callers extract into a temp dir.
 pub fn unpack(reader: impl std::io::Read, dest: &Path) -> Result<(), ArchiveError> {
-    let _ = (reader, dest);
-    todo!()
+    let mut out = extract::Dest::new(dest)?;
+    walk(reader, |planned, data| match planned {
+        guard::Planned::Skip => Ok(()),
+        guard::Planned::Dir { path, mode } => out.dir(path, *mode),
+        guard::Planned::File { path, mode, mtime } => out.file(path, *mode, *mtime, data),
+        guard::Planned::HardLink { path, target } => out.hard_link(path, target),
+        guard::Planned::Symlink { path, target } => {
+            out.defer_symlink(path, target);
+            Ok(())
+        }
+    })?;
+    out.finish()
+}
+
+/// Runs every entry through the guard and hands the admitted ones to `each`,
+/// then checks what only the whole archive can show.
+fn walk<R: Read>(
+    reader: R,
+    mut each: impl FnMut(&guard::Planned, &mut dyn Read) -> Result<(), ArchiveError>,
+) -> Result<(), ArchiveError> {
+    let malformed = |e: io::Error| ArchiveError::Malformed(e.to_string());
+    let mut archive = tar::Archive::new(GzDecoder::new(reader));
+    let mut guard = guard::Guard::default();
+    for entry in archive.entries().map_err(malformed)? {
+        let mut entry = entry.map_err(malformed)?;
+        let planned = guard.admit(&entry)?;
+        each(&planned, &mut entry)?;
+    }
+    // The tar reader stops at the end-of-archive blocks; reading the rest of
+    // the gzip stream makes the decoder verify its length and CRC.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(malformed)?;
+    guard.finish()
 }
 
 /// Files of a directory tree, relative, for tests and diagnostics.
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
-    let _ = dir;
-    todo!()
+    extract::list_files(dir)
 }

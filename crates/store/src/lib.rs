@@ -6,8 +6,13 @@
 //! sha256), with extracted code cached under `code/`.
 
 pub mod archive;
+mod artifacts;
+mod db;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub use artifacts::is_sha256_hex;
 
 use rouse_manifest::{DeploySpec, FunctionSpec};
 use serde::Serialize;
@@ -30,6 +35,16 @@ pub enum StoreError {
     Archive(#[from] archive::ArchiveError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The deploy names a function that belongs to another service or stage.
+    #[error("function {name} already belongs to service {service} stage {stage}")]
+    FunctionConflict {
+        name: String,
+        service: String,
+        stage: String,
+    },
+    /// The deploy spec contradicts itself (e.g. two functions with one name).
+    #[error("invalid deploy: {0}")]
+    InvalidSpec(String),
 }
 
 /// Which event shape a route speaks (matters for lambda functions).
@@ -68,16 +83,36 @@ pub struct FunctionRecord {
     pub updated_at: i64,
 }
 
+/// The store. `Send + Sync`: share it behind an `Arc`. Every call is a short
+/// SQLite transaction or a file operation; callers on the request path are
+/// expected to cache what they read (the gateway caches routes).
 pub struct Store {
-    _private: (),
+    data_dir: PathBuf,
+    conn: Mutex<rusqlite::Connection>,
+    artifacts: artifacts::Artifacts,
 }
 
 impl Store {
     /// Opens (creating if needed) `data_dir/rouse.db` and the artifact folders,
     /// and migrates the schema.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let _ = data_dir;
-        todo!()
+        std::fs::create_dir_all(data_dir)?;
+        let artifacts = artifacts::Artifacts::open(data_dir)?;
+        let conn = db::open(&data_dir.join("rouse.db"))?;
+        Ok(Store {
+            data_dir: data_dir.to_path_buf(),
+            conn: Mutex::new(conn),
+            artifacts,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        // A panic while the lock was held cannot leave the database half
+        // written (an open transaction rolls back when dropped), so a
+        // poisoned lock is still safe to use.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// In one transaction: a new version for every function of the spec
@@ -87,42 +122,49 @@ impl Store {
     /// A route (same method — or either is `ANY` — and same path template)
     /// owned by a function of another service/stage is a `RouteConflict` and
     /// nothing changes.
+    ///
+    /// Also refused, with nothing changed: an artifact that is not in the
+    /// store (`UnknownArtifact`), two routes of the spec itself that clash
+    /// (`RouteConflict`), a function name owned by another service/stage
+    /// (`FunctionConflict`), duplicate or empty function names (`InvalidSpec`).
+    /// Path templates differing only in parameter names (`/u/{id}`,
+    /// `/u/{uid}`) are the same template.
     pub fn deploy(
         &self,
         spec: &DeploySpec,
         artifact_sha256: &str,
     ) -> Result<Vec<FunctionRecord>, StoreError> {
-        let _ = (spec, artifact_sha256);
-        todo!()
+        if !self.has_artifact(artifact_sha256) {
+            return Err(StoreError::UnknownArtifact(artifact_sha256.to_string()));
+        }
+        db::deploy(&mut self.conn(), spec, artifact_sha256)
     }
 
+    /// All functions, by name.
     pub fn list_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
-        todo!()
+        db::list_functions(&self.conn())
     }
 
     pub fn get_function(&self, name: &str) -> Result<Option<FunctionRecord>, StoreError> {
-        let _ = name;
-        todo!()
+        db::get_function(&self.conn(), name)
     }
 
     /// Removes the function, its versions and its routes. `false` if it did not exist.
     pub fn remove_function(&self, name: &str) -> Result<bool, StoreError> {
-        let _ = name;
-        todo!()
+        db::remove_function(&mut self.conn(), name)
     }
 
+    /// All routes, ordered by path, method, function.
     pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
-        todo!()
+        db::routes(&self.conn())
     }
 
     pub fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let _ = key;
-        todo!()
+        db::get_setting(&self.conn(), key)
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let _ = (key, value);
-        todo!()
+        db::set_setting(&self.conn(), key, value)
     }
 
     /// Streams an uploaded tar.gz into the store: hashes it while writing to a
@@ -130,23 +172,21 @@ impl Store {
     /// `artifacts/<sha256>.tar.gz`. Returns the sha256 hex. Storing the same
     /// bytes twice is a no-op.
     pub fn put_artifact(&self, reader: impl std::io::Read) -> Result<String, StoreError> {
-        let _ = reader;
-        todo!()
+        self.artifacts.put(reader)
     }
 
+    /// `false` for anything that is not a lowercase sha256 hex digest.
     pub fn has_artifact(&self, sha256: &str) -> bool {
-        let _ = sha256;
-        todo!()
+        self.artifacts.has(sha256)
     }
 
     /// The extracted code of an artifact, extracting it once (to a temp dir,
     /// renamed into place, so concurrent callers never see half a tree).
     pub fn code_dir(&self, sha256: &str) -> Result<PathBuf, StoreError> {
-        let _ = sha256;
-        todo!()
+        self.artifacts.code_dir(sha256)
     }
 
     pub fn data_dir(&self) -> &Path {
-        todo!()
+        &self.data_dir
     }
 }

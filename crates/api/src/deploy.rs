@@ -1,0 +1,110 @@
+//! Artifact upload and deployments.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use rouse_manifest::FunctionKind;
+
+use crate::error::ApiError;
+use crate::functions::summarize;
+use crate::types::{ArtifactUploaded, DeployRequest, DeployResponse};
+use crate::AdminState;
+
+pub async fn upload_artifact(
+    State(state): State<Arc<AdminState>>,
+    body: Body,
+) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
+    let limit = state.max_artifact_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("artifacts are limited to {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!("reading the upload: {err}"))
+        }
+    })?;
+    let size = bytes.len() as u64;
+    let store = state.store.clone();
+    let sha256 = tokio::task::spawn_blocking(move || store.put_artifact(&bytes[..]))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(ArtifactUploaded { sha256, size })))
+}
+
+pub async fn deploy(
+    State(state): State<Arc<AdminState>>,
+    Json(req): Json<DeployRequest>,
+) -> Result<Json<DeployResponse>, ApiError> {
+    if !state.store.has_artifact(&req.artifact) {
+        return Err(ApiError::bad_request(format!(
+            "artifact {} has not been uploaded",
+            req.artifact
+        )));
+    }
+    for f in &req.spec.functions {
+        if let FunctionKind::Lambda(_) = f.kind {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Unsupported",
+                format!(
+                    "function {}: lambda functions (handler/runtime) are not supported by this server yet; use a `web:` function",
+                    f.short_name
+                ),
+            ));
+        }
+    }
+    let before: BTreeSet<String> = state
+        .store
+        .list_functions()?
+        .into_iter()
+        .filter(|f| f.service == req.spec.service && f.stage == req.spec.stage)
+        .map(|f| f.name)
+        .collect();
+    let store = state.store.clone();
+    let artifact = req.artifact.clone();
+    let spec = req.spec.clone();
+    // Extract the code now, so the first request does not pay for it.
+    let records = tokio::task::spawn_blocking(move || {
+        let records = store.deploy(&spec, &artifact)?;
+        store.code_dir(&artifact)?;
+        Ok::<_, rouse_store::StoreError>(records)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+
+    let deployed: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    let removed: Vec<String> = before
+        .iter()
+        .filter(|name| !deployed.contains(name.as_str()))
+        .cloned()
+        .collect();
+    for name in &removed {
+        state.pool.remove(name);
+        state.logs.platform(name, "function removed by deploy");
+    }
+    for record in &records {
+        state.pool.reload(&record.name).map_err(ApiError::internal)?;
+        state.logs.platform(
+            &record.name,
+            &format!("deployed version {} (artifact {})", record.version, &record.artifact[..12.min(record.artifact.len())]),
+        );
+    }
+    state.gateway.reload_routes()?;
+    let routes = state.store.routes()?;
+    Ok(Json(DeployResponse {
+        functions: records
+            .iter()
+            .map(|r| summarize(&state, r, &routes))
+            .collect(),
+        removed,
+    }))
+}

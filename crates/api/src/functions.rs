@@ -1,0 +1,112 @@
+//! Listing, showing and removing functions.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rouse_manifest::FunctionKind;
+use rouse_store::FunctionRecord;
+
+use crate::error::ApiError;
+use crate::types::{FunctionSummary, Health, InstanceSummary, RouteSummary};
+use crate::AdminState;
+
+pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
+    Ok(Json(Health {
+        status: "ok".into(),
+        functions: state.store.list_functions()?.len(),
+        instances: state.pool.live_instances(),
+    }))
+}
+
+pub async fn list(State(state): State<Arc<AdminState>>) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
+    let routes = state.store.routes()?;
+    let functions = state.store.list_functions()?;
+    Ok(Json(
+        functions
+            .iter()
+            .map(|f| summarize(&state, f, &routes))
+            .collect(),
+    ))
+}
+
+pub async fn show(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<FunctionSummary>, ApiError> {
+    let function = state
+        .store
+        .get_function(&name)?
+        .ok_or_else(|| ApiError::not_found(format!("function {name}")))?;
+    let routes = state.store.routes()?;
+    Ok(Json(summarize(&state, &function, &routes)))
+}
+
+pub async fn remove(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.remove_function(&name)? {
+        return Err(ApiError::not_found(format!("function {name}")));
+    }
+    state.pool.remove(&name);
+    state.gateway.reload_routes()?;
+    state.logs.platform(&name, "function removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) fn summarize(
+    state: &AdminState,
+    f: &FunctionRecord,
+    routes: &[rouse_store::RouteRecord],
+) -> FunctionSummary {
+    let mut route_summaries: Vec<RouteSummary> = routes
+        .iter()
+        .filter(|r| r.function == f.name)
+        .map(|r| RouteSummary {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            url: format!("{}{}", state.public_url, r.path),
+        })
+        .collect();
+    if let Some(domain) = &state.domain {
+        let port = state
+            .public_url
+            .rsplit_once(':')
+            .map(|(_, p)| format!(":{p}"))
+            .unwrap_or_default();
+        route_summaries.push(RouteSummary {
+            method: "ANY".into(),
+            path: "/".into(),
+            url: format!("http://{}.{domain}{port}/", f.name),
+        });
+    }
+    FunctionSummary {
+        name: f.name.clone(),
+        service: f.service.clone(),
+        stage: f.stage.clone(),
+        version: f.version,
+        kind: match f.spec.kind {
+            FunctionKind::Web(_) => "web",
+            FunctionKind::Lambda(_) => "lambda",
+        }
+        .into(),
+        routes: route_summaries,
+        instances: state
+            .pool
+            .instances(&f.name)
+            .into_iter()
+            .map(|i| InstanceSummary {
+                id: i.id,
+                pid: i.pid,
+                port: i.port,
+                version: i.version,
+                state: i.state.into(),
+                in_flight: i.in_flight,
+                age_secs: i.age_secs,
+            })
+            .collect(),
+        updated_at: f.updated_at,
+    }
+}

@@ -1,0 +1,56 @@
+//! `rouse invoke` for web functions: a request sent straight to the function,
+//! whatever its routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::AdminState;
+
+pub async fn invoke_root(
+    state: State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    client: ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    forward(state, name, String::new(), client, req).await
+}
+
+pub async fn invoke(
+    state: State<Arc<AdminState>>,
+    Path((name, path)): Path<(String, String)>,
+    client: ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    forward(state, name, path, client, req).await
+}
+
+async fn forward(
+    State(state): State<Arc<AdminState>>,
+    name: String,
+    path: String,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    parts.uri = match format!("/{path}{query}").parse() {
+        Ok(uri) => uri,
+        Err(err) => return ApiError::bad_request(format!("bad path: {err}")).into_response(),
+    };
+    // The admin token is for rouse, not for the function.
+    parts.headers.remove(axum::http::header::AUTHORIZATION);
+    let response = state
+        .gateway
+        .forward(&name, Request::from_parts(parts, body), client)
+        .await;
+    response.map(Body::new)
+}

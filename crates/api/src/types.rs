@@ -1,0 +1,64 @@
+//! Request and response bodies of the admin API, shared with the CLI.
+
+use rouse_manifest::DeploySpec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ArtifactUploaded {
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub artifact: String,
+    pub spec: DeploySpec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeployResponse {
+    pub functions: Vec<FunctionSummary>,
+    /// Functions of the same service and stage that this deploy removed.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSummary {
+    pub name: String,
+    pub service: String,
+    pub stage: String,
+    pub version: u32,
+    /// `web` or `lambda`.
+    pub kind: String,
+    pub routes: Vec<RouteSummary>,
+    pub instances: Vec<InstanceSummary>,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RouteSummary {
+    pub method: String,
+    pub path: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSummary {
+    pub id: String,
+    pub pid: u32,
+    pub port: u16,
+    pub version: u32,
+    pub state: String,
+    pub in_flight: u32,
+    pub age_secs: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub functions: usize,
+    pub instances: usize,
+}

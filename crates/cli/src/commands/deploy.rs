@@ -1,0 +1,113 @@
+//! `rouse deploy`: load the manifest, package the directory, upload, deploy.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::Method;
+use hyper::body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use indicatif::{ProgressBar, ProgressStyle};
+use rouse_api::types::{ArtifactUploaded, DeployRequest, DeployResponse};
+use rouse_manifest::LoadOptions;
+
+use crate::client::{json_body, AdminClient};
+use crate::Connection;
+
+/// Upload chunk size: small enough for a smooth progress bar.
+const CHUNK: usize = 64 * 1024;
+
+pub async fn run(dir: &Path, stage: Option<String>, conn: &Connection) -> anyhow::Result<ExitCode> {
+    let client = AdminClient::new(conn)?;
+    let started = Instant::now();
+    let deployed = deploy_dir(&client, dir, stage).await?;
+    println!("Deployed in {:.1}s", started.elapsed().as_secs_f64());
+    print_summary(&deployed);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_summary(deployed: &DeployResponse) {
+    for f in &deployed.functions {
+        println!("  {} (version {})", f.name, f.version);
+        for r in &f.routes {
+            println!("    {:<7} {}", r.method, r.url);
+        }
+    }
+    for name in &deployed.removed {
+        println!("  removed {name}");
+    }
+    if let Some(f) = deployed.functions.first() {
+        println!("Next: rouse invoke {} --path /   ·   rouse logs {} --tail", f.name, f.name);
+    }
+}
+
+/// Loads, packages, uploads and deploys `dir`.
+pub async fn deploy_dir(client: &AdminClient, dir: &Path, stage: Option<String>) -> anyhow::Result<DeployResponse> {
+    let loaded = rouse_manifest::load_dir(dir, &LoadOptions { stage })?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let spec = loaded.spec;
+    println!(
+        "Deploying {} (stage {}) from {}",
+        spec.service,
+        spec.stage,
+        loaded.path.display()
+    );
+
+    let archive = package(dir).await?;
+    let uploaded = upload(client, archive).await?;
+    let request = DeployRequest {
+        artifact: uploaded.sha256,
+        spec,
+    };
+    client.post("/v1/deployments", &request).await
+}
+
+async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let spinner = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} Packaging {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let dir = dir.to_path_buf();
+    let progress = spinner.clone();
+    let archive = tokio::task::spawn_blocking(move || {
+        let ignores = rouse_store::archive::read_ignore_file(&dir)?;
+        rouse_store::archive::pack_dir(&dir, &ignores, &mut |bytes| {
+            progress.set_message(indicatif::HumanBytes(bytes).to_string());
+        })
+    })
+    .await
+    .context("packaging task failed")?
+    .context("packaging the project")?;
+    spinner.finish_with_message(format!("done: {} compressed", indicatif::HumanBytes(archive.len() as u64)));
+    Ok(archive)
+}
+
+async fn upload(client: &AdminClient, archive: Vec<u8>) -> anyhow::Result<ArtifactUploaded> {
+    let total = archive.len() as u64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("Uploading [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let bytes = Bytes::from(archive);
+    let chunks: Vec<Bytes> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|at| bytes.slice(at..(at + CHUNK).min(bytes.len())))
+        .collect();
+    let progress = bar.clone();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
+        progress.inc(chunk.len() as u64);
+        Ok::<_, rouse_gateway::BoxError>(Frame::data(chunk))
+    }));
+    let body = StreamBody::new(stream).boxed_unsync();
+    let resp = client
+        .send(Method::POST, "/v1/artifacts", body, Some("application/gzip"))
+        .await?;
+    let uploaded: ArtifactUploaded = json_body(resp).await.context("uploading the artifact")?;
+    bar.finish();
+    Ok(uploaded)
+}

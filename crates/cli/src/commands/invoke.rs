@@ -1,0 +1,64 @@
+//! `rouse invoke FN`: one request to a web function, printed like curl -i.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use http::{HeaderName, HeaderValue, Method};
+use http_body_util::BodyExt;
+
+use crate::client::{read_body, AdminClient};
+use crate::{resolve, Connection};
+
+pub async fn run(
+    function: &str,
+    path: &str,
+    method: &str,
+    data: Option<String>,
+    headers: &[String],
+    stage: Option<String>,
+    conn: &Connection,
+) -> anyhow::Result<ExitCode> {
+    let client = AdminClient::new(conn)?;
+    let name = resolve::function_name(&client, function, stage.as_deref()).await?;
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("{method:?} is not an HTTP method"))?;
+    let body = match data {
+        Some(d) => match d.strip_prefix('@') {
+            Some(file) => std::fs::read(file).with_context(|| format!("reading {file}"))?,
+            None => d.into_bytes(),
+        },
+        None => Vec::new(),
+    };
+    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let url = format!("/v1/functions/{name}/invoke{path}");
+    let mut extra = Vec::new();
+    for h in headers {
+        let Some((k, v)) = h.split_once(':') else {
+            bail!("header {h:?} must look like `Name: value`");
+        };
+        extra.push((
+            HeaderName::from_bytes(k.trim().as_bytes()).with_context(|| format!("bad header name in {h:?}"))?,
+            HeaderValue::from_str(v.trim()).with_context(|| format!("bad header value in {h:?}"))?,
+        ));
+    }
+    let resp = client
+        .send_with_headers(method, &url, rouse_gateway::full(body).boxed_unsync(), extra)
+        .await?;
+    let status = resp.status();
+    eprintln!("HTTP {status}");
+    for (k, v) in resp.headers() {
+        eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+    }
+    let bytes = read_body(resp).await?;
+    use std::io::Write;
+    std::io::stdout().write_all(&bytes)?;
+    if !bytes.ends_with(b"\n") {
+        println!();
+    }
+    // Scripts can rely on it: exit 0 only when the function answered 2xx/3xx.
+    Ok(if status.is_client_error() || status.is_server_error() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

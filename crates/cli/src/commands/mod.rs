@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod deploy;
+pub mod dev;
+pub mod invoke;
+pub mod logs;
+pub mod ls;
+pub mod rm;
+pub mod serve;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}

@@ -1,0 +1,175 @@
+//! `rouse serve`: the gateway and the admin API in one process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rouse_api::AdminState;
+use rouse_gateway::{Gateway, GatewayConfig};
+use rouse_logs::LogBook;
+use rouse_pool::Pool;
+use rouse_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::ServeArgs;
+
+/// Name of the admin token file in the data directory.
+pub const TOKEN_FILE: &str = "admin-token";
+/// Time between SIGTERM and SIGKILL for instances on shutdown.
+const INSTANCE_GRACE: Duration = Duration::from_secs(3);
+/// Admin calls are short; only log tails stay open, and they end on shutdown.
+const ADMIN_DRAIN: Duration = Duration::from_secs(2);
+
+pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let server = Server::start(&args, &data_dir).await?;
+    println!(
+        "rouse is serving functions at http://{} (admin API http://{}, data in {})",
+        server.gateway_addr,
+        server.admin_addr,
+        data_dir.display()
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down: draining in-flight requests");
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A running gateway + admin API.
+pub struct Server {
+    pub gateway_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub token: String,
+    pool: Pool,
+    shutdown: watch::Sender<bool>,
+    gateway_task: JoinHandle<()>,
+    admin_task: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        let store = Arc::new(
+            Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        );
+        let logs = Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
+        let pool = Pool::new(store.clone(), logs.clone()).context("preparing the instance directory")?;
+        let config = GatewayConfig {
+            max_body_bytes: args.max_body_bytes,
+            domain: args.domain.clone(),
+        };
+        let gateway = Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
+        let token = admin_token(data_dir)?;
+
+        let gateway_listener = bind(args.listen, "gateway", "--listen").await?;
+        let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
+        let gateway_addr = gateway_listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let drain = Duration::from_secs_f64(args.drain_timeout.max(0.0));
+        let gateway_task = tokio::spawn(rouse_gateway::serve(
+            gateway_listener,
+            gateway.clone(),
+            flipped(shutdown_rx.clone()),
+            drain,
+        ));
+        let state = Arc::new(AdminState {
+            store: store.clone(),
+            pool: pool.clone(),
+            gateway,
+            logs,
+            token: token.clone(),
+            public_url: format!("http://{gateway_addr}"),
+            domain: args.domain.clone(),
+            max_artifact_bytes: rouse_api::DEFAULT_MAX_ARTIFACT,
+            shutdown: shutdown_rx.clone(),
+        });
+        let app = rouse_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let admin_shutdown = flipped(shutdown_rx);
+        let admin_task = tokio::spawn(async move {
+            let serve = axum::serve(admin_listener, app).with_graceful_shutdown(admin_shutdown);
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "admin API stopped");
+            }
+        });
+        let functions = store.list_functions()?.len();
+        tracing::info!(%gateway_addr, %admin_addr, functions, "rouse started");
+        Ok(Server {
+            gateway_addr,
+            admin_addr,
+            token,
+            pool,
+            shutdown,
+            gateway_task,
+            admin_task,
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests, stops every instance.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.gateway_task.await;
+        let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
+        self.pool.shutdown(INSTANCE_GRACE).await;
+        tracing::info!("rouse stopped");
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what} (is another rouse running? choose another address with {flag})"))
+}
+
+async fn flipped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|down| *down).await;
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+pub async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// `ROUSE_ADMIN_TOKEN`, else the token file, created (mode 0600) on first start.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("ROUSE_ADMIN_TOKEN") {
+        if !token.trim().is_empty() {
+            return Ok(token.trim().to_string());
+        }
+    }
+    let path = data_dir.join(TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    let token = hex::encode(bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    tracing::info!(path = %path.display(), "created the admin token file");
+    Ok(token)
+}

@@ -1,0 +1,59 @@
+//! Body types on the proxy path.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full};
+use rouse_pool::Lease;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any body the gateway sends or receives.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn empty() -> ProxyBody {
+    full(Bytes::new())
+}
+
+/// An upstream response body that keeps its instance slot until the last
+/// byte is sent (or the client goes away), so the instance is not counted
+/// idle, reaped or reused past its concurrency while it still streams.
+pub struct Leased<B> {
+    inner: B,
+    _lease: Lease,
+}
+
+impl<B> Leased<B> {
+    pub fn new(inner: B, lease: Lease) -> Self {
+        Leased { inner, _lease: lease }
+    }
+}
+
+impl<B> Body for Leased<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,345 @@
+//! One instance and the supervisor task that owns its process: start, gate on
+//! readiness, then stop it when it is idle, too old, drained, asked to, or
+//! dead.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rouse_manifest::FunctionKind;
+use rouse_sandbox::{Process, SpawnSpec, Stream};
+use tokio::sync::{watch, Notify};
+
+use crate::placement::Phase;
+use crate::{far_future, Deployment, FunctionPool, Shared};
+
+/// Time between SIGTERM and SIGKILL when stopping an instance.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Output lines kept to explain a failed start or a crash.
+const LAST_LINES: usize = 20;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Startup {
+    Pending,
+    Ready,
+    Failed(Arc<str>),
+}
+
+pub(crate) struct Instance {
+    pub id: String,
+    pub port: AtomicU16,
+    pub deployment: Arc<Deployment>,
+    pub started: Instant,
+    pub pid: AtomicU32,
+    pub startup: watch::Sender<Startup>,
+    /// Wakes the supervisor: a stop was requested, or a draining instance
+    /// finished its last request. A stored permit means no wake-up is lost.
+    pub wake: Notify,
+    stop_reason: Mutex<Option<String>>,
+}
+
+impl Instance {
+    pub fn new(deployment: Arc<Deployment>) -> Instance {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        Instance {
+            id,
+            // Chosen when the process starts; 0 until then.
+            port: AtomicU16::new(0),
+            deployment,
+            started: Instant::now(),
+            pid: AtomicU32::new(0),
+            startup: watch::Sender::new(Startup::Pending),
+            wake: Notify::new(),
+            stop_reason: Mutex::new(None),
+        }
+    }
+
+    pub fn request_stop(&self, reason: &str) {
+        let mut stop = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
+        stop.get_or_insert_with(|| reason.to_string());
+        drop(stop);
+        self.wake.notify_one();
+    }
+
+    fn stop_reason(&self) -> Option<String> {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// What the supervisor should do next, decided under the pool lock.
+enum Next {
+    Stop(String),
+    Sleep { idle_deadline: Instant },
+}
+
+/// Owns one instance from spawn to exit. `live_instances` was incremented by
+/// the caller; it is decremented here when the process is gone.
+pub(crate) async fn supervise(
+    shared: Arc<Shared>,
+    fp: Arc<FunctionPool>,
+    instance: Arc<Instance>,
+) {
+    let logs = &shared.logs;
+    match start(&shared, &fp, &instance).await {
+        Ok(mut process) => {
+            run(&shared, &fp, &instance, &mut process).await;
+            process.stop(STOP_GRACE).await;
+            rouse_sandbox::remove_work_dir(process.work_dir());
+        }
+        Err(message) => {
+            logs.platform(&fp.name, &format!("instance {} failed to start: {message}", instance.id));
+            tracing::warn!(function = %fp.name, instance = %instance.id, "start failed: {message}");
+            let mut state = fp.lock_state();
+            let delay = state.streak.record_exit(Duration::ZERO);
+            state.backoff_until = Some(Instant::now() + delay);
+            drop(state);
+            instance.startup.send_replace(Startup::Failed(message.into()));
+        }
+    }
+    fp.remove_slot(&instance);
+    if shared.live_instances.fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.all_stopped.notify_waiters();
+    }
+}
+
+/// Spawns the process and waits for readiness; on failure the process is
+/// already stopped and the error says why (with its last output lines).
+async fn start(shared: &Shared, fp: &FunctionPool, instance: &Instance) -> Result<Process, String> {
+    let dep = &instance.deployment;
+    let FunctionKind::Web(web) = &dep.spec.kind else {
+        return Err("lambda functions are not supported by this server".into());
+    };
+    let code_dir = shared
+        .store
+        .code_dir(&dep.artifact)
+        .map_err(|e| format!("artifact {}: {e}", dep.artifact))?;
+    let port = match web.port {
+        Some(port) => port,
+        None => rouse_sandbox::free_port().map_err(|e| format!("no free port: {e}"))?,
+    };
+    // Leases read the port only after startup reports Ready, which the watch
+    // channel orders after this store.
+    instance.port.store(port, Ordering::Relaxed);
+    let env = instance_env(shared, &fp.name, instance, port);
+    let sink = {
+        let logs = shared.logs.clone();
+        let function = fp.name.clone();
+        let source = instance.id.clone();
+        Arc::new(move |_stream: Stream, line: &str| logs.write(&function, &source, line))
+    };
+    let spawned = Instant::now();
+    let mut process = rouse_sandbox::spawn(SpawnSpec {
+        code_dir,
+        work_dir: shared
+            .instances_dir
+            .join(format!("{}-{}", fp.name, instance.id)),
+        command: web.command.clone(),
+        env,
+        rewrite: web.rewrite.clone(),
+        sink,
+        keep_last_lines: LAST_LINES,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    instance.pid.store(process.pid(), Ordering::Relaxed);
+    shared.logs.platform(
+        &fp.name,
+        &format!(
+            "cold start: instance {} pid {} port {port} version {}",
+            instance.id,
+            process.pid(),
+            dep.version
+        ),
+    );
+    let timeout = Duration::from_secs_f64(dep.spec.scaling.start_timeout_secs);
+    let ready = tokio::select! {
+        ready = rouse_sandbox::wait_ready(&mut process, port, &web.readiness, timeout) => ready.map_err(|e| e.to_string()),
+        () = wait_for_stop(instance) => Err("stopped before it was ready".to_string()),
+    };
+    if let Err(reason) = ready {
+        process.stop(STOP_GRACE).await;
+        let last = process.last_lines();
+        rouse_sandbox::remove_work_dir(process.work_dir());
+        return Err(if last.is_empty() {
+            format!("{reason} (no output)")
+        } else {
+            format!("{reason}; last output:\n  {}", last.join("\n  "))
+        });
+    }
+    shared.logs.platform(
+        &fp.name,
+        &format!(
+            "instance {} ready in {:.1} ms",
+            instance.id,
+            spawned.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
+    Ok(process)
+}
+
+/// The warm life of an instance, until something says it must stop.
+async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &mut Process) {
+    let dep = &instance.deployment;
+    let idle_timeout = Duration::from_secs_f64(dep.spec.scaling.idle_timeout_secs);
+    let retire_at = instance.started + Duration::from_secs_f64(dep.spec.scaling.max_lifetime_secs);
+    fp.mark_ready(instance);
+    instance.startup.send_replace(Startup::Ready);
+    fp.changed.notify_waiters();
+    fp.drain_older_than(dep.version);
+
+    let reason = loop {
+        let next = fp.next_step(instance, idle_timeout, Instant::now());
+        let idle_deadline = match next {
+            Next::Stop(reason) => break reason,
+            Next::Sleep { idle_deadline } => idle_deadline,
+        };
+        tokio::select! {
+            status = process.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                break fp.exited(shared, instance, &status, process.last_lines());
+            }
+            () = tokio::time::sleep_until(idle_deadline.into()) => {}
+            () = tokio::time::sleep_until(retire_at.into()), if Instant::now() < retire_at => {
+                shared.logs.platform(&fp.name, &format!("instance {} reached maxLifetime; draining", instance.id));
+                fp.retire(instance);
+            }
+            () = instance.wake.notified() => {}
+        }
+    };
+    fp.retire(instance);
+    fp.changed.notify_waiters();
+    shared
+        .logs
+        .platform(&fp.name, &format!("instance {} stopped: {reason}", instance.id));
+}
+
+async fn wait_for_stop(instance: &Instance) {
+    while instance.stop_reason().is_none() {
+        instance.wake.notified().await;
+    }
+}
+
+fn instance_env(
+    shared: &Shared,
+    function: &str,
+    instance: &Instance,
+    port: u16,
+) -> BTreeMap<String, String> {
+    let mut env = shared.base_env.clone();
+    env.extend(instance.deployment.spec.environment.clone());
+    env.insert("PORT".into(), port.to_string());
+    env.insert("ROUSE_FUNCTION".into(), function.to_string());
+    env.insert(
+        "ROUSE_FUNCTION_VERSION".into(),
+        instance.deployment.version.to_string(),
+    );
+    env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
+    env
+}
+
+impl FunctionPool {
+    fn mark_ready(&self, instance: &Instance) {
+        let mut state = self.lock_state();
+        if let Some(slot) = find(&mut state.slots, instance) {
+            if slot.phase == Phase::Starting {
+                slot.phase = Phase::Ready;
+            }
+        }
+    }
+
+    /// Marks the instance as taking no new requests.
+    pub(crate) fn retire(&self, instance: &Instance) {
+        let mut state = self.lock_state();
+        if let Some(slot) = find(&mut state.slots, instance) {
+            slot.phase = Phase::Draining;
+        }
+    }
+
+    /// Once a new version is ready, older instances drain.
+    fn drain_older_than(&self, version: u32) {
+        let mut state = self.lock_state();
+        for slot in &mut state.slots {
+            if slot.instance.deployment.version < version && slot.phase != Phase::Draining {
+                slot.phase = Phase::Draining;
+                slot.instance.wake.notify_one();
+            }
+        }
+    }
+
+    fn next_step(&self, instance: &Instance, idle_timeout: Duration, now: Instant) -> Next {
+        if let Some(reason) = instance.stop_reason() {
+            return Next::Stop(reason);
+        }
+        let state = self.lock_state();
+        let live = state
+            .slots
+            .iter()
+            .filter(|s| s.phase != Phase::Draining)
+            .count();
+        let min = instance.deployment.spec.scaling.min_instances as usize;
+        let Some(slot) = state
+            .slots
+            .iter()
+            .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
+        else {
+            return Next::Stop("removed".into());
+        };
+        if slot.phase == Phase::Draining {
+            if slot.in_flight == 0 {
+                return Next::Stop("drained".into());
+            }
+            return Next::Sleep {
+                idle_deadline: far_future(),
+            };
+        }
+        let idle_deadline = if slot.in_flight > 0 {
+            now + idle_timeout
+        } else {
+            slot.last_used + idle_timeout
+        };
+        if slot.in_flight == 0 && idle_deadline <= now && live > min {
+            return Next::Stop(format!("idle for {}s", idle_timeout.as_secs_f64()));
+        }
+        Next::Sleep { idle_deadline }
+    }
+
+    /// The process exited on its own (or was killed on request). Returns the
+    /// reason to log; unplanned exits feed the crash back-off.
+    fn exited(&self, shared: &Shared, instance: &Instance, status: &str, last: Vec<String>) -> String {
+        if let Some(reason) = instance.stop_reason() {
+            return reason;
+        }
+        let mut state = self.lock_state();
+        let in_flight = find(&mut state.slots, instance).map_or(0, |s| s.in_flight);
+        let delay = state.streak.record_exit(instance.started.elapsed());
+        state.backoff_until = Some(Instant::now() + delay);
+        drop(state);
+        tracing::warn!(function = %self.name, instance = %instance.id, %status, in_flight, "instance exited unexpectedly");
+        if !last.is_empty() {
+            shared.logs.platform(
+                &self.name,
+                &format!("instance {} last output:\n  {}", instance.id, last.join("\n  ")),
+            );
+        }
+        format!("crashed ({status}) with {in_flight} request(s) in flight")
+    }
+
+    pub(crate) fn remove_slot(&self, instance: &Instance) {
+        let mut state = self.lock_state();
+        state
+            .slots
+            .retain(|s| !std::ptr::eq(Arc::as_ptr(&s.instance), instance));
+        drop(state);
+        self.changed.notify_waiters();
+    }
+}
+
+fn find<'a>(slots: &'a mut [crate::Slot], instance: &Instance) -> Option<&'a mut crate::Slot> {
+    slots
+        .iter_mut()
+        .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
+}

@@ -1,0 +1,262 @@
+//! The SQLite side of the store: schema, migrations and queries.
+
+mod deploy;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rouse_manifest::FunctionSpec;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError};
+
+pub(crate) use deploy::deploy;
+
+/// Schema changes, applied in order; `PRAGMA user_version` counts how many a
+/// database has had. Only ever append: a released entry must never change.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE functions (
+        name            TEXT PRIMARY KEY,
+        service         TEXT NOT NULL,
+        stage           TEXT NOT NULL,
+        current_version INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE INDEX functions_by_service ON functions (service, stage);
+    CREATE TABLE versions (
+        function   TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+        version    INTEGER NOT NULL,
+        artifact   TEXT NOT NULL,
+        spec_json  TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (function, version)
+    );
+    CREATE TABLE routes (
+        function TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+        method   TEXT NOT NULL,
+        path     TEXT NOT NULL,
+        shape    TEXT NOT NULL
+    );
+    CREATE INDEX routes_by_function ON routes (function);
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
+];
+
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    // Several rouse processes (a server and a CLI on the same data dir) may
+    // write at once; wait for the lock instead of failing with SQLITE_BUSY.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL lets the gateway's route reloads read while a deploy writes.
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "{}: could not switch to WAL journaling (got {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        // Version read inside the write lock, so two processes opening a new
+        // database at once do not both run the same migration.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+        if applied == MIGRATIONS.len() {
+            return Ok(());
+        }
+        let Some(sql) = MIGRATIONS.get(applied) else {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {applied} is newer than this rouse knows ({})",
+                MIGRATIONS.len()
+            )));
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", applied + 1)?;
+        tx.commit()?;
+    }
+}
+
+fn shape_name(shape: RouteShape) -> &'static str {
+    match shape {
+        RouteShape::Http => "http",
+        RouteShape::HttpApi => "httpApi",
+    }
+}
+
+fn parse_shape(text: &str, function: &str) -> Result<RouteShape, StoreError> {
+    match text {
+        "http" => Ok(RouteShape::Http),
+        "httpApi" => Ok(RouteShape::HttpApi),
+        other => Err(StoreError::Corrupt(format!(
+            "function {function}: unknown route shape {other:?}"
+        ))),
+    }
+}
+
+fn delete_function(tx: &Transaction<'_>, name: &str) -> Result<bool, StoreError> {
+    // Explicit rather than relying on ON DELETE CASCADE alone, so the
+    // outcome does not hinge on the foreign_keys pragma of this connection.
+    tx.execute("DELETE FROM routes WHERE function = ?1", [name])?;
+    tx.execute("DELETE FROM versions WHERE function = ?1", [name])?;
+    Ok(tx.execute("DELETE FROM functions WHERE name = ?1", [name])? > 0)
+}
+
+const SELECT_RECORDS: &str = "SELECT f.name, f.service, f.stage, f.current_version,
+        v.artifact, v.spec_json, f.created_at, f.updated_at
+    FROM functions f
+    LEFT JOIN versions v ON v.function = f.name AND v.version = f.current_version";
+
+/// A row as stored, before the parts that can be corrupt are parsed.
+struct RawRecord {
+    name: String,
+    service: String,
+    stage: String,
+    version: i64,
+    artifact: Option<String>,
+    spec_json: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        name: row.get(0)?,
+        service: row.get(1)?,
+        stage: row.get(2)?,
+        version: row.get(3)?,
+        artifact: row.get(4)?,
+        spec_json: row.get(5)?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+impl RawRecord {
+    fn parse(self) -> Result<FunctionRecord, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt(format!("function {}: {what}", self.name));
+        let (Some(artifact), Some(spec_json)) = (&self.artifact, &self.spec_json) else {
+            return Err(corrupt(format!(
+                "current version {} is missing",
+                self.version
+            )));
+        };
+        let version = u32::try_from(self.version)
+            .map_err(|_| corrupt(format!("version {} is out of range", self.version)))?;
+        let spec: FunctionSpec = serde_json::from_str(spec_json)
+            .map_err(|e| corrupt(format!("spec of version {version} does not parse: {e}")))?;
+        Ok(FunctionRecord {
+            artifact: artifact.clone(),
+            name: self.name,
+            service: self.service,
+            stage: self.stage,
+            version,
+            spec,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+pub(crate) fn list_functions(conn: &Connection) -> Result<Vec<FunctionRecord>, StoreError> {
+    let mut stmt = conn.prepare(&format!("{SELECT_RECORDS} ORDER BY f.name"))?;
+    let raws = stmt
+        .query_map([], raw_record)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(RawRecord::parse).collect()
+}
+
+pub(crate) fn get_function(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<FunctionRecord>, StoreError> {
+    conn.query_row(
+        &format!("{SELECT_RECORDS} WHERE f.name = ?1"),
+        [name],
+        raw_record,
+    )
+    .optional()?
+    .map(RawRecord::parse)
+    .transpose()
+}
+
+pub(crate) fn remove_function(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let removed = delete_function(&tx, name)?;
+    tx.commit()?;
+    Ok(removed)
+}
+
+pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT function, method, path, shape FROM routes ORDER BY path, method, function",
+    )?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(function, method, path, shape)| {
+            let shape = parse_shape(&shape, &function)?;
+            Ok(RouteRecord {
+                function,
+                method,
+                path,
+                shape,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+pub(crate) fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent_and_reject_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        assert!(matches!(open(&path), Err(StoreError::Corrupt(_))));
+    }
+}

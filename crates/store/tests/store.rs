@@ -1,0 +1,542 @@
+//! The CMDB and artifact store against real SQLite files and directories.
+
+use std::fs;
+use std::path::Path;
+
+use rouse_manifest::{
+    DeploySpec, Event, FunctionKind, FunctionSpec, HttpEvent, LambdaSpec, Scaling,
+};
+use rouse_store::{archive, RouteRecord, RouteShape, Store, StoreError};
+
+fn function(service: &str, stage: &str, short: &str, events: Vec<Event>) -> FunctionSpec {
+    FunctionSpec {
+        name: format!("{service}-{stage}-{short}"),
+        short_name: short.to_string(),
+        kind: FunctionKind::Lambda(LambdaSpec {
+            runtime: "python3.12".into(),
+            handler: "app.handler".into(),
+        }),
+        environment: [("LOG_LEVEL".to_string(), "info".to_string())].into(),
+        memory_size: 128,
+        timeout_secs: 3.0,
+        concurrency: 1,
+        scaling: Scaling::default(),
+        events,
+    }
+}
+
+fn http(method: &str, path: &str) -> Event {
+    Event::Http(HttpEvent {
+        method: method.into(),
+        path: path.into(),
+    })
+}
+
+fn http_api(method: &str, path: &str) -> Event {
+    Event::HttpApi(HttpEvent {
+        method: method.into(),
+        path: path.into(),
+    })
+}
+
+fn spec(service: &str, stage: &str, functions: Vec<FunctionSpec>) -> DeploySpec {
+    DeploySpec {
+        service: service.into(),
+        stage: stage.into(),
+        functions,
+    }
+}
+
+/// Packs a one-file project so deploys have a real artifact to point at.
+fn artifact(store: &Store, content: &str) -> String {
+    let project = tempfile::tempdir().unwrap();
+    fs::write(project.path().join("app.py"), content).unwrap();
+    let bytes = archive::pack_dir(project.path(), &[], &mut |_| {}).unwrap();
+    store.put_artifact(bytes.as_slice()).unwrap()
+}
+
+fn shop(events_site: Vec<Event>) -> DeploySpec {
+    spec(
+        "shop",
+        "dev",
+        vec![
+            function("shop", "dev", "site", events_site),
+            function(
+                "shop",
+                "dev",
+                "thumbs",
+                vec![
+                    http_api("get", "/thumbs/{id}"),
+                    Event::Schedule {
+                        expression: "rate(5 minutes)".into(),
+                    },
+                ],
+            ),
+        ],
+    )
+}
+
+/// Everything a failed deploy must leave alone.
+fn snapshot(store: &Store) -> (Vec<rouse_store::FunctionRecord>, Vec<RouteRecord>) {
+    (store.list_functions().unwrap(), store.routes().unwrap())
+}
+
+#[test]
+fn deploying_twice_creates_versions_1_and_2_and_moves_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = artifact(&store, "v1");
+    let second = artifact(&store, "v2");
+    assert_ne!(first, second);
+
+    let records = store
+        .deploy(&shop(vec![http("any", "/{proxy+}")]), &first)
+        .unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records
+        .iter()
+        .all(|r| r.version == 1 && r.artifact == first));
+
+    let records = store
+        .deploy(&shop(vec![http("any", "/{proxy+}")]), &second)
+        .unwrap();
+    assert!(records
+        .iter()
+        .all(|r| r.version == 2 && r.artifact == second));
+
+    let site = store.get_function("shop-dev-site").unwrap().unwrap();
+    assert_eq!(site.version, 2);
+    assert_eq!(site.artifact, second);
+    assert_eq!(site.service, "shop");
+    assert_eq!(site.stage, "dev");
+    assert_eq!(site.spec.short_name, "site");
+    assert!(site.updated_at >= site.created_at);
+    assert_eq!(store.get_function("nope").unwrap(), None);
+}
+
+#[test]
+fn routes_map_event_shapes_and_skip_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store
+        .deploy(&shop(vec![http("any", "/{proxy+}")]), &sha)
+        .unwrap();
+
+    let routes = store.routes().unwrap();
+    assert_eq!(
+        routes,
+        vec![
+            RouteRecord {
+                function: "shop-dev-thumbs".into(),
+                method: "GET".into(),
+                path: "/thumbs/{id}".into(),
+                shape: RouteShape::HttpApi,
+            },
+            RouteRecord {
+                function: "shop-dev-site".into(),
+                method: "ANY".into(),
+                path: "/{proxy+}".into(),
+                shape: RouteShape::Http,
+            },
+        ]
+    );
+}
+
+#[test]
+fn reopening_the_store_keeps_functions_routes_and_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (functions, routes) = {
+        let store = Store::open(dir.path()).unwrap();
+        let sha = artifact(&store, "x");
+        store.deploy(&shop(vec![http("get", "/")]), &sha).unwrap();
+        store.set_setting("admin_token", "s3cret").unwrap();
+        snapshot(&store)
+    };
+    assert_eq!(functions.len(), 2);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(snapshot(&store), (functions.clone(), routes));
+    assert_eq!(
+        store.get_setting("admin_token").unwrap().as_deref(),
+        Some("s3cret")
+    );
+    assert!(store.has_artifact(&functions[0].artifact));
+    assert_eq!(store.data_dir(), dir.path());
+
+    // And the next deploy continues the version count.
+    let records = store
+        .deploy(&shop(vec![http("get", "/")]), &functions[0].artifact)
+        .unwrap();
+    assert!(records.iter().all(|r| r.version == 2));
+}
+
+#[test]
+fn a_function_dropped_from_the_spec_disappears_with_its_routes_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store.deploy(&shop(vec![http("get", "/")]), &sha).unwrap();
+    // Another stage of the same service must be untouched.
+    store
+        .deploy(
+            &spec(
+                "shop",
+                "prod",
+                vec![function(
+                    "shop",
+                    "prod",
+                    "thumbs",
+                    vec![http_api("get", "/p")],
+                )],
+            ),
+            &sha,
+        )
+        .unwrap();
+
+    let only_site = spec(
+        "shop",
+        "dev",
+        vec![function("shop", "dev", "site", vec![http("get", "/")])],
+    );
+    let records = store.deploy(&only_site, &sha).unwrap();
+    assert_eq!(records.len(), 1);
+
+    let names: Vec<_> = store
+        .list_functions()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["shop-dev-site", "shop-prod-thumbs"]);
+    let routed: Vec<_> = store
+        .routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.function)
+        .collect();
+    assert_eq!(routed, ["shop-dev-site", "shop-prod-thumbs"]);
+
+    // Its versions went too: deployed again, it starts over at 1.
+    let records = store.deploy(&shop(vec![http("get", "/")]), &sha).unwrap();
+    let thumbs = records
+        .iter()
+        .find(|r| r.name == "shop-dev-thumbs")
+        .unwrap();
+    assert_eq!(thumbs.version, 1);
+}
+
+#[test]
+fn a_route_conflict_between_services_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store.deploy(&shop(vec![http("get", "/")]), &sha).unwrap();
+    store
+        .deploy(
+            &spec(
+                "blog",
+                "dev",
+                vec![function("blog", "dev", "old", vec![http("get", "/blog")])],
+            ),
+            &sha,
+        )
+        .unwrap();
+    let before = snapshot(&store);
+
+    // The blog redeploy would drop `old`, add `new`, and take a shop route
+    // (same template, other parameter name): all or nothing.
+    let clash = spec(
+        "blog",
+        "dev",
+        vec![function(
+            "blog",
+            "dev",
+            "new",
+            vec![http("get", "/blog"), http_api("any", "/thumbs/{thumb}")],
+        )],
+    );
+    match store.deploy(&clash, &sha) {
+        Err(StoreError::RouteConflict {
+            method,
+            path,
+            owner,
+        }) => {
+            assert_eq!(method, "ANY");
+            assert_eq!(path, "/thumbs/{thumb}");
+            assert_eq!(owner, "shop-dev-thumbs");
+        }
+        other => panic!("expected a route conflict, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store), before);
+    assert_eq!(store.get_function("blog-dev-new").unwrap(), None);
+}
+
+#[test]
+fn different_methods_on_one_path_do_not_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    let a = spec(
+        "a",
+        "dev",
+        vec![function("a", "dev", "f", vec![http("get", "/x")])],
+    );
+    let b = spec(
+        "b",
+        "dev",
+        vec![function("b", "dev", "f", vec![http("post", "/x")])],
+    );
+    store.deploy(&a, &sha).unwrap();
+    store.deploy(&b, &sha).unwrap();
+    assert_eq!(store.routes().unwrap().len(), 2);
+
+    let c = spec(
+        "c",
+        "dev",
+        vec![function("c", "dev", "f", vec![http("any", "/x")])],
+    );
+    assert!(matches!(
+        store.deploy(&c, &sha),
+        Err(StoreError::RouteConflict { .. })
+    ));
+}
+
+#[test]
+fn two_functions_of_one_spec_claiming_a_route_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    let both = spec(
+        "shop",
+        "dev",
+        vec![
+            function("shop", "dev", "a", vec![http("get", "/same")]),
+            function("shop", "dev", "b", vec![http_api("GET", "/same")]),
+        ],
+    );
+    match store.deploy(&both, &sha) {
+        Err(StoreError::RouteConflict { owner, path, .. }) => {
+            assert_eq!(owner, "shop-dev-a");
+            assert_eq!(path, "/same");
+        }
+        other => panic!("expected a route conflict, got {other:?}"),
+    }
+    assert!(store.list_functions().unwrap().is_empty());
+
+    // The same event listed twice by one function is not a conflict.
+    let twice = spec(
+        "shop",
+        "dev",
+        vec![function(
+            "shop",
+            "dev",
+            "a",
+            vec![http("get", "/same"), http("get", "/same")],
+        )],
+    );
+    store.deploy(&twice, &sha).unwrap();
+    assert_eq!(store.routes().unwrap().len(), 1);
+}
+
+#[test]
+fn function_names_are_owned_by_one_service_and_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    let mut f = function("a", "dev", "f", vec![]);
+    store
+        .deploy(&spec("a", "dev", vec![f.clone()]), &sha)
+        .unwrap();
+
+    f.name = "a-dev-f".into();
+    let err = store.deploy(&spec("other", "dev", vec![f.clone()]), &sha);
+    assert!(matches!(err, Err(StoreError::FunctionConflict { ref service, .. }) if service == "a"));
+
+    let dup = spec("a", "dev", vec![f.clone(), f]);
+    assert!(matches!(
+        store.deploy(&dup, &sha),
+        Err(StoreError::InvalidSpec(_))
+    ));
+    assert_eq!(store.get_function("a-dev-f").unwrap().unwrap().version, 1);
+}
+
+#[test]
+fn deploying_an_unknown_artifact_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let missing = "0".repeat(64);
+    assert!(matches!(
+        store.deploy(&shop(vec![]), &missing),
+        Err(StoreError::UnknownArtifact(_))
+    ));
+    assert!(matches!(
+        store.deploy(&shop(vec![]), "../../etc/passwd"),
+        Err(StoreError::UnknownArtifact(_))
+    ));
+    assert!(store.list_functions().unwrap().is_empty());
+}
+
+#[test]
+fn remove_function_takes_versions_and_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store.deploy(&shop(vec![http("get", "/")]), &sha).unwrap();
+
+    assert!(store.remove_function("shop-dev-site").unwrap());
+    assert!(!store.remove_function("shop-dev-site").unwrap());
+    assert_eq!(store.get_function("shop-dev-site").unwrap(), None);
+    assert!(store
+        .routes()
+        .unwrap()
+        .iter()
+        .all(|r| r.function != "shop-dev-site"));
+
+    let conn = rusqlite::Connection::open(dir.path().join("rouse.db")).unwrap();
+    let versions: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM versions WHERE function = 'shop-dev-site'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions, 0);
+}
+
+#[test]
+fn settings_are_upserted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.get_setting("k").unwrap(), None);
+    store.set_setting("k", "1").unwrap();
+    store.set_setting("k", "2").unwrap();
+    assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("2"));
+}
+
+#[test]
+fn a_spec_that_does_not_parse_is_reported_as_corrupt_naming_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store.deploy(&shop(vec![]), &sha).unwrap();
+
+    let conn = rusqlite::Connection::open(dir.path().join("rouse.db")).unwrap();
+    conn.execute(
+        "UPDATE versions SET spec_json = '{\"name\": 1' WHERE function = 'shop-dev-site'",
+        [],
+    )
+    .unwrap();
+
+    match store.get_function("shop-dev-site") {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("shop-dev-site"), "{message}")
+        }
+        other => panic!("expected corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        store.list_functions(),
+        Err(StoreError::Corrupt(_))
+    ));
+    // The other function still reads fine.
+    assert!(store.get_function("shop-dev-thumbs").unwrap().is_some());
+}
+
+fn stored_archives(data_dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = fs::read_dir(data_dir.join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_same_bytes_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let project = tempfile::tempdir().unwrap();
+    fs::write(project.path().join("app.py"), "print('hi')").unwrap();
+    let bytes = archive::pack_dir(project.path(), &[], &mut |_| {}).unwrap();
+
+    let first = store.put_artifact(bytes.as_slice()).unwrap();
+    let second = store.put_artifact(bytes.as_slice()).unwrap();
+    assert_eq!(first, second);
+    assert!(rouse_store::is_sha256_hex(&first));
+    assert_eq!(stored_archives(dir.path()), [format!("{first}.tar.gz")]);
+    assert!(store.has_artifact(&first));
+    assert!(!store.has_artifact(&"f".repeat(64)));
+    assert_eq!(
+        fs::read(dir.path().join(format!("artifacts/{first}.tar.gz"))).unwrap(),
+        bytes
+    );
+}
+
+#[test]
+fn an_unsafe_upload_is_refused_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..7].copy_from_slice(b"../evil");
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, std::io::empty()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
+    let evil = gz.finish().unwrap();
+
+    assert!(matches!(
+        store.put_artifact(evil.as_slice()),
+        Err(StoreError::Archive(archive::ArchiveError::Unsafe { .. }))
+    ));
+    assert!(matches!(
+        store.put_artifact(&b"not a tarball"[..]),
+        Err(StoreError::Archive(archive::ArchiveError::Malformed(_)))
+    ));
+    assert!(stored_archives(dir.path()).is_empty());
+}
+
+#[test]
+fn code_dir_extracts_once_even_when_raced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "print('hi')");
+
+    let dirs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| store.code_dir(&sha).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(dirs
+        .iter()
+        .all(|d| d == &dir.path().join("code").join(&sha)));
+    assert_eq!(
+        fs::read_to_string(dirs[0].join("app.py")).unwrap(),
+        "print('hi')"
+    );
+    // No temp dirs left over from the losers.
+    let entries: Vec<_> = fs::read_dir(dir.path().join("code"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, [std::ffi::OsString::from(&sha)]);
+
+    assert!(matches!(
+        store.code_dir(&"e".repeat(64)),
+        Err(StoreError::UnknownArtifact(_))
+    ));
+    assert!(matches!(
+        store.code_dir(".."),
+        Err(StoreError::UnknownArtifact(_))
+    ));
+}
+
+#[test]
+fn the_store_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
