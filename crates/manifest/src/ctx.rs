@@ -15,8 +15,8 @@ use crate::Flavor;
 pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// Where a mapping sits, for messages: `name` reads well in a sentence
-/// ("in web", "in function `site`"), `path` is the dotted path used in
-/// Serverless warnings ("functions.site.layers").
+/// ("in web", "in function `site`"; empty for the top level), `path` is the
+/// dotted path used in Serverless warnings ("functions.site.layers").
 #[derive(Clone, Copy)]
 pub(crate) struct Section<'s> {
     pub name: &'s str,
@@ -114,14 +114,18 @@ impl Ctx<'_> {
                 .unwrap_or_default();
             match self.flavor {
                 Flavor::Rouse => {
+                    let place = if section.name.is_empty() {
+                        "at the top level".to_owned()
+                    } else {
+                        format!("in {}", section.name)
+                    };
                     return Err(self.error(
                         key.loc,
                         format!(
-                            "unknown field `{name}` in {}, expected one of: {}{hint}",
-                            section.name,
+                            "unknown field `{name}` {place}, expected one of: {}{hint}",
                             known.join(", ")
                         ),
-                    ))
+                    ));
                 }
                 Flavor::Serverless => {
                     // `custom` holds values for `${self:custom...}`; say so,

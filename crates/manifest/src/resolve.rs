@@ -52,7 +52,7 @@ pub(crate) fn resolve(
             ),
         ));
     }
-    let top = ctx.fields(root, "manifest", Section { name: "the top level", path: "" }, TOP_KEYS)?;
+    let top = ctx.fields(root, "manifest", Section { name: "", path: "" }, TOP_KEYS)?;
 
     let service = match top.get("service") {
         Some(n) => service_name(&ctx, n)?,

@@ -179,7 +179,7 @@ impl<'a> Vars<'a> {
         match (source.as_str(), address) {
             ("opt" | "sls", "stage") => found(
                 self.current_stage(),
-                "no stage is known yet (no --stage was given)".to_owned(),
+                "no --stage was given; add a default like `${opt:stage, 'dev'}`".to_owned(),
             ),
             ("self", "provider.stage") => found(
                 self.stage.clone(),
