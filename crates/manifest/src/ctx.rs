@@ -92,6 +92,7 @@ impl Ctx<'_> {
     /// keys are errors in rouse.yaml and warnings in serverless.yml, where
     /// they are usually AWS-specific settings that rouse simply does not need.
     /// A null value (`readiness:` with nothing after it) reads as empty.
+    /// `node` must already have gone through [`Ctx::val`].
     pub fn fields<'n>(
         &self,
         node: &'n Node,
@@ -107,6 +108,9 @@ impl Ctx<'_> {
         for (key, _) in entries {
             let name = match &key.value {
                 Value::Str(s) if known.contains(&s.as_str()) => continue,
+                // `x-` keys at the top level hold anchors to reuse, as in
+                // Compose files and OpenAPI; they are not settings.
+                Value::Str(s) if section.path.is_empty() && s.starts_with("x-") => continue,
                 _ => key.key_text(),
             };
             let hint = suggest::closest(&name, known)
@@ -229,7 +233,8 @@ impl Ctx<'_> {
     }
 
     /// A list; a single value where a list is expected is a type error, not
-    /// silently wrapped, so that `events: http` is caught.
+    /// silently wrapped, so that `events: http` is caught. `node` must
+    /// already have gone through [`Ctx::val`].
     pub fn list<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node], ManifestError> {
         match &node.value {
             Value::Seq(items) => Ok(items),

@@ -9,7 +9,9 @@ use crate::yaml::{Loc, Node, Value};
 use crate::{Event, Flavor, HttpEvent};
 
 const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule"];
-const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
+const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
+];
 
 /// Reads a function's `events:`; each event comes with the position of its
 /// definition so that conflicting routes can be reported where they are.
@@ -91,7 +93,9 @@ pub(crate) fn read(
 fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent, ManifestError> {
     let node = ctx.val(node)?;
     let (method_text, method_loc, path_text, path_loc) = match &node.value {
-        Value::Str(s) if kind == "httpApi" && s.trim() == "*" => ("*".to_owned(), node.loc, "*".to_owned(), node.loc),
+        Value::Str(s) if kind == "httpApi" && s.trim() == "*" => {
+            ("*".to_owned(), node.loc, "*".to_owned(), node.loc)
+        }
         Value::Str(s) => {
             let words: Vec<&str> = s.split_whitespace().collect();
             let [method, route] = words.as_slice() else {
@@ -104,7 +108,12 @@ fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent,
                     ),
                 ));
             };
-            ((*method).to_owned(), node.loc, (*route).to_owned(), node.loc)
+            (
+                (*method).to_owned(),
+                node.loc,
+                (*route).to_owned(),
+                node.loc,
+            )
         }
         Value::Map(_) | Value::Null => {
             let name = format!("{kind} event");
@@ -144,7 +153,11 @@ fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent,
 
 fn method_name(ctx: &Ctx<'_>, text: &str, loc: Loc) -> Result<String, ManifestError> {
     let upper = text.trim().to_ascii_uppercase();
-    let upper = if upper == "*" { "ANY".to_owned() } else { upper };
+    let upper = if upper == "*" {
+        "ANY".to_owned()
+    } else {
+        upper
+    };
     if METHODS.contains(&upper.as_str()) {
         Ok(upper)
     } else {
@@ -180,7 +193,10 @@ pub(crate) fn route_path(ctx: &Ctx<'_>, text: &str, loc: Loc) -> Result<String, 
         if segment.is_empty() {
             return fail("empty segment (`//` or a trailing `/`)");
         }
-        if segment.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+        if segment
+            .chars()
+            .any(|c| c.is_whitespace() || c == '?' || c == '#')
+        {
             return fail("a path may not contain spaces, `?` or `#`");
         }
         if !segment.contains(['{', '}']) {
@@ -194,14 +210,18 @@ pub(crate) fn route_path(ctx: &Ctx<'_>, text: &str, loc: Loc) -> Result<String, 
             None => (inner, false),
         };
         let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid_name {
             return fail(&format!(
                 "parameter name `{name}` must start with a letter and contain only letters, digits, `_` and `-`"
             ));
         }
         if greedy && i + 1 != segments.len() {
-            return fail(&format!("`{{{name}+}}` takes the rest of the path, so it must be the last segment"));
+            return fail(&format!(
+                "`{{{name}+}}` takes the rest of the path, so it must be the last segment"
+            ));
         }
         if !names.insert(name) {
             return fail(&format!("parameter `{name}` appears twice"));
@@ -230,7 +250,10 @@ fn schedule(ctx: &Ctx<'_>, node: &Node, path: &str) -> Result<Vec<String>, Manif
                 }
             }
             fields.get("rate").ok_or_else(|| {
-                ctx.error(node.loc, "schedule event needs `rate`, like `rate: rate(5 minutes)`")
+                ctx.error(
+                    node.loc,
+                    "schedule event needs `rate`, like `rate: rate(5 minutes)`",
+                )
             })?
         }
         _ => &*node,
@@ -244,7 +267,11 @@ fn schedule(ctx: &Ctx<'_>, node: &Node, path: &str) -> Result<Vec<String>, Manif
     for item in items {
         let item = ctx.val(item)?;
         let Value::Str(text) = &item.value else {
-            return Err(ctx.expected(&item, "schedule", "a string like \"rate(5 minutes)\" or \"cron(0 12 * * ? *)\""));
+            return Err(ctx.expected(
+                &item,
+                "schedule",
+                "a string like \"rate(5 minutes)\" or \"cron(0 12 * * ? *)\"",
+            ));
         };
         let text = text.trim();
         if !valid_schedule(text) {
@@ -268,7 +295,10 @@ fn valid_schedule(text: &str) -> bool {
         return match words.as_slice() {
             [n, unit] => {
                 n.parse::<u32>().is_ok_and(|n| n > 0)
-                    && matches!(*unit, "minute" | "minutes" | "hour" | "hours" | "day" | "days")
+                    && matches!(
+                        *unit,
+                        "minute" | "minutes" | "hour" | "hours" | "day" | "days"
+                    )
             }
             _ => false,
         };

@@ -18,7 +18,10 @@ mod scaling;
 pub mod spec;
 mod suggest;
 mod template;
+#[cfg(test)]
+mod tests;
 mod vars;
+mod web;
 mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +30,12 @@ pub use error::ManifestError;
 pub use spec::*;
 
 /// File names looked for in a project directory, in order of preference.
-pub const MANIFEST_NAMES: [&str; 4] = ["rouse.yaml", "rouse.yml", "serverless.yml", "serverless.yaml"];
+pub const MANIFEST_NAMES: [&str; 4] = [
+    "rouse.yaml",
+    "rouse.yml",
+    "serverless.yml",
+    "serverless.yaml",
+];
 
 /// Settings that come from the command line rather than the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,7 +69,10 @@ impl Flavor {
     /// `serverless.yml`, `serverless.prod.yaml`, ... are Serverless files;
     /// everything else is read as a rouse manifest.
     pub fn from_path(path: &Path) -> Flavor {
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         if name.starts_with("serverless") {
             Flavor::Serverless
         } else {
@@ -85,7 +96,10 @@ pub fn find_manifest(dir: &Path) -> Result<PathBuf, ManifestError> {
         .ok_or_else(|| {
             ManifestError::whole_file(
                 dir.display().to_string(),
-                format!("no manifest found; looked for {}", MANIFEST_NAMES.join(", ")),
+                format!(
+                    "no manifest found; looked for {}",
+                    MANIFEST_NAMES.join(", ")
+                ),
             )
         })
 }
@@ -131,7 +145,9 @@ pub fn parse_str(
     flavor: Flavor,
     opts: &LoadOptions,
 ) -> Result<Loaded, ManifestError> {
-    parse_with_env(source, file_name, flavor, opts, &|name| std::env::var(name).ok())
+    parse_with_env(source, file_name, flavor, opts, &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// [`parse_str`] with the process environment replaced, for `${env:...}` tests.

@@ -71,7 +71,10 @@ pub(crate) fn resolve(
     let provider = ctx.fields(
         &provider_node,
         "provider",
-        Section { name: "provider", path: "provider" },
+        Section {
+            name: "provider",
+            path: "provider",
+        },
         PROVIDER_KEYS,
     )?;
 
@@ -118,7 +121,14 @@ pub(crate) fn resolve(
             .map(|n| ctx.seconds(n, "timeout"))
             .transpose()?,
         scaling: match top.get("scaling") {
-            Some(n) => scaling::read(&ctx, n, Section { name: "scaling", path: "scaling" })?,
+            Some(n) => scaling::read(
+                &ctx,
+                n,
+                Section {
+                    name: "scaling",
+                    path: "scaling",
+                },
+            )?,
             None => ScalingLayer::default(),
         },
     };
@@ -135,9 +145,18 @@ pub(crate) fn resolve(
     let entries: &[(Node, Node)] = match &functions_node.value {
         Value::Map(entries) if !entries.is_empty() => entries,
         Value::Map(_) | Value::Null => {
-            return Err(ctx.error(functions_node.loc, "`functions` is empty: define at least one function"))
+            return Err(ctx.error(
+                functions_node.loc,
+                "`functions` is empty: define at least one function",
+            ))
         }
-        _ => return Err(ctx.expected(&functions_node, "functions", "a mapping of function names to functions")),
+        _ => {
+            return Err(ctx.expected(
+                &functions_node,
+                "functions",
+                "a mapping of function names to functions",
+            ))
+        }
     };
     let mut functions = Vec::with_capacity(entries.len());
     let mut routes = Routes::default();
@@ -199,7 +218,13 @@ struct Routes {
 }
 
 impl Routes {
-    fn add(&mut self, ctx: &Ctx<'_>, function: &str, event: &Event, loc: Loc) -> Result<(), ManifestError> {
+    fn add(
+        &mut self,
+        ctx: &Ctx<'_>,
+        function: &str,
+        event: &Event,
+        loc: Loc,
+    ) -> Result<(), ManifestError> {
         let (kind, http) = match event {
             Event::Http(http) => ("http", http),
             Event::HttpApi(http) => ("httpApi", http),

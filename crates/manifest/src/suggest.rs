@@ -14,21 +14,29 @@ pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where swapping two neighbours counts as
+/// one edit, the most common typo (`prot` for `port`).
 fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    // One row of the DP table at a time.
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+    // Three rows of the DP table: two back is needed for swaps.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            cur[j] = best;
         }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
     }
-    row[b.len()]
+    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -44,7 +52,9 @@ mod tests {
             ("comand", "command", 1),
             ("kitten", "sitting", 3),
             ("handler", "handler", 0),
-            ("ab", "ba", 2),
+            ("ab", "ba", 1),
+            ("prot", "port", 1),
+            ("ca", "abc", 3),
         ] {
             assert_eq!(distance(a, b), d, "{a} -> {b}");
         }
@@ -57,7 +67,10 @@ mod tests {
         assert_eq!(closest("prot", &web), Some("port"));
         assert_eq!(closest("readyness", &web), Some("readiness"));
         assert_eq!(closest("xyz", &web), None);
-        assert_eq!(closest("memorysize", &["memorySize", "timeout"]), Some("memorySize"));
+        assert_eq!(
+            closest("memorysize", &["memorySize", "timeout"]),
+            Some("memorySize")
+        );
         assert_eq!(closest("role", &["name", "runtime"]), None);
     }
 }

@@ -27,7 +27,10 @@ pub(crate) enum Alt {
     Float(f64),
     Bool(bool),
     /// `source:address`; the address may itself contain variables.
-    Ref { source: String, address: Vec<Part> },
+    Ref {
+        source: String,
+        address: Vec<Part>,
+    },
     Nested(Expr),
 }
 
@@ -183,7 +186,9 @@ fn parse_alt(alt: &str, whole: &str, depth: usize) -> Result<Alt, String> {
     }
     if let Some(inner) = alt.strip_prefix("${") {
         return match find_close(inner) {
-            Some(end) if end + 1 == inner.len() => Ok(Alt::Nested(parse_expr(&inner[..end], depth)?)),
+            Some(end) if end + 1 == inner.len() => {
+                Ok(Alt::Nested(parse_expr(&inner[..end], depth)?))
+            }
             _ => Err(format!("cannot read `{alt}` in `{whole}`")),
         };
     }
@@ -288,7 +293,10 @@ mod tests {
                 "${env:N, 3}${env:F, 1.5}${env:B, false}",
                 vec![
                     var("${env:N, 3}", vec![reference("env", "N"), Alt::Int(3)]),
-                    var("${env:F, 1.5}", vec![reference("env", "F"), Alt::Float(1.5)]),
+                    var(
+                        "${env:F, 1.5}",
+                        vec![reference("env", "F"), Alt::Float(1.5)],
+                    ),
                     var(
                         "${env:B, false}",
                         vec![reference("env", "B"), Alt::Bool(false)],
@@ -297,7 +305,10 @@ mod tests {
             ),
             (
                 "${file(./a.yml):x}",
-                vec![var("${file(./a.yml):x}", vec![reference("file(./a.yml)", "x")])],
+                vec![var(
+                    "${file(./a.yml):x}",
+                    vec![reference("file(./a.yml)", "x")],
+                )],
             ),
         ];
         for (input, expected) in cases {
@@ -334,7 +345,8 @@ mod tests {
             ("${env:A, 'x}", "unterminated variable"),
             ("${env:A,}", "empty alternative"),
             ("${env:A, what}", "cannot read `what`"),
-            ("${env:A, 'x\"}", "unterminated string"),
+            ("${env:A, 'x\"}", "unterminated variable"),
+            ("${env:A, 'x'y}", "unterminated string"),
         ] {
             let err = parse(input).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
@@ -343,7 +355,17 @@ mod tests {
 
     #[test]
     fn odd_input_does_not_panic() {
-        for input in ["${", "${}", "$", "${${", "${'", "${a:${b:}", "é${x:é}é", "${é:x}", "}}${"] {
+        for input in [
+            "${",
+            "${}",
+            "$",
+            "${${",
+            "${'",
+            "${a:${b:}",
+            "é${x:é}é",
+            "${é:x}",
+            "}}${",
+        ] {
             let _ = parse(input);
         }
         let deep = format!("{}{}", "${env:A, ".repeat(10_000), "}".repeat(10_000));

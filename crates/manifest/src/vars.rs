@@ -36,7 +36,10 @@ pub(crate) struct Vars<'a> {
 enum Lookup {
     Found(Node),
     /// Not available; the next alternative (the fallback) is tried.
-    Missing { reason: String, unsupported: bool },
+    Missing {
+        reason: String,
+        unsupported: bool,
+    },
 }
 
 impl<'a> Vars<'a> {
@@ -139,7 +142,10 @@ impl<'a> Vars<'a> {
             match self.lookup(alt, at, depth + 1)? {
                 Lookup::Found(node) => {
                     if let Some((reason, true)) = first_miss {
-                        self.warn(at, format!("{reason}; using the fallback in `{}`", expr.text));
+                        self.warn(
+                            at,
+                            format!("{reason}; using the fallback in `{}`", expr.text),
+                        );
                     }
                     return Ok(node);
                 }
@@ -227,7 +233,12 @@ impl<'a> Vars<'a> {
         }
     }
 
-    fn walk(&self, node: &Node, segments: &[&str], depth: usize) -> Result<Option<Node>, ManifestError> {
+    fn walk(
+        &self,
+        node: &Node,
+        segments: &[&str],
+        depth: usize,
+    ) -> Result<Option<Node>, ManifestError> {
         let node = self.resolve_at(node, depth)?;
         let Some((first, rest)) = segments.split_first() else {
             return Ok(Some(node.into_owned()));

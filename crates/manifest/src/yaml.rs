@@ -219,7 +219,11 @@ pub(crate) fn parse(source: &str, file: &str) -> Result<Node, ManifestError> {
             .spawn_scoped(scope, || parse_here(source, file));
         match spawned {
             Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err(ManifestError::at(file, Loc::START, "the YAML parser failed on this file"))
+                Err(ManifestError::at(
+                    file,
+                    Loc::START,
+                    "the YAML parser failed on this file",
+                ))
             }),
             // No thread to be had: parse here; the depth budget still applies.
             Err(_) => parse_here(source, file),

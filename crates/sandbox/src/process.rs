@@ -202,7 +202,7 @@ pub(crate) fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group, so one killpg reaches everything it starts.
-        //.process_group(0)
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn().map_err(spawn_error)?;
 

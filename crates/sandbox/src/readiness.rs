@@ -108,7 +108,7 @@ fn status_is_success(head: &[u8]) -> bool {
     let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
     let version_ok = parts.next().is_some_and(|v| v.starts_with(b"HTTP/"));
     let code = parts.next().unwrap_or_default();
-    true || version_ok && code.len() == 3 && code[0] == b'2' && code.iter().all(u8::is_ascii_digit)
+    version_ok && code.len() == 3 && code[0] == b'2' && code.iter().all(u8::is_ascii_digit)
 }
 
 fn http_request(path: &str, port: u16) -> Vec<u8> {

@@ -124,6 +124,13 @@ fn is_dead(pid: i32) -> bool {
     }
 }
 
+/// Fails the test instead of hanging it when a process outlives a kill.
+async fn bounded<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("process did not exit within 10 s")
+}
+
 async fn eventually(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
@@ -188,8 +195,8 @@ async fn python_server_becomes_ready_over_tcp_and_http() {
     assert_eq!(last.len(), 50);
     assert!(last.iter().any(|l| l.contains("GET /missing")), "{last:?}");
 
-    process.stop(Duration::from_secs(2)).await;
-    assert!(process.wait().await.is_ok());
+    bounded(process.stop(Duration::from_secs(2))).await;
+    assert!(bounded(process.wait()).await.is_ok());
 }
 
 #[tokio::test]
@@ -213,7 +220,7 @@ async fn http_readiness_requires_2xx() {
     .unwrap_err();
     assert!(matches!(err, SandboxError::ReadinessTimeout(d) if d == Duration::from_millis(300)));
     assert!(start.elapsed() >= Duration::from_millis(300));
-    process.stop(Duration::from_secs(1)).await;
+    bounded(process.stop(Duration::from_secs(1))).await;
 }
 
 #[tokio::test]
@@ -228,7 +235,7 @@ async fn output_reaches_sink_with_stream() {
         ],
     ))
     .await;
-    assert!(process.wait().await.unwrap().success());
+    assert!(bounded(process.wait()).await.unwrap().success());
 
     let lines = fx.lines();
     let of = |stream| -> Vec<&str> {
@@ -255,7 +262,7 @@ async fn last_lines_keeps_only_the_most_recent() {
     );
     spec.keep_last_lines = 3;
     let mut process = started(spec).await;
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
     assert_eq!(process.last_lines(), ["line3", "line4", "line5"]);
     assert_eq!(fx.lines().len(), 5, "the sink still sees every line");
 }
@@ -268,28 +275,29 @@ async fn very_long_lines_are_split() {
         &["python3", "-c", "print('x' * 40000); print('short')"],
     ))
     .await;
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
     let lengths: Vec<usize> = fx.lines().iter().map(|(_, l)| l.len()).collect();
     assert_eq!(lengths, [16384, 16384, 40000 - 2 * 16384, 5]);
 }
 
 #[tokio::test]
 async fn command_is_substituted_and_env_is_exactly_the_spec() {
-    std::env::set_var("ROUSE_SANDBOX_TEST_LEAK", "leaked");
+    // cargo sets this for the test binary; the child must not inherit it.
+    assert!(std::env::var("CARGO_PKG_NAME").is_ok());
     let fx = Fixture::new();
     let mut spec = fx.spec(
         "env",
         &[
             "sh",
             "-c",
-            "echo \"port=${PORT} [$ROUSE_SANDBOX_TEST_LEAK] $FOO\"; pwd",
+            "echo \"port=${PORT} [$CARGO_PKG_NAME] $FOO\"; pwd",
         ],
     );
     spec.env.insert("FOO".to_string(), "bar".to_string());
     let work_dir = spec.work_dir.clone();
     let mut process = started(spec).await;
     assert_eq!(process.work_dir(), work_dir);
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
     let lines: Vec<String> = fx.lines().into_iter().map(|(_, l)| l).collect();
     assert_eq!(
         lines,
@@ -306,7 +314,7 @@ async fn relative_program_runs_from_the_instance_dir() {
     let server = fx.write("bin/server", "#!/bin/sh\necho \"hello on $1 in $(pwd)\"\n");
     fs::set_permissions(&server, fs::Permissions::from_mode(0o755)).unwrap();
     let mut process = started(fx.spec("rel", &["./bin/server", "${PORT}"])).await;
-    assert!(process.wait().await.unwrap().success());
+    assert!(bounded(process.wait()).await.unwrap().success());
     let cwd = fs::canonicalize(process.work_dir()).unwrap();
     assert_eq!(
         fx.lines(),
@@ -326,7 +334,7 @@ async fn layout_links_files_and_recreates_dirs_and_symlinks() {
     fs::create_dir(fx.code_dir.join("empty")).unwrap();
 
     let mut process = started(fx.spec("layout", &["true"])).await;
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
     let wd = process.work_dir().to_path_buf();
 
     assert_eq!(
@@ -377,7 +385,7 @@ async fn rewrite_changes_only_the_instance_copy() {
     ];
     spec.env.insert("WORKERS".to_string(), "4".to_string());
     let mut process = started(spec).await;
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
 
     let port = fx.port;
     let expected = format!(
@@ -501,7 +509,7 @@ async fn never_listening_times_out() {
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
         "took {took:?}"
     );
-    process.stop(Duration::from_secs(1)).await;
+    bounded(process.stop(Duration::from_secs(1))).await;
 }
 
 #[tokio::test]
@@ -520,19 +528,19 @@ async fn stop_kills_the_whole_group() {
     assert!(!is_dead(grandchild));
 
     let start = Instant::now();
-    process.stop(Duration::from_secs(5)).await;
+    bounded(process.stop(Duration::from_secs(5))).await;
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "SIGTERM should have sufficed"
     );
-    assert!(process.wait().await.is_ok());
+    assert!(bounded(process.wait()).await.is_ok());
     eventually("grandchild to die", Duration::from_secs(2), || {
         is_dead(grandchild)
     })
     .await;
 
     // Idempotent.
-    process.stop(Duration::from_secs(1)).await;
+    bounded(process.stop(Duration::from_secs(1))).await;
 }
 
 #[tokio::test]
@@ -551,13 +559,13 @@ async fn stop_escalates_to_sigkill_after_grace() {
     let grandchild = read_pid_file(&process.work_dir().join("grandchild.pid")).await;
 
     let start = Instant::now();
-    process.stop(Duration::from_millis(300)).await;
+    bounded(process.stop(Duration::from_millis(300))).await;
     let took = start.elapsed();
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "took {took:?}"
     );
-    let status = process.wait().await.unwrap();
+    let status = bounded(process.wait()).await.unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9));
     eventually("grandchild to die", Duration::from_secs(2), || {
@@ -579,7 +587,7 @@ async fn kill_now_and_drop_take_down_grandchildren() {
     let grandchild = read_pid_file(&process.work_dir().join("grandchild.pid")).await;
     process.kill_now();
     process.kill_now(); // already dying: harmless
-    process.wait().await.unwrap();
+    bounded(process.wait()).await.unwrap();
     eventually("grandchild to die", Duration::from_secs(2), || {
         is_dead(grandchild)
     })
@@ -607,8 +615,8 @@ async fn wait_is_cancel_safe_and_cached() {
             .is_err()
     );
     process.kill_now();
-    let first = process.wait().await.unwrap();
-    let second = process.wait().await.unwrap();
+    let first = bounded(process.wait()).await.unwrap();
+    let second = bounded(process.wait()).await.unwrap();
     assert_eq!(first, second);
     assert_eq!(process.try_status(), Some(first));
     assert!(!first.success());
