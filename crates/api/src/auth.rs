@@ -9,7 +9,11 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::AdminState;
 
-pub async fn require_token(State(state): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -42,8 +42,11 @@ pub async fn upload_artifact(
 
 pub async fn deploy(
     State(state): State<Arc<AdminState>>,
-    Json(req): Json<DeployRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Json<DeployResponse>, ApiError> {
+    // Parsed by hand so a bad body gets the API's JSON error, not axum's text.
+    let req: DeployRequest = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad_request(format!("deployment request: {err}")))?;
     if !state.store.has_artifact(&req.artifact) {
         return Err(ApiError::bad_request(format!(
             "artifact {} has not been uploaded",
@@ -92,10 +95,17 @@ pub async fn deploy(
         state.logs.platform(name, "function removed by deploy");
     }
     for record in &records {
-        state.pool.reload(&record.name).map_err(ApiError::internal)?;
+        state
+            .pool
+            .reload(&record.name)
+            .map_err(ApiError::internal)?;
         state.logs.platform(
             &record.name,
-            &format!("deployed version {} (artifact {})", record.version, &record.artifact[..12.min(record.artifact.len())]),
+            &format!(
+                "deployed version {} (artifact {})",
+                record.version,
+                &record.artifact[..12.min(record.artifact.len())]
+            ),
         );
     }
     state.gateway.reload_routes()?;

@@ -20,7 +20,9 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>
     }))
 }
 
-pub async fn list(State(state): State<Arc<AdminState>>) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
     let routes = state.store.routes()?;
     let functions = state.store.list_functions()?;
     Ok(Json(

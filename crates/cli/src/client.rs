@@ -99,7 +99,11 @@ impl AdminClient {
         json_body(resp).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
         let body = serde_json::to_vec(body)?;
         let resp = self
             .send(Method::POST, path, full(body), Some("application/json"))
@@ -121,7 +125,8 @@ pub async fn json_body<T: DeserializeOwned>(resp: Response<Incoming>) -> anyhow:
         return Err(api_error(resp).await);
     }
     let bytes = read_body(resp).await?;
-    serde_json::from_slice(&bytes).context("the server sent a response this CLI does not understand")
+    serde_json::from_slice(&bytes)
+        .context("the server sent a response this CLI does not understand")
 }
 
 pub async fn read_body(resp: Response<Incoming>) -> anyhow::Result<Bytes> {

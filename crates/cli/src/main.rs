@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rouse", version, about = "Self-hosted serverless: web apps and functions that scale to zero")]
+#[command(
+    name = "rouse",
+    version,
+    about = "Self-hosted serverless: web apps and functions that scale to zero"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +25,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Connection {
     /// Admin API of the rouse server.
-    #[arg(long, env = "ROUSE_ENDPOINT", default_value = "http://127.0.0.1:9090", global = true)]
+    #[arg(
+        long,
+        env = "ROUSE_ENDPOINT",
+        default_value = "http://127.0.0.1:9090",
+        global = true
+    )]
     pub endpoint: String,
     /// Admin token; defaults to the token file in --data-dir.
     #[arg(long, env = "ROUSE_ADMIN_TOKEN", hide_env_values = true, global = true)]
@@ -139,7 +148,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -149,14 +161,35 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { serve, conn } => commands::serve::run(serve, conn.data_dir).await,
-            Command::Dev { dir, stage, serve, conn } => commands::dev::run(dir, stage, serve, conn).await,
+            Command::Dev {
+                dir,
+                stage,
+                serve,
+                conn,
+            } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
             Command::Ls { output, conn } => commands::ls::run(output, &conn).await,
-            Command::Rm { function, stage, conn } => commands::rm::run(&function, stage, &conn).await,
-            Command::Logs { function, tail, lines, stage, conn } => {
-                commands::logs::run(&function, tail, lines, stage, &conn).await
-            }
-            Command::Invoke { function, path, method, data, headers, stage, conn } => {
+            Command::Rm {
+                function,
+                stage,
+                conn,
+            } => commands::rm::run(&function, stage, &conn).await,
+            Command::Logs {
+                function,
+                tail,
+                lines,
+                stage,
+                conn,
+            } => commands::logs::run(&function, tail, lines, stage, &conn).await,
+            Command::Invoke {
+                function,
+                path,
+                method,
+                data,
+                headers,
+                stage,
+                conn,
+            } => {
                 commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
             }
         }

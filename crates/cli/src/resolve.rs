@@ -6,7 +6,11 @@ use rouse_api::types::FunctionSummary;
 
 use crate::client::AdminClient;
 
-pub async fn function_name(client: &AdminClient, name: &str, stage: Option<&str>) -> anyhow::Result<String> {
+pub async fn function_name(
+    client: &AdminClient,
+    name: &str,
+    stage: Option<&str>,
+) -> anyhow::Result<String> {
     let functions: Vec<FunctionSummary> = client.get("/v1/functions").await?;
     pick(&functions, name, stage)
 }
@@ -52,7 +56,11 @@ mod tests {
 
     #[test]
     fn short_and_full_names() {
-        let all = [f("shop", "dev", "web"), f("shop", "prod", "web"), f("blog", "dev", "site")];
+        let all = [
+            f("shop", "dev", "web"),
+            f("shop", "prod", "web"),
+            f("blog", "dev", "site"),
+        ];
         assert_eq!(pick(&all, "shop-prod-web", None).unwrap(), "shop-prod-web");
         assert_eq!(pick(&all, "site", None).unwrap(), "blog-dev-site");
         assert_eq!(pick(&all, "web", Some("prod")).unwrap(), "shop-prod-web");

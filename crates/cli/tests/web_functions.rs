@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use common::*;
 
-fn fixture_project(parent: &std::path::Path, name: &str, function_yaml: &str) -> std::path::PathBuf {
+fn fixture_project(
+    parent: &std::path::Path,
+    name: &str,
+    function_yaml: &str,
+) -> std::path::PathBuf {
     let manifest = format!(
         "service: {name}\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n{function_yaml}    events:\n      - http: {{ path: \"/{{proxy+}}\", method: any }}\n"
     );
@@ -22,7 +26,10 @@ async fn cold_start_then_warm_reuse_of_the_same_process() {
     let dir = fixture_project(tmp.path(), "warm", "");
     let out = server.deploy(&dir);
     assert!(out.contains("warm-dev-app"), "{out}");
-    assert!(out.contains(&format!("{}/{{proxy+}}", server.gateway)), "deploy prints the URL: {out}");
+    assert!(
+        out.contains(&format!("{}/{{proxy+}}", server.gateway)),
+        "deploy prints the URL: {out}"
+    );
 
     let http = client();
     let first = get(&http, &format!("{}/hello?x=1", server.gateway)).await;
@@ -35,11 +42,18 @@ async fn cold_start_then_warm_reuse_of_the_same_process() {
         let again = get(&http, &format!("{}/again", server.gateway)).await;
         assert_eq!(again.status, 200);
         assert!(again.headers.get("x-rouse-cold-start").is_none());
-        assert_eq!(again.json()["pid"].as_u64().unwrap(), pid, "warm requests reuse the instance");
+        assert_eq!(
+            again.json()["pid"].as_u64().unwrap(),
+            pid,
+            "warm requests reuse the instance"
+        );
     }
     let logs = server.logs("warm-dev-app");
     assert_eq!(logs.matches("cold start").count(), 1, "{logs}");
-    assert!(logs.contains("handled GET /hello?x=1"), "instance output reaches the logs: {logs}");
+    assert!(
+        logs.contains("handled GET /hello?x=1"),
+        "instance output reaches the logs: {logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,7 +80,11 @@ async fn fifty_concurrent_requests_share_one_cold_start() {
         assert_eq!(resp.status, 200, "{}", resp.text());
         pids.insert(resp.json()["pid"].as_u64().unwrap());
     }
-    assert_eq!(pids.len(), 1, "exactly one instance served the burst: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        1,
+        "exactly one instance served the burst: {pids:?}"
+    );
     let logs = server.logs("burst-dev-app");
     assert_eq!(logs.matches("cold start").count(), 1, "{logs}");
 }
@@ -88,7 +106,11 @@ async fn idle_instances_stop_and_the_next_request_starts_a_new_one() {
     );
     let ls = server.cli(&["ls", "--output", "json"]);
     let functions: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    assert_eq!(functions[0]["instances"].as_array().unwrap().len(), 0, "{functions}");
+    assert_eq!(
+        functions[0]["instances"].as_array().unwrap().len(),
+        0,
+        "{functions}"
+    );
     let again = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(again.status, 200);
     assert_ne!(again.json()["pid"].as_u64().unwrap() as u32, pid);
@@ -102,7 +124,10 @@ async fn restart_keeps_functions_and_routes() {
     let dir = fixture_project(tmp.path(), "keep", "");
     server.deploy(&dir);
     let http = client();
-    assert_eq!(get(&http, &format!("{}/a", server.gateway)).await.status, 200);
+    assert_eq!(
+        get(&http, &format!("{}/a", server.gateway)).await.status,
+        200
+    );
     server.restart();
     let resp = get(&http, &format!("{}/b", server.gateway)).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -117,13 +142,19 @@ async fn crash_gives_502_then_a_fresh_instance_serves() {
     let dir = fixture_project(tmp.path(), "crash", "");
     server.deploy(&dir);
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"].as_u64().unwrap();
+    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap();
     let crashed = get(&http, &format!("{}/crash", server.gateway)).await;
     assert_eq!(crashed.status, 502, "{}", crashed.text());
     assert!(crashed.json()["message"].is_string());
     let after = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(after.status, 200, "{}", after.text());
-    assert_ne!(after.json()["pid"].as_u64().unwrap(), pid, "a new instance took over");
+    assert_ne!(
+        after.json()["pid"].as_u64().unwrap(),
+        pid,
+        "a new instance took over"
+    );
     let logs = server.logs("crash-dev-app");
     assert!(logs.contains("crashed"), "{logs}");
 }
@@ -135,12 +166,20 @@ async fn slow_requests_get_504_and_the_instance_is_replaced() {
     let dir = fixture_project(tmp.path(), "slow", "    timeout: 1\n");
     server.deploy(&dir);
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"].as_u64().unwrap() as u32;
+    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
     let started = std::time::Instant::now();
     let slow = get(&http, &format!("{}/sleep?s=5", server.gateway)).await;
     assert_eq!(slow.status, 504, "{}", slow.text());
-    assert!(started.elapsed() < Duration::from_secs(3), "504 after the 1 s timeout, not the app's 5 s");
-    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await, "timed-out instance is killed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "504 after the 1 s timeout, not the app's 5 s"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(pid)).await,
+        "timed-out instance is killed"
+    );
     let next = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(next.status, 200);
     assert_ne!(next.json()["pid"].as_u64().unwrap() as u32, pid);
@@ -161,7 +200,10 @@ async fn readiness_never_reached_gives_502_with_the_last_output_in_the_log() {
     assert_eq!(resp.status, 502, "{}", resp.text());
     let logs = server.logs("stuck-dev-app");
     assert!(logs.contains("not ready"), "{logs}");
-    assert!(logs.contains("starting up but never listening"), "last output lines are logged: {logs}");
+    assert!(
+        logs.contains("starting up but never listening"),
+        "last output lines are logged: {logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,7 +216,11 @@ async fn stock_nginx_runs_unmodified_through_a_rewrite_rule() {
     let http = client();
     let page = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(page.status, 200, "{}", page.text());
-    assert!(page.text().contains("Served by stock nginx"), "{}", page.text());
+    assert!(
+        page.text().contains("Served by stock nginx"),
+        "{}",
+        page.text()
+    );
     assert_eq!(
         std::fs::read_to_string(example.join("nginx.conf")).unwrap(),
         original,
@@ -192,7 +238,10 @@ async fn python_example_answers_with_forwarding_headers() {
         &http,
         "POST",
         &format!("{}/greet", server.gateway),
-        &[("connection", "keep-alive, x-drop-me"), ("x-drop-me", "secret")],
+        &[
+            ("connection", "keep-alive, x-drop-me"),
+            ("x-drop-me", "secret"),
+        ],
         "hello",
     )
     .await;
@@ -214,7 +263,12 @@ async fn hop_by_hop_headers_are_not_forwarded_and_chunked_responses_stream() {
         &http,
         "GET",
         &format!("{}/h", server.gateway),
-        &[("connection", "x-drop-me"), ("x-drop-me", "1"), ("x-keep", "2"), ("host", "shop.example")],
+        &[
+            ("connection", "x-drop-me"),
+            ("x-drop-me", "1"),
+            ("x-keep", "2"),
+            ("host", "shop.example"),
+        ],
         "",
     )
     .await;
@@ -227,7 +281,10 @@ async fn hop_by_hop_headers_are_not_forwarded_and_chunked_responses_stream() {
 
     let stream = get(&http, &format!("{}/stream", server.gateway)).await;
     assert_eq!(stream.status, 200);
-    assert_eq!(stream.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    assert_eq!(
+        stream.text(),
+        "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -236,10 +293,24 @@ async fn oversize_bodies_get_413() {
     let server = Server::start_with(&tmp.path().join("data"), &["--max-body-bytes", "1000"]);
     server.deploy(&fixture_project(tmp.path(), "big", ""));
     let http = client();
-    let ok = request(&http, "POST", &format!("{}/u", server.gateway), &[], vec![b'a'; 1000]).await;
+    let ok = request(
+        &http,
+        "POST",
+        &format!("{}/u", server.gateway),
+        &[],
+        vec![b'a'; 1000],
+    )
+    .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["body_len"], 1000);
-    let big = request(&http, "POST", &format!("{}/u", server.gateway), &[], vec![b'a'; 1001]).await;
+    let big = request(
+        &http,
+        "POST",
+        &format!("{}/u", server.gateway),
+        &[],
+        vec![b'a'; 1001],
+    )
+    .await;
     assert_eq!(big.status, 413, "{}", big.text());
     assert!(big.json()["message"].as_str().unwrap().contains("1000"));
 }
@@ -252,12 +323,20 @@ async fn chunked_oversize_bodies_get_413_too() {
     server.deploy(&fixture_project(tmp.path(), "bigchunk", ""));
     // A streamed body has no Content-Length: the limit applies while streaming.
     let chunks: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> = (0..4)
-        .map(|_| Ok(hyper::body::Frame::data(bytes::Bytes::from(vec![b'b'; 400]))))
+        .map(|_| {
+            Ok(hyper::body::Frame::data(bytes::Bytes::from(vec![
+                b'b';
+                400
+            ])))
+        })
         .collect();
     let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
     let http: hyper_util::client::legacy::Client<_, _> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let req = http::Request::post(format!("{}/u", server.gateway)).body(body).unwrap();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::post(format!("{}/u", server.gateway))
+        .body(body)
+        .unwrap();
     let resp = http.request(req).await.unwrap();
     assert_eq!(resp.status(), 413);
     let _ = resp.into_body().collect().await;
@@ -279,7 +358,9 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     let mut server = Server::start(&tmp.path().join("data"));
     server.deploy(&fixture_project(tmp.path(), "drain", ""));
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"].as_u64().unwrap() as u32;
+    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
     let url = format!("{}/sleep?s=1.5", server.gateway);
     let in_flight = tokio::spawn({
         let http = http.clone();
@@ -291,7 +372,12 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         (code, server)
     });
     let resp = in_flight.await.unwrap();
-    assert_eq!(resp.status, 200, "the in-flight request finished: {}", resp.text());
+    assert_eq!(
+        resp.status,
+        200,
+        "the in-flight request finished: {}",
+        resp.text()
+    );
     let (code, _server) = code.await.unwrap();
     assert_eq!(code, Some(0));
     assert!(!process_alive(pid), "instances are stopped on shutdown");
@@ -302,12 +388,31 @@ async fn host_names_route_to_functions_with_a_domain() {
     let tmp = open_tempdir();
     let server = Server::start_with(&tmp.path().join("data"), &["--domain", "fn.test"]);
     let manifest = "service: hosty\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n";
-    server.deploy(&project(tmp.path(), "hosty", manifest, &[("app.py", &fixture_app())]));
+    server.deploy(&project(
+        tmp.path(),
+        "hosty",
+        manifest,
+        &[("app.py", &fixture_app())],
+    ));
     let http = client();
-    let resp = request(&http, "GET", &format!("{}/any/path", server.gateway), &[("host", "hosty-dev-app.fn.test")], "").await;
+    let resp = request(
+        &http,
+        "GET",
+        &format!("{}/any/path", server.gateway),
+        &[("host", "hosty-dev-app.fn.test")],
+        "",
+    )
+    .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["path"], "/any/path");
-    let other = request(&http, "GET", &format!("{}/any/path", server.gateway), &[("host", "nope.fn.test")], "").await;
+    let other = request(
+        &http,
+        "GET",
+        &format!("{}/any/path", server.gateway),
+        &[("host", "nope.fn.test")],
+        "",
+    )
+    .await;
     assert_eq!(other.status, 404);
 }
 
@@ -317,7 +422,12 @@ async fn an_idle_server_uses_no_cpu() {
     let server = Server::start(&tmp.path().join("data"));
     let cpu = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
         // utime + stime, in clock ticks (usually 10 ms).
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     };

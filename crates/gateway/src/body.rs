@@ -13,7 +13,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> ProxyBody {
@@ -30,7 +32,10 @@ pub struct Leased<B> {
 
 impl<B> Leased<B> {
     pub fn new(inner: B, lease: Lease) -> Self {
-        Leased { inner, _lease: lease }
+        Leased {
+            inner,
+            _lease: lease,
+        }
     }
 }
 

@@ -59,7 +59,11 @@ struct Inner {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, store: Arc<Store>, pool: Pool) -> Result<Gateway, rouse_store::StoreError> {
+    pub fn new(
+        config: GatewayConfig,
+        store: Arc<Store>,
+        pool: Pool,
+    ) -> Result<Gateway, rouse_store::StoreError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -82,7 +86,11 @@ impl Gateway {
     pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
         let store = &self.inner.store;
         let functions = store.list_functions()?.into_iter().map(|f| f.name);
-        let router = Router::new(&store.routes()?, functions, self.inner.config.domain.clone());
+        let router = Router::new(
+            &store.routes()?,
+            functions,
+            self.inner.config.domain.clone(),
+        );
         self.inner.router.store(Arc::new(router));
         Ok(())
     }
@@ -113,7 +121,12 @@ impl Gateway {
 
     /// Proxies a request to `function`, bypassing routing (used by
     /// `rouse invoke`). The request's URI path and query are sent as they are.
-    pub async fn forward<B>(&self, function: &str, req: Request<B>, client: SocketAddr) -> Response<ProxyBody>
+    pub async fn forward<B>(
+        &self,
+        function: &str,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -151,17 +164,25 @@ impl Gateway {
         let upstream = Request::from_parts(parts, body);
 
         let timeout = Duration::from_secs_f64(lease.deployment().spec.timeout_secs);
-        let response = match tokio::time::timeout(timeout, self.inner.client.request(upstream)).await {
+        let response = match tokio::time::timeout(timeout, self.inner.client.request(upstream))
+            .await
+        {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
                 if is_body_too_large(&err) {
                     return too_large(limit);
                 }
                 tracing::info!(function, instance = lease.instance_id(), error = %err, "upstream request failed");
-                return json_error(StatusCode::BAD_GATEWAY, "Bad Gateway: the function instance failed");
+                return json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad Gateway: the function instance failed",
+                );
             }
             Err(_) => {
-                lease.replace_instance(&format!("timed out after {:.2}s; replacing it", timeout.as_secs_f64()));
+                lease.replace_instance(&format!(
+                    "timed out after {:.2}s; replacing it",
+                    timeout.as_secs_f64()
+                ));
                 return json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
             }
         };
@@ -199,9 +220,20 @@ fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
             );
             resp
         }
-        AcquireError::StartFailed(_) => {
-            json_error(StatusCode::BAD_GATEWAY, "Bad Gateway: the function instance failed to start")
+        AcquireError::BackingOff { retry_after, .. } => {
+            let mut resp = json_error(
+                StatusCode::BAD_GATEWAY,
+                "Bad Gateway: the function keeps crashing; retrying later",
+            );
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp
         }
+        AcquireError::StartFailed(_) => json_error(
+            StatusCode::BAD_GATEWAY,
+            "Bad Gateway: the function instance failed to start",
+        ),
         AcquireError::ShuttingDown => {
             let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
             resp.headers_mut()

@@ -58,7 +58,11 @@ pub struct Router {
 
 impl Router {
     /// `functions` are all deployed functions (for host routing).
-    pub fn new(routes: &[RouteRecord], functions: impl IntoIterator<Item = String>, domain: Option<String>) -> Router {
+    pub fn new(
+        routes: &[RouteRecord],
+        functions: impl IntoIterator<Item = String>,
+        domain: Option<String>,
+    ) -> Router {
         let mut routes: Vec<Route> = routes
             .iter()
             .map(|r| Route {
@@ -77,7 +81,12 @@ impl Router {
         }
     }
 
-    pub fn lookup<'r>(&'r self, method: &str, path: &str, host: Option<&str>) -> Option<RouteMatch<'r>> {
+    pub fn lookup<'r>(
+        &'r self,
+        method: &str,
+        path: &str,
+        host: Option<&str>,
+    ) -> Option<RouteMatch<'r>> {
         if let Some(function) = self.host_function(host) {
             return Some(RouteMatch {
                 function,
@@ -109,7 +118,11 @@ impl Router {
         let domain = self.domain.as_deref()?;
         let host = host?;
         let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
         });
         let label = host
             .to_ascii_lowercase()
@@ -134,9 +147,10 @@ impl Router {
     pub fn by_function(&self) -> HashMap<&str, Vec<(String, &str)>> {
         let mut out: HashMap<&str, Vec<(String, &str)>> = HashMap::new();
         for r in &self.routes {
-            out.entry(&r.function)
-                .or_default()
-                .push((r.method.clone().unwrap_or_else(|| "ANY".into()), &r.template));
+            out.entry(&r.function).or_default().push((
+                r.method.clone().unwrap_or_else(|| "ANY".into()),
+                &r.template,
+            ));
         }
         out
     }
@@ -148,13 +162,15 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 
 fn parse_template(template: &str) -> Vec<Segment> {
     split(template)
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => match name.strip_suffix('+') {
-                Some(name) => Segment::Greedy(name.to_string()),
-                None => Segment::Param(name.to_string()),
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => match name.strip_suffix('+') {
+                    Some(name) => Segment::Greedy(name.to_string()),
+                    None => Segment::Param(name.to_string()),
+                },
+                None => Segment::Literal(s.to_string()),
             },
-            None => Segment::Literal(s.to_string()),
-        })
+        )
         .collect()
 }
 
@@ -226,15 +242,30 @@ mod tests {
             ("GET", "/users/42", "user", vec![("id", "42")]),
             ("DELETE", "/users/42", "user-any", vec![("id", "42")]),
             ("POST", "/users/42/posts", "posts", vec![("id", "42")]),
-            ("GET", "/users/42/posts", "catchall", vec![("proxy", "users/42/posts")]),
-            ("GET", "/files/a/b/c.txt", "files", vec![("path", "a/b/c.txt")]),
+            (
+                "GET",
+                "/users/42/posts",
+                "catchall",
+                vec![("proxy", "users/42/posts")],
+            ),
+            (
+                "GET",
+                "/files/a/b/c.txt",
+                "files",
+                vec![("path", "a/b/c.txt")],
+            ),
             ("HEAD", "/users/7", "user", vec![("id", "7")]),
             ("GET", "/users/42/", "user", vec![("id", "42")]),
         ];
         for (method, path, want, params) in cases {
-            let m = r.lookup(method, path, None).unwrap_or_else(|| panic!("{method} {path}"));
+            let m = r
+                .lookup(method, path, None)
+                .unwrap_or_else(|| panic!("{method} {path}"));
             assert_eq!(m.function, want, "{method} {path}");
-            let params: Vec<(&str, String)> = params.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+            let params: Vec<(&str, String)> = params
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect();
             assert_eq!(m.params, params, "{method} {path}");
         }
     }
@@ -250,12 +281,29 @@ mod tests {
     #[test]
     fn host_routing_needs_the_domain_and_a_known_function() {
         let r = router();
-        let m = r.lookup("GET", "/anything", Some("site.fn.example.com:8080")).unwrap();
+        let m = r
+            .lookup("GET", "/anything", Some("site.fn.example.com:8080"))
+            .unwrap();
         assert_eq!(m.function, "site");
-        assert_eq!(r.lookup("GET", "/x", Some("API-DEV-WEB.fn.example.com")).unwrap().function, "api-dev-web");
+        assert_eq!(
+            r.lookup("GET", "/x", Some("API-DEV-WEB.fn.example.com"))
+                .unwrap()
+                .function,
+            "api-dev-web"
+        );
         // Unknown function: falls back to path routes.
-        assert_eq!(r.lookup("GET", "/x", Some("nope.fn.example.com")).unwrap().function, "catchall");
+        assert_eq!(
+            r.lookup("GET", "/x", Some("nope.fn.example.com"))
+                .unwrap()
+                .function,
+            "catchall"
+        );
         // Another domain is not host routing.
-        assert_eq!(r.lookup("GET", "/", Some("site.other.com")).unwrap().function, "root");
+        assert_eq!(
+            r.lookup("GET", "/", Some("site.other.com"))
+                .unwrap()
+                .function,
+            "root"
+        );
     }
 }

@@ -82,10 +82,7 @@ impl LogBook {
         let window = (lines as u64).saturating_mul(512).max(64 * 1024);
         let start = len.saturating_sub(window);
         file.seek(SeekFrom::Start(start))?;
-        let mut out: Vec<String> = BufReader::new(file)
-            .lines()
-            .map_while(Result::ok)
-            .collect();
+        let mut out: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
         if start > 0 && !out.is_empty() {
             out.remove(0); // probably a partial line
         }

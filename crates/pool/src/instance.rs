@@ -78,11 +78,7 @@ enum Next {
 
 /// Owns one instance from spawn to exit. `live_instances` was incremented by
 /// the caller; it is decremented here when the process is gone.
-pub(crate) async fn supervise(
-    shared: Arc<Shared>,
-    fp: Arc<FunctionPool>,
-    instance: Arc<Instance>,
-) {
+pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instance: Arc<Instance>) {
     let logs = &shared.logs;
     match start(&shared, &fp, &instance).await {
         Ok(mut process) => {
@@ -91,13 +87,18 @@ pub(crate) async fn supervise(
             rouse_sandbox::remove_work_dir(process.work_dir());
         }
         Err(message) => {
-            logs.platform(&fp.name, &format!("instance {} failed to start: {message}", instance.id));
+            logs.platform(
+                &fp.name,
+                &format!("instance {} failed to start: {message}", instance.id),
+            );
             tracing::warn!(function = %fp.name, instance = %instance.id, "start failed: {message}");
             let mut state = fp.lock_state();
             let delay = state.streak.record_exit(Duration::ZERO);
             state.backoff_until = Some(Instant::now() + delay);
             drop(state);
-            instance.startup.send_replace(Startup::Failed(message.into()));
+            instance
+                .startup
+                .send_replace(Startup::Failed(message.into()));
         }
     }
     fp.remove_slot(&instance);
@@ -212,9 +213,10 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
     };
     fp.retire(instance);
     fp.changed.notify_waiters();
-    shared
-        .logs
-        .platform(&fp.name, &format!("instance {} stopped: {reason}", instance.id));
+    shared.logs.platform(
+        &fp.name,
+        &format!("instance {} stopped: {reason}", instance.id),
+    );
 }
 
 async fn wait_for_stop(instance: &Instance) {
@@ -309,7 +311,13 @@ impl FunctionPool {
 
     /// The process exited on its own (or was killed on request). Returns the
     /// reason to log; unplanned exits feed the crash back-off.
-    fn exited(&self, shared: &Shared, instance: &Instance, status: &str, last: Vec<String>) -> String {
+    fn exited(
+        &self,
+        shared: &Shared,
+        instance: &Instance,
+        status: &str,
+        last: Vec<String>,
+    ) -> String {
         if let Some(reason) = instance.stop_reason() {
             return reason;
         }
@@ -322,7 +330,11 @@ impl FunctionPool {
         if !last.is_empty() {
             shared.logs.platform(
                 &self.name,
-                &format!("instance {} last output:\n  {}", instance.id, last.join("\n  ")),
+                &format!(
+                    "instance {} last output:\n  {}",
+                    instance.id,
+                    last.join("\n  ")
+                ),
             );
         }
         format!("crashed ({status}) with {in_flight} request(s) in flight")

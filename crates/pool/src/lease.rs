@@ -32,7 +32,10 @@ impl Lease {
 
     /// Where the instance listens.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.instance.port.load(Ordering::Relaxed)))
+        SocketAddr::from((
+            Ipv4Addr::LOCALHOST,
+            self.instance.port.load(Ordering::Relaxed),
+        ))
     }
 
     pub fn instance_id(&self) -> &str {
@@ -59,9 +62,10 @@ impl Lease {
     /// Kills the instance (e.g. it let a request time out): it takes no more
     /// requests and the next request starts a fresh one.
     pub fn replace_instance(&self, reason: &str) {
-        self.shared
-            .logs
-            .platform(&self.function.name, &format!("instance {} {reason}", self.instance.id));
+        self.shared.logs.platform(
+            &self.function.name,
+            &format!("instance {} {reason}", self.instance.id),
+        );
         self.function.retire(&self.instance);
         self.instance.request_stop(reason);
     }

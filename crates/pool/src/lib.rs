@@ -39,6 +39,14 @@ pub enum AcquireError {
     },
     #[error("instance failed to start: {0}")]
     StartFailed(Arc<str>),
+    /// The function's instances keep crashing soon after start; no new one
+    /// is started until the back-off ends. Failing fast here is what keeps
+    /// a broken app from tying up every caller for the whole back-off.
+    #[error("function {function} is crash-looping; next start in {retry_after:?}")]
+    BackingOff {
+        function: String,
+        retry_after: Duration,
+    },
     #[error("rouse is shutting down")]
     ShuttingDown,
     #[error("store: {0}")]
@@ -194,16 +202,22 @@ impl Pool {
                         Action::AwaitStart(slot.instance.clone())
                     }
                     Decision::Start => Action::AwaitStart(self.start_instance(&fp, &mut state, 1)),
-                    Decision::Wait { until } => {
-                        Action::Wait(until.map_or(queue_deadline, |u| u.min(queue_deadline)))
+                    Decision::Wait { until: Some(until) } => {
+                        return Err(AcquireError::BackingOff {
+                            function: name.to_string(),
+                            retry_after: until.saturating_duration_since(Instant::now()),
+                        });
                     }
+                    Decision::Wait { until: None } => Action::Wait(queue_deadline),
                 }
             };
             let wait_until = match action {
                 Action::Serve(instance) => {
                     return Ok(Lease::new(self.shared.clone(), fp.clone(), instance, false));
                 }
-                Action::AwaitStart(instance) => return self.await_start(fp.clone(), instance).await,
+                Action::AwaitStart(instance) => {
+                    return self.await_start(fp.clone(), instance).await
+                }
                 Action::Wait(until) => until,
             };
             if Instant::now() >= queue_deadline {
@@ -401,9 +415,9 @@ impl Pool {
         match outcome {
             Ok(instance::Startup::Ready) => Ok(lease),
             Ok(instance::Startup::Failed(msg)) => Err(AcquireError::StartFailed(msg)),
-            Ok(instance::Startup::Pending) | Err(_) => {
-                Err(AcquireError::StartFailed("instance supervisor ended".into()))
-            }
+            Ok(instance::Startup::Pending) | Err(_) => Err(AcquireError::StartFailed(
+                "instance supervisor ended".into(),
+            )),
         }
     }
 }

@@ -114,7 +114,11 @@ mod tests {
             ),
             (
                 "pack onto the first with room",
-                vec![slot(Phase::Ready, 2), slot(Phase::Ready, 1), slot(Phase::Ready, 0)],
+                vec![
+                    slot(Phase::Ready, 2),
+                    slot(Phase::Ready, 1),
+                    slot(Phase::Ready, 0),
+                ],
                 None,
                 Decision::Use(1),
             ),

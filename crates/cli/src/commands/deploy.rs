@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 use http::Method;
-use hyper::body::Frame;
 use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use indicatif::{ProgressBar, ProgressStyle};
 use rouse_api::types::{ArtifactUploaded, DeployRequest, DeployResponse};
 use rouse_manifest::LoadOptions;
@@ -39,12 +39,19 @@ pub fn print_summary(deployed: &DeployResponse) {
         println!("  removed {name}");
     }
     if let Some(f) = deployed.functions.first() {
-        println!("Next: rouse invoke {} --path /   ·   rouse logs {} --tail", f.name, f.name);
+        println!(
+            "Next: rouse invoke {} --path /   ·   rouse logs {} --tail",
+            f.name, f.name
+        );
     }
 }
 
 /// Loads, packages, uploads and deploys `dir`.
-pub async fn deploy_dir(client: &AdminClient, dir: &Path, stage: Option<String>) -> anyhow::Result<DeployResponse> {
+pub async fn deploy_dir(
+    client: &AdminClient,
+    dir: &Path,
+    stage: Option<String>,
+) -> anyhow::Result<DeployResponse> {
     let loaded = rouse_manifest::load_dir(dir, &LoadOptions { stage })?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
@@ -68,7 +75,8 @@ pub async fn deploy_dir(client: &AdminClient, dir: &Path, stage: Option<String>)
 
 async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let spinner = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} Packaging {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} Packaging {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let dir = dir.to_path_buf();
@@ -82,7 +90,10 @@ async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
     .await
     .context("packaging task failed")?
     .context("packaging the project")?;
-    spinner.finish_with_message(format!("done: {} compressed", indicatif::HumanBytes(archive.len() as u64)));
+    spinner.finish_with_message(format!(
+        "done: {} compressed",
+        indicatif::HumanBytes(archive.len() as u64)
+    ));
     Ok(archive)
 }
 
@@ -105,7 +116,12 @@ async fn upload(client: &AdminClient, archive: Vec<u8>) -> anyhow::Result<Artifa
     }));
     let body = StreamBody::new(stream).boxed_unsync();
     let resp = client
-        .send(Method::POST, "/v1/artifacts", body, Some("application/gzip"))
+        .send(
+            Method::POST,
+            "/v1/artifacts",
+            body,
+            Some("application/gzip"),
+        )
         .await?;
     let uploaded: ArtifactUploaded = json_body(resp).await.context("uploading the artifact")?;
     bar.finish();

@@ -16,7 +16,10 @@ pub async fn run(
     conn: Connection,
 ) -> anyhow::Result<ExitCode> {
     let server = Server::start(&serve, &conn.data_dir).await?;
-    let client = AdminClient::with_token(&format!("http://{}", server.admin_addr), server.token.clone());
+    let client = AdminClient::with_token(
+        &format!("http://{}", server.admin_addr),
+        server.token.clone(),
+    );
     let deployed = match deploy_dir(&client, &dir, stage).await {
         Ok(deployed) => deployed,
         Err(err) => {
@@ -28,7 +31,10 @@ pub async fn run(
     println!("rouse dev is running; Ctrl-C stops it. Function logs follow.");
     let mut tails = tokio::task::JoinSet::new();
     for f in &deployed.functions {
-        let client = AdminClient::with_token(&format!("http://{}", server.admin_addr), server.token.clone());
+        let client = AdminClient::with_token(
+            &format!("http://{}", server.admin_addr),
+            server.token.clone(),
+        );
         let name = f.name.clone();
         tails.spawn(async move {
             let _ = stream_logs(&client, &name, 0, true, &mut std::io::stdout()).await;

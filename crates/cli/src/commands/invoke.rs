@@ -29,7 +29,11 @@ pub async fn run(
         },
         None => Vec::new(),
     };
-    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
     let url = format!("/v1/functions/{name}/invoke{path}");
     let mut extra = Vec::new();
     for h in headers {
@@ -37,12 +41,19 @@ pub async fn run(
             bail!("header {h:?} must look like `Name: value`");
         };
         extra.push((
-            HeaderName::from_bytes(k.trim().as_bytes()).with_context(|| format!("bad header name in {h:?}"))?,
-            HeaderValue::from_str(v.trim()).with_context(|| format!("bad header value in {h:?}"))?,
+            HeaderName::from_bytes(k.trim().as_bytes())
+                .with_context(|| format!("bad header name in {h:?}"))?,
+            HeaderValue::from_str(v.trim())
+                .with_context(|| format!("bad header value in {h:?}"))?,
         ));
     }
     let resp = client
-        .send_with_headers(method, &url, rouse_gateway::full(body).boxed_unsync(), extra)
+        .send_with_headers(
+            method,
+            &url,
+            rouse_gateway::full(body).boxed_unsync(),
+            extra,
+        )
         .await?;
     let status = resp.status();
     eprintln!("HTTP {status}");

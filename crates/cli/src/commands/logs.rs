@@ -31,7 +31,9 @@ pub async fn stream_logs(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let path = format!("/v1/functions/{name}/logs?lines={lines}&follow={follow}");
-    let resp = client.send(Method::GET, &path, rouse_gateway::empty(), None).await?;
+    let resp = client
+        .send(Method::GET, &path, rouse_gateway::empty(), None)
+        .await?;
     if !resp.status().is_success() {
         return Err(api_error(resp).await);
     }

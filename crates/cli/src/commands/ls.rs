@@ -17,9 +17,16 @@ pub async fn run(output: Output, conn: &Connection) -> anyhow::Result<ExitCode> 
             println!("No functions deployed. Deploy one with: rouse deploy DIR")
         }
         Output::Text => {
-            println!("{:<32} {:<5} {:<7} {:>9}  ROUTES", "NAME", "KIND", "VERSION", "INSTANCES");
+            println!(
+                "{:<32} {:<5} {:<7} {:>9}  ROUTES",
+                "NAME", "KIND", "VERSION", "INSTANCES"
+            );
             for f in &functions {
-                let routes: Vec<String> = f.routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+                let routes: Vec<String> = f
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect();
                 println!(
                     "{:<32} {:<5} {:<7} {:>9}  {}",
                     f.name,

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use crate::client::AdminClient;
 use crate::{resolve, Connection};
 
-pub async fn run(function: &str, stage: Option<String>, conn: &Connection) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    function: &str,
+    stage: Option<String>,
+    conn: &Connection,
+) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
     let name = resolve::function_name(&client, function, stage.as_deref()).await?;
     client.delete(&format!("/v1/functions/{name}")).await?;

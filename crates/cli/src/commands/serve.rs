@@ -57,15 +57,19 @@ impl Server {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let store = Arc::new(
-            Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?,
+            Store::open(data_dir)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
         );
-        let logs = Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
-        let pool = Pool::new(store.clone(), logs.clone()).context("preparing the instance directory")?;
+        let logs =
+            Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
+        let pool =
+            Pool::new(store.clone(), logs.clone()).context("preparing the instance directory")?;
         let config = GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             domain: args.domain.clone(),
         };
-        let gateway = Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
+        let gateway =
+            Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
         let token = admin_token(data_dir)?;
 
         let gateway_listener = bind(args.listen, "gateway", "--listen").await?;
@@ -160,7 +164,8 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
     let token = hex::encode(bytes);
     let mut file = std::fs::OpenOptions::new()
         .write(true)

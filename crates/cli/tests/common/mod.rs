@@ -46,7 +46,14 @@ impl Server {
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
         let mut child = Command::new(rouse_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra_args)
             .env("ROUSE_ADMIN_TOKEN", TOKEN)
@@ -57,7 +64,9 @@ impl Server {
             .expect("start rouse serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read banner");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read banner");
         // "rouse is serving functions at http://A (admin API http://B, data in ...)"
         let urls: Vec<&str> = line
             .split_whitespace()
@@ -213,11 +222,18 @@ pub async fn request(
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body.into())).expect("request");
-    let resp = client.request(req).await.unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
+    let resp = client
+        .request(req)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn get(client: &HttpClient, url: &str) -> Response {

@@ -1,0 +1,388 @@
+//! The admin API and the CLI as a user meets them: auth, errors, logs,
+//! invoke, rm, redeploys, and the lifecycle rules that span requests.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn app_project(parent: &std::path::Path, name: &str, extra: &str) -> std::path::PathBuf {
+    let manifest = format!(
+        "service: {name}\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n{extra}    events:\n      - http: {{ path: \"/{{proxy+}}\", method: any }}\n"
+    );
+    project(parent, name, &manifest, &[("app.py", &fixture_app())])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_api_needs_the_token_and_answers_errors_in_json() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let http = client();
+    let url = format!("{}/v1/functions", server.admin);
+
+    let none = get(&http, &url).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["error"]["code"], "Unauthorized");
+    let wrong = request(&http, "GET", &url, &[("authorization", "Bearer nope")], "").await;
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let ok = request(&http, "GET", &url, &[("authorization", &auth)], "").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json(), serde_json::json!([]));
+
+    let missing = request(
+        &http,
+        "GET",
+        &format!("{url}/nope"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["code"], "NotFound");
+    assert!(missing.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nope"));
+
+    let garbage = request(
+        &http,
+        "POST",
+        &format!("{}/v1/deployments", server.admin),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        "{not json",
+    )
+    .await;
+    assert_eq!(garbage.status, 400);
+    assert_eq!(garbage.json()["error"]["code"], "BadRequest");
+
+    // The CLI explains a wrong token instead of failing obscurely.
+    let out = Command::new(rouse_bin())
+        .args(["ls"])
+        .env("ROUSE_ENDPOINT", &server.admin)
+        .env("ROUSE_ADMIN_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_file_is_created_private_and_read_by_the_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = open_tempdir();
+    let data = tmp.path().join("data");
+    let mut child = Command::new(rouse_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("ROUSE_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let admin = banner
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://"))
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    let token_file = data.join("admin-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = Command::new(rouse_bin())
+        .args(["ls", "--data-dir"])
+        .arg(&data)
+        .env("ROUSE_ENDPOINT", &admin)
+        .env_remove("ROUSE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No functions deployed"));
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsafe_archives_are_rejected_and_nothing_is_written() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let evil_target = tmp.path().join("evil");
+    // A tarball whose entry climbs out of the extraction dir.
+    let mut raw = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut raw, flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        let mut header = tar::Header::new_gnu();
+        let name = b"../../../evil";
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        header.set_size(4);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        tar.append(&header, &b"pwnd"[..]).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let http = client();
+    let resp = request(
+        &http,
+        "POST",
+        &format!("{}/v1/artifacts", server.admin),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        raw,
+    )
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], "BadArchive");
+    assert!(resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("evil"));
+    assert!(!evil_target.exists());
+    let artifacts = std::fs::read_dir(server.data_dir.join("artifacts"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(artifacts, 0, "a rejected upload is not stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_manifest_names_file_line_and_column() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let dir = project(
+        tmp.path(),
+        "typo",
+        "service: typo\nfunctions:\n  app:\n    web:\n      comand: [\"python3\", \"app.py\"]\n",
+        &[("app.py", "")],
+    );
+    let out = server.cli(&["deploy", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rouse.yaml:5:7"), "{stderr}");
+    assert!(stderr.contains("did you mean `command`"), "{stderr}");
+    let ls = String::from_utf8_lossy(&server.cli(&["ls"]).stdout).to_string();
+    assert!(
+        ls.contains("No functions deployed"),
+        "nothing was deployed: {ls}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_tail_follows_new_lines_and_invoke_calls_the_function() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    server.deploy(&app_project(tmp.path(), "tail", ""));
+
+    let mut tail = Command::new(rouse_bin())
+        .args(["logs", "app", "--tail", "-n", "0"])
+        .env("ROUSE_ENDPOINT", &server.admin)
+        .env("ROUSE_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let out = server.cli(&[
+        "invoke",
+        "app",
+        "--path",
+        "/from-cli?q=1",
+        "--method",
+        "post",
+        "--data",
+        "hi",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["path"], "/from-cli?q=1");
+    assert_eq!(doc["method"], "POST");
+    assert_eq!(doc["body_len"], 2);
+    assert!(
+        doc["headers"].get("authorization").is_none(),
+        "the admin token is not passed on"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let done = line.contains("handled POST /from-cli?q=1");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("cold start")),
+        "platform events are tailed: {seen:?}"
+    );
+    let handled = seen
+        .iter()
+        .find(|l| l.contains("handled POST /from-cli?q=1"));
+    let handled = handled.unwrap_or_else(|| panic!("instance output is tailed: {seen:?}"));
+    // `2026-11-23T23:59:00.123Z [instance-id] message`
+    assert!(
+        handled.starts_with("20") && handled.contains("Z ["),
+        "{handled}"
+    );
+
+    let missing = server.cli(&["invoke", "nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rm_stops_the_instance_and_removes_the_route() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    server.deploy(&app_project(tmp.path(), "gone", ""));
+    let http = client();
+    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let out = server.cli(&["rm", "app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        get(&http, &format!("{}/", server.gateway)).await.status,
+        404
+    );
+    assert!(eventually(Duration::from_secs(5), || !process_alive(pid)).await);
+    let again = server.cli(&["rm", "app"]);
+    assert!(!again.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_lifetime_recycles_after_draining_in_flight_requests() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    server.deploy(&app_project(
+        tmp.path(),
+        "old",
+        "    scaling: { maxLifetime: 1, idleTimeout: 60 }\n",
+    ));
+    let http = client();
+    let first = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    // In flight across the 1 s mark: it must finish on the old instance.
+    let slow = get(&http, &format!("{}/sleep?s=1.5", server.gateway)).await;
+    assert_eq!(slow.status, 200, "{}", slow.text());
+    assert_eq!(slow.json()["pid"].as_u64().unwrap() as u32, first);
+    let next = get(&http, &format!("{}/", server.gateway)).await;
+    assert_eq!(next.status, 200);
+    assert_ne!(
+        next.json()["pid"].as_u64().unwrap() as u32,
+        first,
+        "a fresh instance after maxLifetime"
+    );
+    assert!(eventually(Duration::from_secs(5), || !process_alive(first)).await);
+    assert!(server.logs("old-dev-app").contains("maxLifetime"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_loop_backs_off_instead_of_spinning() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let manifest = "service: loop\nfunctions:\n  app:\n    web:\n      command: [\"sh\", \"-c\", \"echo boom; exit 1\"]\n    events:\n      - http: { path: \"/{proxy+}\", method: any }\n";
+    server.deploy(&project(tmp.path(), "loop", manifest, &[]));
+    let http = client();
+    let started = Instant::now();
+    let mut retry_after_seen = false;
+    for _ in 0..20 {
+        let resp = get(&http, &format!("{}/", server.gateway)).await;
+        assert_eq!(resp.status, 502, "{}", resp.text());
+        retry_after_seen |= resp.headers.contains_key("retry-after");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let starts = server.logs("loop-dev-app").matches("cold start").count();
+    assert!(retry_after_seen, "back-off answers carry Retry-After");
+    assert!(
+        starts <= 6,
+        "{starts} starts in {elapsed:?}: a crash loop must back off (0, 100, 200, 400 ms ...)"
+    );
+    assert!(
+        server.logs("loop-dev-app").contains("boom"),
+        "the app's output explains the failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redeploy_switches_versions_without_failed_requests() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let dir = app_project(tmp.path(), "roll", "    environment: { GREETING: v1 }\n");
+    server.deploy(&dir);
+    let http = client();
+    let old = get(&http, &format!("{}/", server.gateway)).await.json();
+    assert_eq!(old["env"]["GREETING"], "v1");
+    let old_pid = old["pid"].as_u64().unwrap() as u32;
+
+    let manifest = std::fs::read_to_string(dir.join("rouse.yaml"))
+        .unwrap()
+        .replace("v1", "v2");
+    std::fs::write(dir.join("rouse.yaml"), manifest).unwrap();
+    let out = server.deploy(&dir);
+    assert!(out.contains("version 2"), "{out}");
+    // Every request during the switch succeeds, and the new version takes over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut switched = false;
+    while Instant::now() < deadline {
+        let resp = get(&http, &format!("{}/", server.gateway)).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        if resp.json()["env"]["GREETING"] == "v2" {
+            switched = true;
+            break;
+        }
+    }
+    assert!(switched, "version 2 serves after the deploy");
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(old_pid)).await,
+        "the old instance drains and stops"
+    );
+}
