@@ -54,6 +54,9 @@ pub struct ServeArgs {
     /// Largest request body the gateway accepts (bytes); larger gets 413.
     #[arg(long, default_value_t = rouse_gateway::DEFAULT_MAX_BODY)]
     pub max_body_bytes: u64,
+    /// Add `X-Rouse-Cold-Start: true` to responses that waited for a cold start.
+    #[arg(long)]
+    pub cold_start_header: bool,
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,

@@ -22,7 +22,7 @@ fn fixture_project(
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_start_then_warm_reuse_of_the_same_process() {
     let tmp = open_tempdir();
-    let server = Server::start(&tmp.path().join("data"));
+    let server = Server::start_with(&tmp.path().join("data"), &["--cold-start-header"]);
     let dir = fixture_project(tmp.path(), "warm", "");
     let out = server.deploy(&dir);
     assert!(out.contains("warm-dev-app"), "{out}");
@@ -251,6 +251,10 @@ async fn python_example_answers_with_forwarding_headers() {
     assert_eq!(doc["method"], "POST");
     assert_eq!(doc["body"], "hello");
     assert_eq!(doc["forwarded_for"], "127.0.0.1");
+    assert!(
+        resp.headers.get("x-rouse-cold-start").is_none(),
+        "the cold-start header is opt-in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

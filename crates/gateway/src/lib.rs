@@ -1,5 +1,6 @@
 //! The public HTTP front door: routing and proxying to function instances.
 
+mod aws;
 mod body;
 mod headers;
 pub mod router;
@@ -34,6 +35,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: u64,
     /// `{function}.{domain}` host names route to that function.
     pub domain: Option<String>,
+    /// Mark responses that waited for an instance to start with
+    /// `X-Rouse-Cold-Start: true`.
+    pub cold_start_header: bool,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +45,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             domain: None,
+            cold_start_header: false,
         }
     }
 }
@@ -186,7 +191,7 @@ impl Gateway {
                 return json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
             }
         };
-        let cold = lease.cold_start();
+        let cold = lease.cold_start() && self.inner.config.cold_start_header;
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
         if cold {

@@ -67,6 +67,7 @@ impl Server {
         let config = GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             domain: args.domain.clone(),
+            cold_start_header: args.cold_start_header,
         };
         let gateway =
             Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
