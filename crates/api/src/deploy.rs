@@ -53,16 +53,18 @@ pub async fn deploy(
             req.artifact
         )));
     }
+    // A runtime that cannot start here is a deploy error, not a failed
+    // first request.
+    let path = std::env::var("PATH").unwrap_or_default();
     for f in &req.spec.functions {
-        if let FunctionKind::Lambda(_) = f.kind {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "Unsupported",
-                format!(
-                    "function {}: lambda functions (handler/runtime) are not supported by this server yet; use a `web:` function",
-                    f.short_name
-                ),
-            ));
+        if let FunctionKind::Lambda(l) = &f.kind {
+            rouse_pool::lambda::check_runtime(&l.runtime, &path).map_err(|message| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "UnsupportedRuntime",
+                    format!("function {}: {message}", f.short_name),
+                )
+            })?;
         }
     }
     let before: BTreeSet<String> = state

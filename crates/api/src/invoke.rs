@@ -48,6 +48,13 @@ async fn forward(
     };
     // The admin token is for rouse, not for the function.
     parts.headers.remove(axum::http::header::AUTHORIZATION);
+    if state.gateway.is_lambda(&name) {
+        let response = state
+            .gateway
+            .invoke_direct(&name, Request::from_parts(parts, body))
+            .await;
+        return response.map(Body::new);
+    }
     let response = state
         .gateway
         .forward(&name, Request::from_parts(parts, body), client)

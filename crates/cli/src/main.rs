@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Add `X-Rouse-Cold-Start: true` to responses that waited for a cold start.
     #[arg(long)]
     pub cold_start_header: bool,
+    /// Seconds before the first retry of a failed async (`Event`) invocation;
+    /// the second retry waits twice as long (Lambda: 60).
+    #[arg(long, default_value_t = 60.0)]
+    pub async_retry_delay: f64,
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,

@@ -1,8 +1,12 @@
 //! The public HTTP front door: routing and proxying to function instances.
 
+mod async_invoke;
 mod aws;
 mod body;
 mod headers;
+mod http_events;
+mod invoke_api;
+pub mod lambda;
 pub mod router;
 mod server;
 
@@ -21,11 +25,15 @@ use rouse_pool::{AcquireError, Pool};
 use rouse_store::Store;
 
 pub use body::{empty, full, BoxError, ProxyBody};
-use router::Router;
+use router::{FunctionInfo, Router};
 pub use server::serve;
 
+/// Function URLs: `/urls/{function}/...` reaches a function on any path.
+const FUNCTION_URL_PREFIX: &str = "/urls/";
 /// Default request body limit, as on Lambda (6 MB).
 pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
+/// Async invocations waiting or running at once; more get 429.
+const ASYNC_QUEUE: usize = 10_000;
 /// Below the 5 s keep-alive timeout of Node/Express and most app servers, so
 /// the pool never reuses a connection the app is about to close.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
@@ -38,6 +46,8 @@ pub struct GatewayConfig {
     /// Mark responses that waited for an instance to start with
     /// `X-Rouse-Cold-Start: true`.
     pub cold_start_header: bool,
+    /// Wait before retrying a failed async invocation (doubled for the second retry).
+    pub async_retry_delay: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +56,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             domain: None,
             cold_start_header: false,
+            async_retry_delay: invoke_api::DEFAULT_ASYNC_RETRY_DELAY,
         }
     }
 }
@@ -61,6 +72,7 @@ struct Inner {
     pool: Pool,
     router: ArcSwap<Router>,
     client: Client<HttpConnector, ProxyBody>,
+    events: async_invoke::EventQueue,
 }
 
 impl Gateway {
@@ -74,8 +86,10 @@ impl Gateway {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(UPSTREAM_IDLE)
             .build(connector);
+        let events = async_invoke::EventQueue::new(ASYNC_QUEUE, config.async_retry_delay);
         let gateway = Gateway {
             inner: Arc::new(Inner {
+                events,
                 config,
                 store,
                 pool,
@@ -90,7 +104,11 @@ impl Gateway {
     /// Rebuilds the route table from the store (after a deploy or removal).
     pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
         let store = &self.inner.store;
-        let functions = store.list_functions()?.into_iter().map(|f| f.name);
+        let functions = store.list_functions()?.into_iter().map(|f| FunctionInfo {
+            lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
+            name: f.name,
+            stage: f.stage,
+        });
         let router = Router::new(
             &store.routes()?,
             functions,
@@ -110,6 +128,44 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        if req.method() == http::Method::POST {
+            if let Some(target) = aws::parse_invoke_path(req.uri().path()) {
+                return self.invoke_api(req, target).await;
+            }
+        }
+        if let Some(rest) = req.uri().path().strip_prefix(FUNCTION_URL_PREFIX) {
+            let (name, path) = rest
+                .split_once('/')
+                .map_or((rest, String::from("/")), |(n, p)| (n, format!("/{p}")));
+            let Some(function) = self.inner.router.load().function(name).cloned() else {
+                return json_error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            if function.lambda {
+                let target = http_events::LambdaTarget {
+                    function: function.name,
+                    shape: rouse_events::Shape::FunctionUrl,
+                    resource: None,
+                    any_method: true,
+                    params: Vec::new(),
+                    stage: "$default".into(),
+                    path,
+                };
+                return self.lambda_http(req, target, client).await;
+            }
+            let (mut parts, body) = req.into_parts();
+            let query = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            parts.uri = match format!("{path}{query}").parse() {
+                Ok(uri) => uri,
+                Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
+            };
+            return self
+                .forward(&function.name, Request::from_parts(parts, body), client)
+                .await;
+        }
         let router = self.inner.router.load();
         let host = req
             .headers()
@@ -119,9 +175,57 @@ impl Gateway {
         let Some(route) = router.lookup(req.method().as_str(), req.uri().path(), host) else {
             return json_error(StatusCode::NOT_FOUND, "Not Found");
         };
-        let function = route.function.to_string();
+        if route.function.lambda {
+            let target = http_events::LambdaTarget {
+                function: route.function.name.clone(),
+                shape: match route.shape {
+                    rouse_store::RouteShape::Http => rouse_events::Shape::RestV1,
+                    rouse_store::RouteShape::HttpApi => rouse_events::Shape::HttpApiV2,
+                },
+                resource: route.template.map(str::to_string),
+                any_method: route.any_method,
+                params: route
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                stage: route.function.stage.clone(),
+                path: req.uri().path().to_string(),
+            };
+            drop(router);
+            return self.lambda_http(req, target, client).await;
+        }
+        let function = route.function.name.clone();
         drop(router);
         self.forward(&function, req, client).await
+    }
+
+    /// True when `function` is deployed and is a lambda function.
+    pub fn is_lambda(&self, function: &str) -> bool {
+        self.inner
+            .router
+            .load()
+            .function(function)
+            .is_some_and(|f| f.lambda)
+    }
+
+    /// Invokes a lambda function as the Invoke API does, with the log tail
+    /// (`X-Amz-Log-Result`) always included: what `rouse invoke` shows.
+    pub async fn invoke_direct<B>(&self, function: &str, req: Request<B>) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        parts
+            .headers
+            .insert("x-amz-log-type", HeaderValue::from_static("Tail"));
+        let target = aws::FunctionRef {
+            name: function.to_string(),
+            qualifier: None,
+        };
+        self.invoke_api(Request::from_parts(parts, body), Ok(target))
+            .await
     }
 
     /// Proxies a request to `function`, bypassing routing (used by
@@ -214,7 +318,7 @@ fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
+pub(crate) fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
     match err {
         AcquireError::NotFound(_) => json_error(StatusCode::NOT_FOUND, "Not Found"),
         AcquireError::Throttled { retry_after, .. } => {
@@ -252,7 +356,7 @@ fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
     }
 }
 
-fn too_large(limit: u64) -> Response<ProxyBody> {
+pub(crate) fn too_large(limit: u64) -> Response<ProxyBody> {
     json_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("Request Entity Too Large: the body limit is {limit} bytes"),

@@ -4,7 +4,7 @@
 //! lookup reads an immutable table with no lock.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use rouse_store::{RouteRecord, RouteShape};
 
@@ -37,11 +37,22 @@ struct Route {
     shape: RouteShape,
 }
 
+/// What the router needs to know about a deployed function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionInfo {
+    pub name: String,
+    /// Lambda functions get events; web functions get the request itself.
+    pub lambda: bool,
+    pub stage: String,
+}
+
 /// What a request resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch<'r> {
-    pub function: &'r str,
+    pub function: &'r FunctionInfo,
     pub shape: RouteShape,
+    /// The route was declared with `method: any`.
+    pub any_method: bool,
     /// The template that matched (`resource` in API Gateway terms); `None`
     /// for host-based routing.
     pub template: Option<&'r str>,
@@ -53,18 +64,24 @@ pub struct Router {
     /// Most specific first; the first match wins.
     routes: Vec<Route>,
     domain: Option<String>,
-    functions: BTreeSet<String>,
+    /// By lower-cased name (host names are case-insensitive).
+    functions: BTreeMap<String, FunctionInfo>,
 }
 
 impl Router {
-    /// `functions` are all deployed functions (for host routing).
+    /// `functions` are all deployed functions; routes naming others are dropped.
     pub fn new(
         routes: &[RouteRecord],
-        functions: impl IntoIterator<Item = String>,
+        functions: impl IntoIterator<Item = FunctionInfo>,
         domain: Option<String>,
     ) -> Router {
+        let functions: BTreeMap<String, FunctionInfo> = functions
+            .into_iter()
+            .map(|f| (f.name.to_ascii_lowercase(), f))
+            .collect();
         let mut routes: Vec<Route> = routes
             .iter()
+            .filter(|r| functions.contains_key(&r.function.to_ascii_lowercase()))
             .map(|r| Route {
                 function: r.function.clone(),
                 method: (r.method != "ANY").then(|| r.method.to_ascii_uppercase()),
@@ -77,7 +94,7 @@ impl Router {
         Router {
             routes,
             domain: domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase()),
-            functions: functions.into_iter().collect(),
+            functions,
         }
     }
 
@@ -91,6 +108,7 @@ impl Router {
             return Some(RouteMatch {
                 function,
                 shape: RouteShape::HttpApi,
+                any_method: true,
                 template: None,
                 params: Vec::new(),
             });
@@ -106,15 +124,21 @@ impl Router {
             }
             let params = match_segments(&route.segments, &path_segments)?;
             Some(RouteMatch {
-                function: &route.function,
+                function: self.function(&route.function)?,
                 shape: route.shape,
+                any_method: route.method.is_none(),
                 template: Some(&route.template),
                 params,
             })
         })
     }
 
-    fn host_function(&self, host: Option<&str>) -> Option<&str> {
+    /// A deployed function by name (case-insensitive).
+    pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
+        self.functions.get(&name.to_ascii_lowercase())
+    }
+
+    fn host_function(&self, host: Option<&str>) -> Option<&FunctionInfo> {
         let domain = self.domain.as_deref()?;
         let host = host?;
         let host = host.rsplit_once(':').map_or(host, |(h, port)| {
@@ -124,15 +148,9 @@ impl Router {
                 host
             }
         });
-        let label = host
-            .to_ascii_lowercase()
-            .strip_suffix(domain)?
-            .strip_suffix('.')?
-            .to_string();
-        self.functions
-            .iter()
-            .find(|f| f.eq_ignore_ascii_case(&label))
-            .map(String::as_str)
+        let host = host.to_ascii_lowercase();
+        let label = host.strip_suffix(domain)?.strip_suffix('.')?;
+        self.functions.get(label)
     }
 
     pub fn len(&self) -> usize {
@@ -216,6 +234,18 @@ mod tests {
         }
     }
 
+    fn info(name: &str) -> FunctionInfo {
+        FunctionInfo {
+            name: name.into(),
+            lambda: false,
+            stage: "dev".into(),
+        }
+    }
+
+    fn infos(names: &[&str]) -> Vec<FunctionInfo> {
+        names.iter().map(|n| info(n)).collect()
+    }
+
     fn router() -> Router {
         Router::new(
             &[
@@ -227,7 +257,17 @@ mod tests {
                 route("files", "GET", "/files/{path+}"),
                 route("posts", "POST", "/users/{id}/posts"),
             ],
-            ["site".to_string(), "api-dev-web".to_string()],
+            infos(&[
+                "catchall",
+                "root",
+                "user",
+                "me",
+                "user-any",
+                "files",
+                "posts",
+                "site",
+                "api-dev-web",
+            ]),
             Some("fn.example.com".into()),
         )
     }
@@ -261,7 +301,7 @@ mod tests {
             let m = r
                 .lookup(method, path, None)
                 .unwrap_or_else(|| panic!("{method} {path}"));
-            assert_eq!(m.function, want, "{method} {path}");
+            assert_eq!(m.function.name, want, "{method} {path}");
             let params: Vec<(&str, String)> = params
                 .into_iter()
                 .map(|(k, v)| (k, v.to_string()))
@@ -271,8 +311,19 @@ mod tests {
     }
 
     #[test]
+    fn routes_of_unknown_functions_are_dropped() {
+        let r = Router::new(&[route("gone", "GET", "/x")], infos(&["other"]), None);
+        assert!(r.lookup("GET", "/x", None).is_none());
+        assert!(r.is_empty());
+    }
+
+    #[test]
     fn no_route_is_none() {
-        let r = Router::new(&[route("user", "GET", "/users/{id}")], [], None);
+        let r = Router::new(
+            &[route("user", "GET", "/users/{id}")],
+            infos(&["user"]),
+            None,
+        );
         assert!(r.lookup("GET", "/users", None).is_none());
         assert!(r.lookup("POST", "/users/1", None).is_none());
         assert!(r.lookup("GET", "/users/1/x", None).is_none());
@@ -284,7 +335,7 @@ mod tests {
         let m = r
             .lookup("GET", "/anything", Some("site.fn.example.com:8080"))
             .unwrap();
-        assert_eq!(m.function, "site");
+        assert_eq!(m.function.name, "site");
         assert_eq!(
             r.lookup("GET", "/x", Some("API-DEV-WEB.fn.example.com"))
                 .unwrap()

@@ -2,17 +2,18 @@
 //! readiness, then stop it when it is idle, too old, drained, asked to, or
 //! dead.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use rouse_manifest::FunctionKind;
+use rouse_manifest::{FunctionKind, Readiness};
+use rouse_runtime_api::{InitFailure, RuntimeEndpoint};
 use rouse_sandbox::{Process, SpawnSpec, Stream};
 use tokio::sync::{watch, Notify};
 
+use crate::capture::Capture;
 use crate::placement::Phase;
-use crate::{far_future, Deployment, FunctionPool, Shared};
+use crate::{far_future, lambda, Deployment, FunctionPool, Shared, StartFailure};
 
 /// Time between SIGTERM and SIGKILL when stopping an instance.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -23,7 +24,7 @@ const LAST_LINES: usize = 20;
 pub(crate) enum Startup {
     Pending,
     Ready,
-    Failed(Arc<str>),
+    Failed(Arc<StartFailure>),
 }
 
 pub(crate) struct Instance {
@@ -36,6 +37,15 @@ pub(crate) struct Instance {
     /// Wakes the supervisor: a stop was requested, or a draining instance
     /// finished its last request. A stored permit means no wake-up is lost.
     pub wake: Notify,
+    /// The Runtime API endpoint of a lambda instance.
+    pub runtime: OnceLock<Arc<RuntimeEndpoint>>,
+    /// Output of the current invocation, for `X-Amz-Log-Result`.
+    pub capture: Arc<Capture>,
+    /// Spawn to ready; reported once, by the request that waited for it.
+    pub init_duration: Mutex<Option<Duration>>,
+    /// Set when the process is gone (its exit status), so an invocation in
+    /// flight ends at once instead of waiting for its timeout.
+    pub exit: watch::Sender<Option<Arc<str>>>,
     stop_reason: Mutex<Option<String>>,
 }
 
@@ -51,6 +61,10 @@ impl Instance {
             pid: AtomicU32::new(0),
             startup: watch::Sender::new(Startup::Pending),
             wake: Notify::new(),
+            runtime: OnceLock::new(),
+            capture: Arc::new(Capture::default()),
+            init_duration: Mutex::new(None),
+            exit: watch::Sender::new(None),
             stop_reason: Mutex::new(None),
         }
     }
@@ -86,7 +100,8 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
             process.stop(STOP_GRACE).await;
             rouse_sandbox::remove_work_dir(process.work_dir());
         }
-        Err(message) => {
+        Err(err) => {
+            let message = &err.message;
             logs.platform(
                 &fp.name,
                 &format!("instance {} failed to start: {message}", instance.id),
@@ -98,7 +113,10 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
             drop(state);
             instance
                 .startup
-                .send_replace(Startup::Failed(message.into()));
+                .send_replace(Startup::Failed(Arc::new(StartFailure {
+                    message: err.message,
+                    init_error: err.init_error,
+                })));
         }
     }
     fp.remove_slot(&instance);
@@ -107,40 +125,111 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
     }
 }
 
+/// Why an instance did not become ready.
+pub(crate) struct StartError {
+    pub message: String,
+    /// What a lambda runtime posted to `init/error`, returned to the invoker.
+    pub init_error: Option<InitFailure>,
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        StartError {
+            message,
+            init_error: None,
+        }
+    }
+}
+
+/// How the instance tells rouse it is ready.
+enum Gate<'a> {
+    Port(u16, &'a Readiness),
+    Runtime(Arc<RuntimeEndpoint>),
+}
+
 /// Spawns the process and waits for readiness; on failure the process is
 /// already stopped and the error says why (with its last output lines).
-async fn start(shared: &Shared, fp: &FunctionPool, instance: &Instance) -> Result<Process, String> {
+async fn start(
+    shared: &Shared,
+    fp: &FunctionPool,
+    instance: &Instance,
+) -> Result<Process, StartError> {
     let dep = &instance.deployment;
-    let FunctionKind::Web(web) = &dep.spec.kind else {
-        return Err("lambda functions are not supported by this server".into());
-    };
     let code_dir = shared
         .store
         .code_dir(&dep.artifact)
         .map_err(|e| format!("artifact {}: {e}", dep.artifact))?;
-    let port = match web.port {
-        Some(port) => port,
-        None => rouse_sandbox::free_port().map_err(|e| format!("no free port: {e}"))?,
+    let work_dir = shared
+        .instances_dir
+        .join(format!("{}-{}", fp.name, instance.id));
+    let mut env = shared.base_env.clone();
+    env.extend(dep.spec.environment.clone());
+    env.insert("ROUSE_FUNCTION".into(), fp.name.clone());
+    env.insert("ROUSE_FUNCTION_VERSION".into(), dep.version.to_string());
+    env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
+    let (command, rewrite, gate) = match &dep.spec.kind {
+        FunctionKind::Web(web) => {
+            let port = match web.port {
+                Some(port) => port,
+                None => rouse_sandbox::free_port().map_err(|e| format!("no free port: {e}"))?,
+            };
+            // Leases read the port only after startup reports Ready, which
+            // the watch channel orders after this store.
+            instance.port.store(port, Ordering::Relaxed);
+            env.insert("PORT".into(), port.to_string());
+            (
+                web.command.clone(),
+                web.rewrite.clone(),
+                Gate::Port(port, &web.readiness),
+            )
+        }
+        FunctionKind::Lambda(l) => {
+            let command = lambda::runtime_command(&l.runtime, &shared.runtime_dir)?;
+            if command[0] == "./bootstrap" && !code_dir.join("bootstrap").is_file() {
+                return Err(
+                    "Runtime.InvalidEntrypoint: a provided runtime needs an executable `bootstrap` at the root of the project"
+                        .to_string()
+                        .into(),
+                );
+            }
+            let endpoint = Arc::new(
+                RuntimeEndpoint::bind()
+                    .await
+                    .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
+            );
+            // Lambda's reserved variables win over the function's own.
+            env.extend(lambda::lambda_env(&lambda::LambdaEnv {
+                function: &fp.name,
+                handler: &l.handler,
+                runtime: &l.runtime,
+                memory_mb: dep.spec.memory_size,
+                runtime_api: &endpoint.runtime_api(),
+                task_root: &work_dir,
+                runtime_dir: &shared.runtime_dir,
+                instance_id: &instance.id,
+                now: SystemTime::now(),
+            }));
+            let _ = instance.runtime.set(endpoint.clone());
+            (command, Vec::new(), Gate::Runtime(endpoint))
+        }
     };
-    // Leases read the port only after startup reports Ready, which the watch
-    // channel orders after this store.
-    instance.port.store(port, Ordering::Relaxed);
-    let env = instance_env(shared, &fp.name, instance, port);
     let sink = {
         let logs = shared.logs.clone();
         let function = fp.name.clone();
         let source = instance.id.clone();
-        Arc::new(move |_stream: Stream, line: &str| logs.write(&function, &source, line))
+        let capture = instance.capture.clone();
+        Arc::new(move |_stream: Stream, line: &str| {
+            capture.push(line);
+            logs.write(&function, &source, line)
+        })
     };
     let spawned = Instant::now();
     let mut process = rouse_sandbox::spawn(SpawnSpec {
         code_dir,
-        work_dir: shared
-            .instances_dir
-            .join(format!("{}-{}", fp.name, instance.id)),
-        command: web.command.clone(),
+        work_dir,
+        command,
         env,
-        rewrite: web.rewrite.clone(),
+        rewrite,
         sink,
         keep_last_lines: LAST_LINES,
     })
@@ -150,27 +239,47 @@ async fn start(shared: &Shared, fp: &FunctionPool, instance: &Instance) -> Resul
     shared.logs.platform(
         &fp.name,
         &format!(
-            "cold start: instance {} pid {} port {port} version {}",
+            "cold start: instance {} pid {} version {}",
             instance.id,
             process.pid(),
             dep.version
         ),
     );
     let timeout = Duration::from_secs_f64(dep.spec.scaling.start_timeout_secs);
-    let ready = tokio::select! {
-        ready = rouse_sandbox::wait_ready(&mut process, port, &web.readiness, timeout) => ready.map_err(|e| e.to_string()),
-        () = wait_for_stop(instance) => Err("stopped before it was ready".to_string()),
+    let ready: Result<(), StartError> = match gate {
+        Gate::Port(port, readiness) => tokio::select! {
+            ready = rouse_sandbox::wait_ready(&mut process, port, readiness, timeout) => ready.map_err(|e| e.to_string().into()),
+            () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
+        },
+        Gate::Runtime(endpoint) => tokio::select! {
+            init = endpoint.initialized() => init.map_err(|failure| StartError {
+                message: format!("the runtime reported an init error ({})", failure.error_type),
+                init_error: Some(failure),
+            }),
+            status = process.wait() => Err(format!(
+                "Runtime.ExitError: the runtime exited during init ({})",
+                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+            ).into()),
+            () = tokio::time::sleep(timeout) => Err(format!("the runtime did not call `next` within {timeout:?}").into()),
+            () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
+        },
     };
-    if let Err(reason) = ready {
+    if let Err(mut err) = ready {
         process.stop(STOP_GRACE).await;
         let last = process.last_lines();
         rouse_sandbox::remove_work_dir(process.work_dir());
-        return Err(if last.is_empty() {
-            format!("{reason} (no output)")
+        if last.is_empty() {
+            err.message.push_str(" (no output)");
         } else {
-            format!("{reason}; last output:\n  {}", last.join("\n  "))
-        });
+            err.message = format!("{}; last output:\n  {}", err.message, last.join("\n  "));
+        }
+        return Err(err);
     }
+    let init = spawned.elapsed();
+    *instance
+        .init_duration
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(init);
     shared.logs.platform(
         &fp.name,
         &format!(
@@ -201,6 +310,7 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
         tokio::select! {
             status = process.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                instance.exit.send_replace(Some(status.as_str().into()));
                 break fp.exited(shared, instance, &status, process.last_lines());
             }
             () = tokio::time::sleep_until(idle_deadline.into()) => {}
@@ -223,24 +333,6 @@ async fn wait_for_stop(instance: &Instance) {
     while instance.stop_reason().is_none() {
         instance.wake.notified().await;
     }
-}
-
-fn instance_env(
-    shared: &Shared,
-    function: &str,
-    instance: &Instance,
-    port: u16,
-) -> BTreeMap<String, String> {
-    let mut env = shared.base_env.clone();
-    env.extend(instance.deployment.spec.environment.clone());
-    env.insert("PORT".into(), port.to_string());
-    env.insert("ROUSE_FUNCTION".into(), function.to_string());
-    env.insert(
-        "ROUSE_FUNCTION_VERSION".into(),
-        instance.deployment.version.to_string(),
-    );
-    env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
-    env
 }
 
 impl FunctionPool {

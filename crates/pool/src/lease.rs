@@ -3,9 +3,21 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use rouse_runtime_api::{Invocation, Outcome};
 
 use crate::instance::Instance;
 use crate::{Deployment, FunctionPool, Shared};
+
+/// Why an invocation got no outcome from the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeFailure {
+    #[error("Runtime exited with error: {0}")]
+    Exited(String),
+    #[error("function {0} is not a lambda function")]
+    NotLambda(String),
+}
 
 /// Held for as long as a request uses an instance; dropping it frees the slot.
 pub struct Lease {
@@ -57,6 +69,73 @@ impl Lease {
 
     pub fn function(&self) -> &str {
         &self.function.name
+    }
+
+    /// Hands one event to a lambda instance's runtime and waits for the
+    /// outcome. Output the instance writes meanwhile is captured for
+    /// [`Lease::take_log_tail`]. Ends early with [`InvokeFailure::Exited`] if
+    /// the process dies; the caller bounds it with the function timeout.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<Outcome, InvokeFailure> {
+        let Some(endpoint) = self.instance.runtime.get() else {
+            return Err(InvokeFailure::NotLambda(self.function.name.clone()));
+        };
+        let mut exit = self.instance.exit.subscribe();
+        tokio::select! {
+            outcome = endpoint.invoke(invocation) => Ok(outcome),
+            status = exit.wait_for(Option::is_some) => {
+                let status = status
+                    .ok()
+                    .and_then(|s| s.as_deref().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into());
+                Err(InvokeFailure::Exited(status))
+            }
+        }
+    }
+
+    /// Starts capturing this invocation's log lines (see [`Lease::take_log_tail`]).
+    pub fn start_log_capture(&self) {
+        self.instance.capture.start();
+    }
+
+    /// Writes a line to the function's log as this instance, and to the
+    /// invocation's capture.
+    pub fn log(&self, line: &str) {
+        self.instance.capture.push(line);
+        self.shared
+            .logs
+            .write(&self.function.name, &self.instance.id, line);
+    }
+
+    /// The last 4 KB of what this invocation logged.
+    pub fn take_log_tail(&self) -> String {
+        self.instance.capture.take()
+    }
+
+    /// Spawn-to-ready time, for the request that waited for the cold start.
+    pub fn init_duration(&self) -> Option<Duration> {
+        if !self.cold_start {
+            return None;
+        }
+        *self
+            .instance
+            .init_duration
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Peak resident memory of the instance's main process, in MB, where
+    /// the platform reports it (Linux `/proc`).
+    pub fn max_memory_used_mb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb.div_ceil(1024))
     }
 
     /// Kills the instance (e.g. it let a request time out): it takes no more

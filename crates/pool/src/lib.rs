@@ -8,7 +8,9 @@
 //! with no instances has no tasks and no timers at all.
 
 mod backoff;
+mod capture;
 mod instance;
+pub mod lambda;
 mod lease;
 pub mod placement;
 
@@ -24,8 +26,9 @@ use rouse_store::Store;
 use tokio::sync::Notify;
 
 use backoff::CrashStreak;
-pub use lease::Lease;
+pub use lease::{InvokeFailure, Lease};
 use placement::{Decision, Limits, Phase, SlotView};
+pub use rouse_runtime_api::{Invocation, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcquireError {
@@ -37,8 +40,8 @@ pub enum AcquireError {
         max_instances: u32,
         retry_after: Duration,
     },
-    #[error("instance failed to start: {0}")]
-    StartFailed(Arc<str>),
+    #[error("instance failed to start: {}", .0.message)]
+    StartFailed(Arc<StartFailure>),
     /// The function's instances keep crashing soon after start; no new one
     /// is started until the back-off ends. Failing fast here is what keeps
     /// a broken app from tying up every caller for the whole back-off.
@@ -51,6 +54,16 @@ pub enum AcquireError {
     ShuttingDown,
     #[error("store: {0}")]
     Store(#[from] rouse_store::StoreError),
+}
+
+/// Why an instance did not start.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// What happened, with the instance's last output lines.
+    pub message: String,
+    /// What a lambda runtime posted to `init/error`: Lambda returns it to
+    /// the invoker as the function's error.
+    pub init_error: Option<rouse_runtime_api::InitFailure>,
 }
 
 /// A function's deployed version as the pool runs it.
@@ -83,6 +96,8 @@ struct Shared {
     store: Arc<Store>,
     logs: Arc<LogBook>,
     instances_dir: PathBuf,
+    /// Where the bootstraps rouse ships for managed runtimes are written.
+    runtime_dir: PathBuf,
     /// Environment every instance inherits from rouse (PATH, HOME, LANG, ...).
     base_env: BTreeMap<String, String>,
     functions: Mutex<HashMap<String, Arc<FunctionPool>>>,
@@ -131,6 +146,8 @@ impl Pool {
         // Directories left by a previous run belong to processes that are gone.
         let _ = std::fs::remove_dir_all(&instances_dir);
         std::fs::create_dir_all(&instances_dir)?;
+        let runtime_dir = store.data_dir().join("runtime");
+        rouse_runtime_api::write_bootstraps(&runtime_dir)?;
         let base_env = INHERITED_ENV
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -140,6 +157,7 @@ impl Pool {
                 store,
                 logs,
                 instances_dir,
+                runtime_dir,
                 base_env,
                 functions: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
@@ -309,6 +327,11 @@ impl Pool {
             .collect()
     }
 
+    /// Writes a platform line to a function's log.
+    pub fn platform_log(&self, function: &str, message: &str) {
+        self.shared.logs.platform(function, message);
+    }
+
     /// Number of instance processes alive right now, over all functions.
     pub fn live_instances(&self) -> usize {
         self.shared.live_instances.load(Ordering::Acquire)
@@ -415,9 +438,12 @@ impl Pool {
         match outcome {
             Ok(instance::Startup::Ready) => Ok(lease),
             Ok(instance::Startup::Failed(msg)) => Err(AcquireError::StartFailed(msg)),
-            Ok(instance::Startup::Pending) | Err(_) => Err(AcquireError::StartFailed(
-                "instance supervisor ended".into(),
-            )),
+            Ok(instance::Startup::Pending) | Err(_) => {
+                Err(AcquireError::StartFailed(Arc::new(StartFailure {
+                    message: "instance supervisor ended".into(),
+                    init_error: None,
+                })))
+            }
         }
     }
 }

@@ -34,7 +34,11 @@ pub async fn run(
     } else {
         format!("/{path}")
     };
-    let url = format!("/v1/functions/{name}/invoke{path}");
+    // `/invoke/` with an empty tail is not a route; the root is `/invoke`.
+    let url = match path.as_str() {
+        "/" => format!("/v1/functions/{name}/invoke"),
+        _ => format!("/v1/functions/{name}/invoke{path}"),
+    };
     let mut extra = Vec::new();
     for h in headers {
         let Some((k, v)) = h.split_once(':') else {
@@ -56,9 +60,18 @@ pub async fn run(
         )
         .await?;
     let status = resp.status();
-    eprintln!("HTTP {status}");
-    for (k, v) in resp.headers() {
-        eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+    let function_error = resp.headers().contains_key("x-amz-function-error");
+    if let Some(tail) = resp.headers().get("x-amz-log-result") {
+        // A lambda function: show its log lines, then the payload.
+        use base64::Engine;
+        if let Ok(log) = base64::engine::general_purpose::STANDARD.decode(tail.as_bytes()) {
+            eprint!("{}", String::from_utf8_lossy(&log));
+        }
+    } else {
+        eprintln!("HTTP {status}");
+        for (k, v) in resp.headers() {
+            eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+        }
     }
     let bytes = read_body(resp).await?;
     use std::io::Write;
@@ -66,10 +79,13 @@ pub async fn run(
     if !bytes.ends_with(b"\n") {
         println!();
     }
-    // Scripts can rely on it: exit 0 only when the function answered 2xx/3xx.
-    Ok(if status.is_client_error() || status.is_server_error() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // Scripts can rely on it: exit 0 only when the function answered 2xx/3xx
+    // (and, for lambda functions, without a function error).
+    Ok(
+        if function_error || status.is_client_error() || status.is_server_error() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

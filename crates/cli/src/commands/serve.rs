@@ -68,6 +68,7 @@ impl Server {
             max_body_bytes: args.max_body_bytes,
             domain: args.domain.clone(),
             cold_start_header: args.cold_start_header,
+            async_retry_delay: Duration::from_secs_f64(args.async_retry_delay.max(0.0)),
         };
         let gateway =
             Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;

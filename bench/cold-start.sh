@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# Cold-start benchmark: how much time rouse adds to a cold start.
+#
+#   platform-added = (request sent → first response byte, through rouse, on a
+#                     function with no instance)
+#                  − (the app's own start: exec → first response byte, measured
+#                     by starting the same app directly, without rouse)
+#
+# Two apps, each deployed as a rouse web function (rouse picks the port):
+#   tiny   a ~60-line C HTTP server compiled here (starts in well under 1 ms,
+#          so rouse's share is not hidden by the app's)
+#   nginx  stock nginx (master + 1 worker) with a `listen` rewrite, as in
+#          examples/nginx-site
+# Each of N rounds (after one discarded round, which also extracts the
+# artifact) alternates: start the app directly and time it; then wait until
+# rouse reports 0 instances (idleTimeout is 0.1 s) and time a cold request
+# through the gateway (checking X-Rouse-Cold-Start: true). The pairs give the
+# distribution of the platform-added time. The app's start is timed twice:
+# from just before the harness spawns it (includes fork+exec, counted as the
+# app's) and from when posix_spawn returned (exec done; the brief's exec→ready).
+#
+# Usage: bash bench/cold-start.sh
+# Settings (environment): N=30 APPS="tiny nginx" BENCH_PORT_BASE=38280
+#   LOAD_MAX=1.0 LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1 ROUSE_BIN=path (skip build)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+N=${N:-30}
+APPS=${APPS:-"tiny nginx"}
+PORT_BASE=${BENCH_PORT_BASE:-38280}
+GW_PORT=$((PORT_BASE + 1))
+ADMIN_PORT=$((PORT_BASE + 2))
+DIRECT_PORT=$((PORT_BASE + 3)) # where the harness runs the app on its own
+COMMAND=$(bench_command cold-start.sh N APPS BENCH_PORT_BASE)
+
+bench_need nginx:nginx python3:python3 cc:gcc curl:curl
+bench_build
+bench_ports_free "$GW_PORT" "$ADMIN_PORT" "$DIRECT_PORT"
+bench_setup
+T=$BENCH_TMP
+
+# --- the apps ---------------------------------------------------------------------
+mkdir -p "$T/app"
+cat >"$T/tiny.c" <<'EOF'
+/* Minimal keep-alive HTTP/1.1 server on 127.0.0.1:$PORT: answers "ok\n" to
+ * every request (one per blank line ending a header block). No output. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#define MAXC 256
+int main(void) {
+    const char *p = getenv("PORT");
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p ? atoi(p) : 8080)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1024)) return 1;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+    static const char end[] = "\r\n\r\n";
+    struct pollfd fds[MAXC] = {{.fd = ls, .events = POLLIN}};
+    int state[MAXC] = {0}, n = 1;
+    char buf[8192];
+    for (;;) {
+        if (poll(fds, n, -1) < 0) continue;
+        for (int i = n - 1; i >= 1; i--) {
+            if (!fds[i].revents) continue;
+            ssize_t r = read(fds[i].fd, buf, sizeof buf);
+            if (r <= 0) { close(fds[i].fd); fds[i] = fds[n - 1]; state[i] = state[n - 1]; n--; continue; }
+            for (ssize_t j = 0; j < r; j++) {
+                state[i] = buf[j] == end[state[i]] ? state[i] + 1 : (buf[j] == '\r');
+                if (state[i] == 4) { state[i] = 0; if (write(fds[i].fd, resp, sizeof resp - 1) < 0) break; }
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            int c = accept4(ls, 0, 0, SOCK_CLOEXEC);
+            if (c >= 0 && n < MAXC) { fds[n].fd = c; fds[n].events = POLLIN; fds[n].revents = 0; state[n++] = 0; }
+            else if (c >= 0) close(c);
+        }
+    }
+}
+EOF
+cc -O2 -o "$T/app/tiny" "$T/tiny.c"
+
+cat >"$T/app/nginx.conf" <<'EOF'
+worker_processes 1;
+daemon off;
+error_log stderr warn;
+pid nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path tmp_client_body;
+    proxy_temp_path tmp_proxy;
+    fastcgi_temp_path tmp_fastcgi;
+    uwsgi_temp_path tmp_uwsgi;
+    scgi_temp_path tmp_scgi;
+    server {
+        listen 8080;
+        location / { default_type text/plain; return 200 "ok\n"; }
+    }
+}
+EOF
+
+cat >"$T/app/rouse.yaml" <<'EOF'
+service: cold
+functions:
+  tiny:
+    web:
+      command: ["./tiny"]
+    scaling: { idleTimeout: 0.1, maxInstances: 1 }
+    events:
+      - http: { path: "/tiny", method: get }
+  nginx:
+    web:
+      command: ["nginx", "-p", ".", "-c", "nginx.conf"]
+      rewrite:
+        - { file: nginx.conf, match: 'listen\s+\d+;', replace: 'listen 127.0.0.1:${PORT};' }
+    scaling: { idleTimeout: 0.1, maxInstances: 1 }
+    events:
+      - http: { path: "/nginx", method: get }
+EOF
+
+# The harness's own copy of each app, configured for DIRECT_PORT.
+mkdir -p "$T/direct"
+cp "$T/app/tiny" "$T/direct/tiny"
+sed "s/listen 8080;/listen 127.0.0.1:$DIRECT_PORT;/" "$T/app/nginx.conf" >"$T/direct/nginx.conf"
+
+# --- rouse ----------------------------------------------------------------------------
+bench_start_rouse "$GW_PORT" "$ADMIN_PORT"
+"$ROUSE_BIN" deploy "$T/app" >"$T/deploy.log" 2>&1 || { cat "$T/deploy.log" >&2; bench_die "deploy failed"; }
+
+bench_wait_for_quiet
+bench_log "load average at start: $BENCH_LOAD_START"
+
+# --- measure ----------------------------------------------------------------------------
+cat >"$T/harness.py" <<'EOF'
+import json, os, shutil, signal, socket, sys, time, urllib.request
+
+os.chdir(sys.argv[6] + "/direct")  # the apps' relative paths (./tiny, -p .) resolve here
+
+n, apps = int(sys.argv[1]), sys.argv[2].split()
+gw, admin, direct_port, tmp = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+token = os.environ["ROUSE_ADMIN_TOKEN"]
+now = time.perf_counter_ns
+
+def admin_get(path):
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}{path}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+names = {}
+for f in admin_get("/v1/functions"):
+    for app in apps:
+        if f["name"].endswith("-" + app):
+            names[app] = f["name"]
+
+def instances(app):
+    return len(admin_get(f"/v1/functions/{names[app]}").get("instances", []))
+
+def wait_no_instances(app, limit=15.0):
+    deadline = time.monotonic() + limit
+    while instances(app):
+        if time.monotonic() > deadline:
+            sys.exit(f"{app}: instance still running after {limit}s")
+        time.sleep(0.02)
+
+def request(port, path):
+    """Connects, then times request sent -> first response byte. Returns (µs, response head)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t0 = now()
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    first = s.recv(1)
+    t1 = now()
+    data = first
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return (t1 - t0) / 1000, data.decode("latin-1")
+
+def direct(app):
+    """Starts the app on its own; times spawn -> first byte and exec -> first byte (µs).
+
+    posix_spawn (vfork + exec) returns once the child has exec'd, so the
+    time right after it is the exec time, to within a few µs."""
+    argv = {"tiny": ["./tiny"], "nginx": ["nginx", "-p", ".", "-c", "nginx.conf"]}[app]
+    path = os.path.abspath(argv[0]) if "/" in argv[0] else shutil.which(argv[0])
+    env = {"PATH": os.environ["PATH"], "PORT": str(direct_port)}
+    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    t_spawn = now()
+    pid = os.posix_spawn(path, argv, env, file_actions=quiet, setsid=True)
+    t_exec = now()
+    req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    try:
+        while True:
+            s = socket.socket()
+            try:
+                s.connect(("127.0.0.1", direct_port))
+                s.sendall(req)
+                if s.recv(1):
+                    t1 = now()
+                    break
+            except OSError:
+                pass
+            finally:
+                s.close()
+            # A short sleep rather than a spin: on a small machine a spinning
+            # poller takes the CPU the starting app needs. This sets the
+            # resolution (~0.1 ms): the app start may read up to that much
+            # late, which understates rouse's share by as much.
+            time.sleep(0.00005)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(f"{app} exited early: status {status}")
+    finally:
+        # SIGTERM first, so nginx's master reaps its worker; then make sure.
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5
+        while os.waitpid(pid, os.WNOHANG)[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    return (t1 - t_spawn) / 1000, (t1 - t_exec) / 1000
+
+def cold(app):
+    us, resp = request(gw, f"/{app}")
+    head = resp.split("\r\n\r\n", 1)[0].lower()
+    if not head.startswith("http/1.1 200") or "x-rouse-cold-start: true" not in head:
+        sys.exit(f"{app}: expected a 200 cold start, got:\n{head}")
+    warm_us, resp = request(gw, f"/{app}")
+    if "x-rouse-cold-start" in resp.split("\r\n\r\n", 1)[0].lower():
+        sys.exit(f"{app}: second request was cold too")
+    return us, warm_us
+
+out = {}
+for app in apps:
+    wait_no_instances(app)
+    first_cold, _ = cold(app)   # discarded round: first start extracts the artifact
+    direct(app)
+    rows = []
+    for i in range(n):
+        # Nothing of rouse's runs (or stops) while the app is timed on its own.
+        wait_no_instances(app)
+        spawn_us, exec_us = direct(app)
+        cold_us, warm_us = cold(app)
+        rows.append(dict(spawn=spawn_us, exec=exec_us, cold=cold_us, warm=warm_us))
+    out[app] = dict(name=names[app], first_cold=first_cold, rows=rows)
+    wait_no_instances(app)
+json.dump(out, sys.stdout)
+EOF
+bench_log "measuring $N cold starts per app ($APPS)"
+python3 "$T/harness.py" "$N" "$APPS" "$GW_PORT" "$ADMIN_PORT" "$DIRECT_PORT" "$T" >"$T/raw.json"
+
+# --- report -------------------------------------------------------------------------------
+python3 - "$T/raw.json" "$T/rouse-data/logs" >"$T/table.txt" <<'EOF'
+import json, re, sys
+raw = json.load(open(sys.argv[1]))
+logs = sys.argv[2]
+GOAL_MS = 2.0
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, -(-len(xs) * p // 100) - 1)) # nearest rank
+    return xs[int(k)]
+
+out = []
+out.append("cold start through rouse vs the app's own start; times in ms; one discarded round first.")
+out.append("app start: the app run directly by the harness, until its first response byte")
+out.append("  (from spawn: before posix_spawn; from exec: after posix_spawn returned, i.e. once the child exec'd).")
+out.append("rouse cold: request sent -> first byte through the gateway, no instance running (X-Rouse-Cold-Start: true).")
+out.append("platform-added = rouse cold - app start, per paired round; 'ready in' = rouse's own log (spawn -> ready).")
+out.append("")
+hdr = f"{'app':<6} {'measure':<34} {'p50':>8} {'p90':>8} {'min':>8} {'max':>8}"
+out.append(hdr)
+out.append("-" * len(hdr))
+summary = []
+for app, d in raw.items():
+    rows = d["rows"]
+    ready = []
+    try:
+        for line in open(f"{logs}/{d['name']}.log"):
+            m = re.search(r"ready in ([0-9.]+) ms", line)
+            if m:
+                ready.append(float(m.group(1)))
+    except OSError:
+        pass
+    ready = ready[1:]  # the discarded round
+    series = [
+        ("app start from spawn", [r["spawn"] / 1000 for r in rows]),
+        ("app start from exec", [r["exec"] / 1000 for r in rows]),
+        ("rouse cold (first byte)", [r["cold"] / 1000 for r in rows]),
+        ("rouse warm, same app (first byte)", [r["warm"] / 1000 for r in rows]),
+        ("rouse log: instance ready in", ready),
+        ("platform-added vs exec   (brief)", [(r["cold"] - r["exec"]) / 1000 for r in rows]),
+        ("platform-added vs spawn", [(r["cold"] - r["spawn"]) / 1000 for r in rows]),
+    ]
+    for label, xs in series:
+        if not xs:
+            continue
+        out.append(f"{app:<6} {label:<34} {pct(xs, 50):>8.3f} {pct(xs, 90):>8.3f} {min(xs):>8.3f} {max(xs):>8.3f}")
+    out.append(f"{app:<6} {'first cold start after deploy':<34} {d['first_cold'] / 1000:>8.3f}")
+    out.append("")
+    added = [(r["cold"] - r["exec"]) / 1000 for r in rows]
+    added_spawn = [(r["cold"] - r["spawn"]) / 1000 for r in rows]
+    summary.append((app, len(rows), pct(added, 50), pct(added, 90), pct(added_spawn, 50)))
+out.append(f"platform-added cold start vs the goal (<= {GOAL_MS} ms p50):")
+hdr = f"{'app':<6} {'n':>3} {'p50 ms':>8} {'p90 ms':>8} {'p50/goal':>9} {'(vs spawn) p50/goal':>20}  verdict"
+out.append(hdr)
+out.append("-" * len(hdr))
+for app, n, p50, p90, p50s in summary:
+    verdict = "meets goal" if p50 <= GOAL_MS else "misses goal"
+    out.append(f"{app:<6} {n:>3} {p50:>8.3f} {p90:>8.3f} {p50 / GOAL_MS:>9.2f} {p50s / GOAL_MS:>20.2f}  {verdict}")
+print("\n".join(out))
+EOF
+
+echo
+cat "$T/table.txt"
+echo
+if [ -z "${NO_RECORD:-}" ]; then
+  bench_record "cold-start" "$COMMAND" "$T/table.txt"
+fi

@@ -1,0 +1,110 @@
+//! Asynchronous (`Event`) invocations: accepted at once, run in the
+//! background, retried twice on function errors (after one and then two
+//! retry delays) and with back-off while throttled, as Lambda does.
+//!
+//! Events live in memory: a restart of rouse loses the ones not yet run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rouse_pool::AcquireError;
+use tokio::sync::Semaphore;
+
+use crate::lambda::{LambdaCall, LambdaResult};
+use crate::Gateway;
+
+/// Attempts of one event: the first and two retries.
+const MAX_ATTEMPTS: u32 = 3;
+/// Events older than this are dropped (Lambda's default maximum event age).
+const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
+const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(300);
+
+pub(crate) struct EventQueue {
+    slots: Arc<Semaphore>,
+    retry_delay: Duration,
+}
+
+impl EventQueue {
+    pub fn new(capacity: usize, retry_delay: Duration) -> EventQueue {
+        EventQueue {
+            slots: Arc::new(Semaphore::new(capacity)),
+            retry_delay,
+        }
+    }
+
+    /// Queues an event; `Err` when the queue is full.
+    pub fn submit(
+        &self,
+        gateway: Gateway,
+        function: String,
+        request_id: String,
+        payload: Bytes,
+    ) -> Result<(), ()> {
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| ())?;
+        let retry_delay = self.retry_delay;
+        tokio::spawn(async move {
+            let _permit = permit;
+            deliver(gateway, function, request_id, payload, retry_delay).await;
+        });
+        Ok(())
+    }
+}
+
+async fn deliver(
+    gateway: Gateway,
+    function: String,
+    request_id: String,
+    payload: Bytes,
+    retry_delay: Duration,
+) {
+    let received = Instant::now();
+    let mut attempt = 1;
+    let mut throttle_backoff = Duration::from_secs(1);
+    let log = |message: String| gateway.pool().platform_log(&function, &message);
+    loop {
+        let call = LambdaCall {
+            function: &function,
+            request_id: request_id.clone(),
+            payload: payload.clone(),
+            client_context: None,
+            trace_id: None,
+        };
+        match gateway.call_lambda(call).await {
+            Ok(invoked) => match invoked.result {
+                LambdaResult::Ok { .. } => return,
+                LambdaResult::FunctionError { error_type, .. } => {
+                    if attempt >= MAX_ATTEMPTS {
+                        log(format!(
+                            "async invocation {request_id} failed {attempt} times ({error_type}); dropped"
+                        ));
+                        return;
+                    }
+                    let wait = retry_delay * attempt;
+                    log(format!(
+                        "async invocation {request_id} failed ({error_type}); retry {attempt} of {} in {}s",
+                        MAX_ATTEMPTS - 1,
+                        wait.as_secs_f64()
+                    ));
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            },
+            Err(AcquireError::NotFound(_)) => return,
+            Err(AcquireError::ShuttingDown) => {
+                tracing::warn!(%function, %request_id, "async invocation not run: rouse is shutting down");
+                return;
+            }
+            Err(err) => {
+                if received.elapsed() > MAX_EVENT_AGE {
+                    log(format!(
+                        "async invocation {request_id} dropped after 6 hours: {err}"
+                    ));
+                    return;
+                }
+                tokio::time::sleep(throttle_backoff).await;
+                throttle_backoff = (throttle_backoff * 2).min(MAX_THROTTLE_BACKOFF);
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! HTTP routes to lambda functions: the request becomes an API Gateway (or
+//! Function URL) event, the handler's result becomes the HTTP response.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use rouse_events::{HttpRequest, RequestContext, Shape};
+
+use crate::body::{full, BoxError, ProxyBody};
+use crate::lambda::{LambdaCall, LambdaResult};
+use crate::{acquire_error, headers, json_error, too_large, Gateway};
+
+/// Where an HTTP request goes when its function is a lambda function.
+pub(crate) struct LambdaTarget {
+    pub function: String,
+    pub shape: Shape,
+    /// The matched template; `None` for catch-alls without one.
+    pub resource: Option<String>,
+    pub any_method: bool,
+    pub params: Vec<(String, String)>,
+    pub stage: String,
+    /// The path as the function sees it (without a `/urls/{fn}` prefix).
+    pub path: String,
+}
+
+/// `apiId` in events: API Gateway ids are 10 characters.
+const API_ID: &str = "rouse00000";
+
+impl Gateway {
+    pub(crate) async fn lambda_http<B>(
+        &self,
+        req: Request<B>,
+        target: LambdaTarget,
+        client: SocketAddr,
+    ) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.inner.config.max_body_bytes;
+        let (mut parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return too_large(limit);
+        }
+        let body = match Limited::new(body, limit as usize).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+            Err(_) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request: the body could not be read",
+                )
+            }
+        };
+        headers::strip_hop_by_hop(&mut parts.headers);
+        headers::add_forwarded(&mut parts.headers, client, "http");
+        let domain_name = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_string();
+        let request = HttpRequest {
+            method: parts.method,
+            path: target.path,
+            query: parts.uri.query().map(str::to_string),
+            version: parts.version,
+            headers: parts.headers,
+            body,
+            source_ip: client.ip(),
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let context = RequestContext {
+            resource: target.resource,
+            any_method: target.any_method,
+            path_params: target.params,
+            stage: target.stage,
+            request_id: request_id.clone(),
+            time_epoch_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            account_id: rouse_pool::lambda::ACCOUNT_ID.into(),
+            api_id: API_ID.into(),
+            domain_name,
+            region: rouse_pool::lambda::REGION.into(),
+            function_name: target.function.clone(),
+        };
+        let event = rouse_events::to_event(target.shape, &request, &context);
+        let call = LambdaCall {
+            function: &target.function,
+            request_id,
+            payload: Bytes::from(event.to_string()),
+            client_context: None,
+            trace_id: None,
+        };
+        let invoked = match self.call_lambda(call).await {
+            Ok(invoked) => invoked,
+            Err(err) => return acquire_error(err),
+        };
+        match invoked.result {
+            LambdaResult::Ok { body, .. } => match rouse_events::from_result(target.shape, &body) {
+                Ok(resp) => {
+                    let mut out = Response::new(full(resp.body));
+                    *out.status_mut() = resp.status;
+                    *out.headers_mut() = resp.headers;
+                    out
+                }
+                Err(err) => {
+                    tracing::warn!(function = %target.function, %err, "malformed lambda response");
+                    json_error(StatusCode::BAD_GATEWAY, "Internal server error")
+                }
+            },
+            // API Gateway's answers: an integration timeout is a 504, any
+            // other function error a 502.
+            LambdaResult::FunctionError { error_type, .. } if error_type == "Sandbox.Timedout" => {
+                json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+            }
+            LambdaResult::FunctionError { .. } => {
+                json_error(StatusCode::BAD_GATEWAY, "Internal server error")
+            }
+        }
+    }
+}
