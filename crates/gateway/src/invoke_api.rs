@@ -106,14 +106,16 @@ impl Gateway {
         };
         let payload = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => return aws::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestTooLargeException",
-                &format!(
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                return aws::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestTooLargeException",
+                    &format!(
                     "Request must be smaller than {limit} bytes for the InvokeFunction operation"
                 ),
-                &request_id,
-            ),
+                    &request_id,
+                )
+            }
             Err(_) => {
                 return bad(
                     "InvalidRequestContentException",

@@ -282,6 +282,7 @@ impl Gateway {
                     return too_large(limit);
                 }
                 tracing::info!(function, instance = lease.instance_id(), error = %err, "upstream request failed");
+                lease.upstream_failed(err.is_connect()).await;
                 return json_error(
                     StatusCode::BAD_GATEWAY,
                     "Bad Gateway: the function instance failed",

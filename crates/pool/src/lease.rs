@@ -138,6 +138,24 @@ impl Lease {
         Some(kb.div_ceil(1024))
     }
 
+    /// Called when a request to the instance failed at the connection level.
+    /// A crashed process is usually seen by its supervisor a moment later;
+    /// waiting briefly for that, and retiring the instance here, keeps the
+    /// next request from being placed on a dead instance. An instance that
+    /// refuses connections while alive is replaced too.
+    pub async fn upstream_failed(&self, connect_refused: bool) {
+        let mut exit = self.instance.exit.subscribe();
+        let exited =
+            tokio::time::timeout(Duration::from_millis(100), exit.wait_for(Option::is_some))
+                .await
+                .is_ok();
+        if exited {
+            self.function.retire(&self.instance);
+        } else if connect_refused {
+            self.replace_instance("refused a connection; replacing it");
+        }
+    }
+
     /// Kills the instance (e.g. it let a request time out): it takes no more
     /// requests and the next request starts a fresh one.
     pub fn replace_instance(&self, reason: &str) {
