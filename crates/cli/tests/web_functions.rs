@@ -136,6 +136,31 @@ async fn restart_keeps_functions_and_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn instances_left_by_a_killed_server_are_stopped_on_the_next_start() {
+    let tmp = open_tempdir();
+    let mut server = Server::start(&tmp.path().join("data"));
+    server.deploy(&fixture_project(tmp.path(), "orphan", ""));
+    let http = client();
+    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    server.kill();
+    assert!(
+        process_alive(pid),
+        "SIGKILL gives rouse no chance to stop its instances"
+    );
+    server.start_again();
+    assert!(
+        eventually(Duration::from_secs(5), || !process_alive(pid)).await,
+        "the orphan is stopped"
+    );
+    assert_eq!(
+        get(&http, &format!("{}/", server.gateway)).await.status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn crash_gives_502_then_a_fresh_instance_serves() {
     let tmp = open_tempdir();
     let server = Server::start(&tmp.path().join("data"));

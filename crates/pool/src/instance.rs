@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::capture::Capture;
 use crate::placement::Phase;
-use crate::{far_future, lambda, Deployment, FunctionPool, Shared, StartFailure};
+use crate::{far_future, lambda, leftovers, Deployment, FunctionPool, Shared, StartFailure};
 
 /// Time between SIGTERM and SIGKILL when stopping an instance.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -98,6 +98,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
         Ok(mut process) => {
             run(&shared, &fp, &instance, &mut process).await;
             process.stop(STOP_GRACE).await;
+            leftovers::forget(&shared.instances_dir, &instance.id);
             rouse_sandbox::remove_work_dir(process.work_dir());
         }
         Err(err) => {
@@ -236,6 +237,7 @@ async fn start(
     .await
     .map_err(|e| e.to_string())?;
     instance.pid.store(process.pid(), Ordering::Relaxed);
+    leftovers::record(&shared.instances_dir, &instance.id, process.pid());
     shared.logs.platform(
         &fp.name,
         &format!(
@@ -266,6 +268,7 @@ async fn start(
     };
     if let Err(mut err) = ready {
         process.stop(STOP_GRACE).await;
+        leftovers::forget(&shared.instances_dir, &instance.id);
         let last = process.last_lines();
         rouse_sandbox::remove_work_dir(process.work_dir());
         if last.is_empty() {

@@ -12,6 +12,7 @@ mod capture;
 mod instance;
 pub mod lambda;
 mod lease;
+mod leftovers;
 pub mod placement;
 
 use std::collections::{BTreeMap, HashMap};
@@ -143,7 +144,11 @@ const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER",
 impl Pool {
     pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
         let instances_dir = store.data_dir().join("instances");
-        // Directories left by a previous run belong to processes that are gone.
+        let killed = leftovers::kill_recorded(&instances_dir);
+        if killed > 0 {
+            tracing::warn!(killed, "stopped instances a previous run left behind");
+        }
+        // Directories left by a previous run belong to processes now gone.
         let _ = std::fs::remove_dir_all(&instances_dir);
         std::fs::create_dir_all(&instances_dir)?;
         let runtime_dir = store.data_dir().join("runtime");

@@ -126,8 +126,21 @@ impl Server {
         }
     }
 
+    /// SIGKILL: no chance to stop instances.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn restart(&mut self) {
         self.terminate();
+        self.start_again();
+    }
+
+    /// Starts a new server on the same data directory (after `kill` or `terminate`).
+    pub fn start_again(&mut self) {
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
         let next = Server::start_with(&self.data_dir, &args);
         *self = next;
