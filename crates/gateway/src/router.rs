@@ -339,21 +339,24 @@ mod tests {
         assert_eq!(
             r.lookup("GET", "/x", Some("API-DEV-WEB.fn.example.com"))
                 .unwrap()
-                .function,
+                .function
+                .name,
             "api-dev-web"
         );
         // Unknown function: falls back to path routes.
         assert_eq!(
             r.lookup("GET", "/x", Some("nope.fn.example.com"))
                 .unwrap()
-                .function,
+                .function
+                .name,
             "catchall"
         );
         // Another domain is not host routing.
         assert_eq!(
             r.lookup("GET", "/", Some("site.other.com"))
                 .unwrap()
-                .function,
+                .function
+                .name,
             "root"
         );
     }
