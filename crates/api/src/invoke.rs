@@ -37,12 +37,7 @@ async fn forward(
     req: Request,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    parts.uri = match format!("/{path}{query}").parse() {
+    parts.uri = match rouse_gateway::with_path(&parts.uri, &format!("/{path}")) {
         Ok(uri) => uri,
         Err(err) => return ApiError::bad_request(format!("bad path: {err}")).into_response(),
     };

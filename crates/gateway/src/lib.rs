@@ -153,12 +153,7 @@ impl Gateway {
                 return self.lambda_http(req, target, client).await;
             }
             let (mut parts, body) = req.into_parts();
-            let query = parts
-                .uri
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            parts.uri = match format!("{path}{query}").parse() {
+            parts.uri = match with_path(&parts.uri, &path) {
                 Ok(uri) => uri,
                 Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
             };
@@ -305,6 +300,15 @@ impl Gateway {
                 .insert("x-rouse-cold-start", HeaderValue::from_static("true"));
         }
         Response::from_parts(parts, body::Leased::new(body, lease).boxed_unsync())
+    }
+}
+
+/// `uri` with its path replaced by `path` (which starts with `/`), keeping
+/// the query.
+pub fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, http::uri::InvalidUri> {
+    match uri.query() {
+        Some(query) => format!("{path}?{query}").parse(),
+        None => path.parse(),
     }
 }
 
