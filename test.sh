@@ -6,12 +6,25 @@ cd "$(dirname "$0")"
 need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+# boto3 (for the Invoke API tests) comes from pip.
+if ! python3 -c 'import boto3' >/dev/null 2>&1; then
+  python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+if ! python3 -c 'import boto3' >/dev/null 2>&1; then
+  # Debian's system Python is "externally managed": pip needs to be told.
+  python3 -m pip install --quiet boto3 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages boto3
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Builds every binary first: the lambda tests deploy the Rust example's `bootstrap`,
+# and `rouse package` and its test find `rouse-adapter` beside `rouse`.
+cargo build --workspace --locked
 cargo test --workspace --locked

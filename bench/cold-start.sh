@@ -11,6 +11,8 @@
 #          so rouse's share is not hidden by the app's)
 #   nginx  stock nginx (master + 1 worker) with a `listen` rewrite, as in
 #          examples/nginx-site
+#   tiny7ms  the same C server sleeping 7 ms before it listens: shows how
+#          readiness detection scales with the app's own start time
 # Each of N rounds (after one discarded round, which also extracts the
 # artifact) alternates: start the app directly and time it; then wait until
 # rouse reports 0 instances (idleTimeout is 0.1 s) and time a cold request
@@ -20,13 +22,13 @@
 # app's) and from when posix_spawn returned (exec done; the brief's exec→ready).
 #
 # Usage: bash bench/cold-start.sh
-# Settings (environment): N=30 APPS="tiny nginx" BENCH_PORT_BASE=38280
+# Settings (environment): N=30 APPS="tiny nginx tiny7ms" BENCH_PORT_BASE=38280
 #   LOAD_MAX=1.0 LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1 ROUSE_BIN=path (skip build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=${N:-30}
-APPS=${APPS:-"tiny nginx"}
+APPS=${APPS:-"tiny nginx tiny7ms"}
 PORT_BASE=${BENCH_PORT_BASE:-38280}
 GW_PORT=$((PORT_BASE + 1))
 ADMIN_PORT=$((PORT_BASE + 2))
@@ -43,16 +45,19 @@ T=$BENCH_TMP
 mkdir -p "$T/app"
 cat >"$T/tiny.c" <<'EOF'
 /* Minimal keep-alive HTTP/1.1 server on 127.0.0.1:$PORT: answers "ok\n" to
- * every request (one per blank line ending a header block). No output. */
+ * every request (one per blank line ending a header block). No output.
+ * START_DELAY_MS=n: sleep that long before listening (a slower app). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #define MAXC 256
 int main(void) {
-    const char *p = getenv("PORT");
+    const char *p = getenv("PORT"), *d = getenv("START_DELAY_MS");
+    if (d) { struct timespec ts = {atoi(d) / 1000, (atoi(d) % 1000) * 1000000L}; nanosleep(&ts, 0); }
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p ? atoi(p) : 8080)};
@@ -113,6 +118,13 @@ functions:
     scaling: { idleTimeout: 0.1, maxInstances: 1 }
     events:
       - http: { path: "/tiny", method: get }
+  tiny7ms:
+    web:
+      command: ["./tiny"]
+    environment: { START_DELAY_MS: "7" }
+    scaling: { idleTimeout: 0.1, maxInstances: 1 }
+    events:
+      - http: { path: "/tiny7ms", method: get }
   nginx:
     web:
       command: ["nginx", "-p", ".", "-c", "nginx.conf"]
@@ -129,7 +141,13 @@ cp "$T/app/tiny" "$T/direct/tiny"
 sed "s/listen 8080;/listen 127.0.0.1:$DIRECT_PORT;/" "$T/app/nginx.conf" >"$T/direct/nginx.conf"
 
 # --- rouse ----------------------------------------------------------------------------
-bench_start_rouse "$GW_PORT" "$ADMIN_PORT"
+# The harness checks every timed request really was a cold start; newer
+# builds send X-Rouse-Cold-Start only when asked to.
+SERVE_FLAGS=()
+if "$ROUSE_BIN" serve --help 2>/dev/null | grep -q -- --cold-start-header; then
+  SERVE_FLAGS+=(--cold-start-header)
+fi
+bench_start_rouse "$GW_PORT" "$ADMIN_PORT" "${SERVE_FLAGS[@]}"
 "$ROUSE_BIN" deploy "$T/app" >"$T/deploy.log" 2>&1 || { cat "$T/deploy.log" >&2; bench_die "deploy failed"; }
 
 bench_wait_for_quiet
@@ -142,7 +160,7 @@ import json, os, shutil, signal, socket, sys, time, urllib.request
 os.chdir(sys.argv[6] + "/direct")  # the apps' relative paths (./tiny, -p .) resolve here
 
 n, apps = int(sys.argv[1]), sys.argv[2].split()
-gw, admin, direct_port, tmp = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+gw, admin, direct_port, tmp, rouse_pid = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
 token = os.environ["ROUSE_ADMIN_TOKEN"]
 now = time.perf_counter_ns
 
@@ -187,9 +205,13 @@ def direct(app):
 
     posix_spawn (vfork + exec) returns once the child has exec'd, so the
     time right after it is the exec time, to within a few µs."""
-    argv = {"tiny": ["./tiny"], "nginx": ["nginx", "-p", ".", "-c", "nginx.conf"]}[app]
+    argv, extra = {
+        "tiny": (["./tiny"], {}),
+        "tiny7ms": (["./tiny"], {"START_DELAY_MS": "7"}),
+        "nginx": (["nginx", "-p", ".", "-c", "nginx.conf"], {}),
+    }[app]
     path = os.path.abspath(argv[0]) if "/" in argv[0] else shutil.which(argv[0])
-    env = {"PATH": os.environ["PATH"], "PORT": str(direct_port)}
+    env = {"PATH": os.environ["PATH"], "PORT": str(direct_port), **extra}
     quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
     t_spawn = now()
     pid = os.posix_spawn(path, argv, env, file_actions=quiet, setsid=True)
@@ -242,7 +264,20 @@ def cold(app):
         sys.exit(f"{app}: second request was cold too")
     return us, warm_us
 
+def cpu():
+    """(busy, total) clock ticks of the machine, and ticks used by this
+    harness, rouse and everything they started (reaped children included)."""
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:]]
+    ours = 0
+    for pid in ("self", rouse_pid):
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        ours += sum(int(x) for x in st[st.rindex(")") + 2:].split()[11:15])
+    return sum(t[:8]) - t[3] - t[4], sum(t[:8]), ours
+
 out = {}
+cpu0 = cpu()
 for app in apps:
     wait_no_instances(app)
     first_cold, _ = cold(app)   # discarded round: first start extracts the artifact
@@ -256,15 +291,20 @@ for app in apps:
         rows.append(dict(spawn=spawn_us, exec=exec_us, cold=cold_us, warm=warm_us))
     out[app] = dict(name=names[app], first_cold=first_cold, rows=rows)
     wait_no_instances(app)
+# Instances still alive are counted with rouse once reaped; none are left here.
+cpu1 = cpu()
+busy, total, ours = (b - a for a, b in zip(cpu0, cpu1))
+out["_other_pct"] = 100.0 * max(busy - ours, 0) / total if total else 0.0
 json.dump(out, sys.stdout)
 EOF
 bench_log "measuring $N cold starts per app ($APPS)"
-python3 "$T/harness.py" "$N" "$APPS" "$GW_PORT" "$ADMIN_PORT" "$DIRECT_PORT" "$T" >"$T/raw.json"
+python3 "$T/harness.py" "$N" "$APPS" "$GW_PORT" "$ADMIN_PORT" "$DIRECT_PORT" "$T" "$ROUSE_PID" >"$T/raw.json"
 
 # --- report -------------------------------------------------------------------------------
 python3 - "$T/raw.json" "$T/rouse-data/logs" >"$T/table.txt" <<'EOF'
 import json, re, sys
 raw = json.load(open(sys.argv[1]))
+other = raw.pop("_other_pct", 0.0)
 logs = sys.argv[2]
 GOAL_MS = 2.0
 
@@ -279,6 +319,7 @@ out.append("app start: the app run directly by the harness, until its first resp
 out.append("  (from spawn: before posix_spawn; from exec: after posix_spawn returned, i.e. once the child exec'd).")
 out.append("rouse cold: request sent -> first byte through the gateway, no instance running (X-Rouse-Cold-Start: true).")
 out.append("platform-added = rouse cold - app start, per paired round; 'ready in' = rouse's own log (spawn -> ready).")
+out.append(f"other processes (not this benchmark) used {other:.1f}% of the machine's CPU during the measurement.")
 out.append("")
 hdr = f"{'app':<6} {'measure':<34} {'p50':>8} {'p90':>8} {'min':>8} {'max':>8}"
 out.append(hdr)

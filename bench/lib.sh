@@ -145,16 +145,18 @@ bench_setup() {
   trap 'exit 130' INT TERM
 }
 
-# Starts `rouse serve` on GW_PORT/ADMIN_PORT with a private data dir and
-# exports ROUSE_ENDPOINT / ROUSE_ADMIN_TOKEN for the CLI.
+# Starts `rouse serve` on GW_PORT/ADMIN_PORT (plus any further serve flags)
+# with a private data dir, and exports ROUSE_ENDPOINT / ROUSE_ADMIN_TOKEN for
+# the CLI.
 bench_start_rouse() {
   local gw=$1 admin=$2
+  shift 2
   ROUSE_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   export ROUSE_ADMIN_TOKEN
   export ROUSE_ENDPOINT="http://127.0.0.1:$admin"
   RUST_LOG=${RUST_LOG:-warn} "$ROUSE_BIN" serve \
     --listen "127.0.0.1:$gw" --admin-listen "127.0.0.1:$admin" \
-    --data-dir "$BENCH_TMP/rouse-data" >"$BENCH_TMP/rouse.log" 2>&1 &
+    --data-dir "$BENCH_TMP/rouse-data" "$@" >"$BENCH_TMP/rouse.log" 2>&1 &
   ROUSE_PID=$!
   bench_track "$ROUSE_PID" TERM rouse
   bench_wait_port "$admin"

@@ -57,6 +57,23 @@ pub async fn deploy(
     // first request.
     let path = std::env::var("PATH").unwrap_or_default();
     for f in &req.spec.functions {
+        crate::schedules::parse(f).map_err(|message| {
+            ApiError::new(StatusCode::BAD_REQUEST, "InvalidSchedule", message)
+        })?;
+        let scheduled = f
+            .events
+            .iter()
+            .any(|e| matches!(e, rouse_manifest::Event::Schedule { .. }));
+        if scheduled && matches!(f.kind, FunctionKind::Web(_)) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidSchedule",
+                format!(
+                    "function {}: schedules need a lambda function (a handler receives the scheduled event)",
+                    f.short_name
+                ),
+            ));
+        }
         if let FunctionKind::Lambda(l) = &f.kind {
             rouse_pool::lambda::check_runtime(&l.runtime, &path).map_err(|message| {
                 ApiError::new(
@@ -93,10 +110,12 @@ pub async fn deploy(
         .cloned()
         .collect();
     for name in &removed {
+        state.scheduler.remove_function(name);
         state.pool.remove(name);
         state.logs.platform(name, "function removed by deploy");
     }
     for record in &records {
+        crate::schedules::sync(&state.scheduler, record);
         state
             .pool
             .reload(&record.name)

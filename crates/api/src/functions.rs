@@ -52,6 +52,7 @@ pub async fn remove(
     if !state.store.remove_function(&name)? {
         return Err(ApiError::not_found(format!("function {name}")));
     }
+    state.scheduler.remove_function(&name);
     state.pool.remove(&name);
     state.gateway.reload_routes()?;
     state.logs.platform(&name, "function removed");

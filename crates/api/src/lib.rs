@@ -15,6 +15,7 @@ pub mod error;
 mod functions;
 mod invoke;
 mod logs;
+pub mod schedules;
 pub mod types;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct AdminState {
     /// Flips to true on shutdown, so `logs --tail` streams end and the
     /// admin server can drain.
     pub shutdown: watch::Receiver<bool>,
+    /// Timers for `schedule` events.
+    pub scheduler: rouse_triggers::Scheduler,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {

@@ -126,6 +126,23 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Build a deployment package of a web function for another platform.
+    Package {
+        /// Project directory with rouse.yaml or serverless.yml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The platform: `aws-lambda` gives a zip for `aws lambda create-function`.
+        #[arg(long, value_enum)]
+        target: commands::package::Target,
+        /// The zip to write (default: FUNCTION.zip here).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// The web function to package, if the manifest has several.
+        #[arg(long, short)]
+        function: Option<String>,
+        #[arg(long, short)]
+        stage: Option<String>,
+    },
     /// Send one request to a function and print the response.
     Invoke {
         function: String,
@@ -188,6 +205,13 @@ fn main() -> ExitCode {
                 stage,
                 conn,
             } => commands::logs::run(&function, tail, lines, stage, &conn).await,
+            Command::Package {
+                dir,
+                target,
+                out,
+                function,
+                stage,
+            } => commands::package::run(&dir, target, out, function, stage),
             Command::Invoke {
                 function,
                 path,

@@ -1,4 +1,4 @@
-//! Request bodies as event strings: text verbatim, anything else base64.
+//! Bodies as event and result strings: text verbatim, anything else base64.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -13,8 +13,8 @@ pub(crate) struct EventBody {
     pub(crate) base64: bool,
 }
 
-/// Encodes a request body for an event; `None` when the body is empty (each
-/// shape writes "no body" its own way).
+/// Encodes a request body for an event (or a response body for a result);
+/// `None` when the body is empty (each shape writes "no body" its own way).
 ///
 /// The body is sent as a string when [`is_text_content`] says its headers
 /// describe text *and* the bytes are valid UTF-8; a "text" body that is not

@@ -1,4 +1,5 @@
-//! Reading response fields with the coercions API Gateway applies.
+//! Reading fields of Lambda results (and, for the adapter, of events) with
+//! the coercions API Gateway applies.
 //!
 //! API Gateway accepts `"statusCode": "200"` (old Lambda blueprints return
 //! it) and boolean header values (`"Access-Control-Allow-Credentials": true`
@@ -15,9 +16,9 @@ use serde_json::{Map, Value};
 
 use crate::{HttpResponse, ResponseError};
 
-pub(super) type Result<T> = std::result::Result<T, ResponseError>;
-pub(super) type Object = Map<String, Value>;
-pub(super) type Headers = Vec<(HeaderName, HeaderValue)>;
+pub(crate) type Result<T> = std::result::Result<T, ResponseError>;
+pub(crate) type Object = Map<String, Value>;
+pub(crate) type Headers = Vec<(HeaderName, HeaderValue)>;
 
 /// Base64 as handlers produce it: standard alphabet, padding optional
 /// (some encoders drop it).
@@ -26,12 +27,12 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-pub(super) fn malformed(why: impl Into<String>) -> ResponseError {
+pub(crate) fn malformed(why: impl Into<String>) -> ResponseError {
     ResponseError::Malformed(why.into())
 }
 
 /// The result as a JSON object.
-pub(super) fn object(value: &Value) -> Result<&Object> {
+pub(crate) fn object(value: &Value) -> Result<&Object> {
     value
         .as_object()
         .ok_or_else(|| malformed(format!("expected a JSON object, got {}", kind(value))))
@@ -39,7 +40,7 @@ pub(super) fn object(value: &Value) -> Result<&Object> {
 
 /// `statusCode`: required, an integer or a string holding one, 200–599
 /// (a 1xx can't be a final response).
-pub(super) fn status(obj: &Object) -> Result<StatusCode> {
+pub(crate) fn status(obj: &Object) -> Result<StatusCode> {
     let code = match obj.get("statusCode") {
         None | Some(Value::Null) => return Err(malformed("statusCode is missing")),
         Some(Value::Number(n)) => n.as_u64().or_else(|| {
@@ -67,7 +68,7 @@ pub(super) fn status(obj: &Object) -> Result<StatusCode> {
 }
 
 /// `isBase64Encoded`: absent or `null` is false.
-pub(super) fn base64_flag(obj: &Object) -> Result<bool> {
+pub(crate) fn base64_flag(obj: &Object) -> Result<bool> {
     match obj.get("isBase64Encoded") {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -83,7 +84,7 @@ pub(super) fn base64_flag(obj: &Object) -> Result<bool> {
 /// handler that forgot to serialize its JSON body gets a 502 as on AWS),
 /// base64-decoded when flagged. Whitespace inside base64 is ignored because
 /// some encoders wrap lines.
-pub(super) fn body(obj: &Object, is_base64: bool) -> Result<Bytes> {
+pub(crate) fn body(obj: &Object, is_base64: bool) -> Result<Bytes> {
     match obj.get("body") {
         None | Some(Value::Null) => Ok(Bytes::new()),
         Some(Value::String(text)) if is_base64 => {
@@ -102,7 +103,7 @@ pub(super) fn body(obj: &Object, is_base64: bool) -> Result<Bytes> {
 }
 
 /// A `{name: value}` header map; `null` values are skipped.
-pub(super) fn single_headers(obj: &Object, key: &str) -> Result<Headers> {
+pub(crate) fn single_headers(obj: &Object, key: &str) -> Result<Headers> {
     let mut headers = Vec::new();
     for (name, value) in map_field(obj, key)?.into_iter().flatten() {
         if let Some(text) = scalar(value, key, name)? {
@@ -114,7 +115,7 @@ pub(super) fn single_headers(obj: &Object, key: &str) -> Result<Headers> {
 
 /// A `{name: [values]}` header map; a lone scalar counts as one value and
 /// `null`s are skipped.
-pub(super) fn multi_headers(obj: &Object, key: &str) -> Result<Headers> {
+pub(crate) fn multi_headers(obj: &Object, key: &str) -> Result<Headers> {
     let mut headers = Vec::new();
     for (name, values) in map_field(obj, key)?.into_iter().flatten() {
         let values = match values {
@@ -131,7 +132,7 @@ pub(super) fn multi_headers(obj: &Object, key: &str) -> Result<Headers> {
 }
 
 /// A list of strings such as `cookies`; absent or `null` is empty.
-pub(super) fn string_list(obj: &Object, key: &str) -> Result<Vec<String>> {
+pub(crate) fn string_list(obj: &Object, key: &str) -> Result<Vec<String>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -149,7 +150,7 @@ pub(super) fn string_list(obj: &Object, key: &str) -> Result<Vec<String>> {
 /// Assembles the response. `Content-Length` and `Transfer-Encoding` from
 /// the handler are dropped: the body is complete, the gateway frames it, and
 /// a stale length copied from an upstream would corrupt the connection.
-pub(super) fn finish(status: StatusCode, headers: Headers, body: Bytes) -> HttpResponse {
+pub(crate) fn finish(status: StatusCode, headers: Headers, body: Bytes) -> HttpResponse {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {

@@ -8,6 +8,12 @@
 //! crate has no sockets, clocks or randomness, so every output is a function
 //! of its inputs. The handler's result goes back through [`from_result`].
 //!
+//! The reverse direction serves `rouse-adapter`, which runs a web app inside
+//! a real Lambda: [`detect`] tells which front end sent an event,
+//! [`from_event`] rebuilds the HTTP request it describes, and [`to_result`]
+//! (or [`streaming_prelude`] for streamed Function URL responses) turns the
+//! app's response into the result that front end expects.
+//!
 //! ```
 //! use rouse_events::{from_result, to_event, HttpRequest, RequestContext, Shape};
 //!
@@ -51,10 +57,12 @@
 //! already compare header names case-insensitively to work everywhere.
 
 mod body;
+mod fields;
 mod maps;
 mod query;
 mod request;
 mod response;
+mod reverse;
 mod text;
 mod time;
 
@@ -65,6 +73,9 @@ use http::{HeaderMap, Method, StatusCode, Version};
 
 pub use request::to_event;
 pub use response::{from_result, ResponseError};
+pub use reverse::{
+    detect, from_event, streaming_prelude, to_result, EventError, STREAMING_CONTENT_TYPE,
+};
 pub use text::is_text_content;
 
 /// The event shape a route delivers to its Lambda function.

@@ -67,6 +67,84 @@ fn decode(input: &str, plus_is_space: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes a decoded query key or value: everything but RFC 3986's
+/// unreserved characters, so `&`, `=`, `+` and `%` in a value survive the
+/// trip back into a query string (a space becomes `%20`).
+pub(crate) fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            push_escaped(&mut out, byte);
+        }
+    }
+    out
+}
+
+/// Which characters a raw (still encoded) URI part may keep as they are.
+#[derive(Clone, Copy)]
+pub(crate) enum Part {
+    Path,
+    Query,
+}
+
+/// Makes a path or query that may be partly decoded valid in a URI: valid
+/// `%XX` escapes and the characters RFC 3986 allows in the part stay as
+/// they are; anything else (space, non-ASCII, a stray `%`, `#`, and `?` in
+/// a path) is percent-encoded. An already valid input comes back unchanged,
+/// so raw paths pass through byte for byte.
+pub(crate) fn sanitize(raw: &str, part: Part) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    for (i, &byte) in bytes.iter().enumerate() {
+        let keep = match byte {
+            b'%' => bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex_value(hex[0]).is_some() && hex_value(hex[1]).is_some()),
+            b'?' => matches!(part, Part::Query),
+            _ => is_pchar(byte) || byte == b'/',
+        };
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            push_escaped(&mut out, byte);
+        }
+    }
+    out
+}
+
+/// RFC 3986 `pchar` minus `%`: unreserved, sub-delims, `:` and `@`.
+fn is_pchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+fn push_escaped(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+}
+
 fn hex_value(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),
@@ -124,6 +202,53 @@ mod tests {
         ];
         for (query, expected) in cases {
             assert_eq!(decoded_pairs(query), pairs(expected), "query {query:?}");
+        }
+    }
+
+    #[test]
+    fn encode_component_table() {
+        let cases = [
+            ("plain", "plain"),
+            ("a b", "a%20b"),
+            ("a+b&c=d", "a%2Bb%26c%3Dd"),
+            ("100%", "100%25"),
+            ("caf\u{e9}", "caf%C3%A9"),
+            ("-._~", "-._~"),
+            ("", ""),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(encode_component(text), expected, "{text:?}");
+            // What API Gateway decodes is what was encoded.
+            assert_eq!(
+                decoded_pairs(&format!("k={}", encode_component(text))),
+                pairs(&[("k", text)])
+            );
+        }
+    }
+
+    #[test]
+    fn sanitize_table() {
+        let cases = [
+            ("/pets/7", Part::Path, "/pets/7"),
+            ("/a%20b/c%2Fd", Part::Path, "/a%20b/c%2Fd"),
+            ("/a b", Part::Path, "/a%20b"),
+            ("/caf\u{e9}", Part::Path, "/caf%C3%A9"),
+            ("/100%", Part::Path, "/100%25"),
+            ("/%zz", Part::Path, "/%25zz"),
+            ("/what?#", Part::Path, "/what%3F%23"),
+            ("/@:!$&'()*+,;=", Part::Path, "/@:!$&'()*+,;="),
+            ("a=1&b=x%2By?/", Part::Query, "a=1&b=x%2By?/"),
+            ("q=a b#", Part::Query, "q=a%20b%23"),
+            (
+                "x=\"<>\\^`{|}",
+                Part::Query,
+                "x=%22%3C%3E%5C%5E%60%7B%7C%7D",
+            ),
+        ];
+        for (raw, part, expected) in cases {
+            let clean = sanitize(raw, part);
+            assert_eq!(clean, expected, "{raw:?}");
+            assert_eq!(sanitize(&clean, part), clean, "idempotent for {raw:?}");
         }
     }
 

@@ -20,6 +20,11 @@ const MAX_ATTEMPTS: u32 = 3;
 const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(300);
 
+/// The async invocation queue is at capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the asynchronous invocation queue is full")]
+pub struct QueueFull;
+
 pub(crate) struct EventQueue {
     slots: Arc<Semaphore>,
     retry_delay: Duration,
@@ -33,15 +38,19 @@ impl EventQueue {
         }
     }
 
-    /// Queues an event; `Err` when the queue is full.
+    /// Queues an event.
     pub fn submit(
         &self,
         gateway: Gateway,
         function: String,
         request_id: String,
         payload: Bytes,
-    ) -> Result<(), ()> {
-        let permit = self.slots.clone().try_acquire_owned().map_err(|_| ())?;
+    ) -> Result<(), QueueFull> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| QueueFull)?;
         let retry_delay = self.retry_delay;
         tokio::spawn(async move {
             let _permit = permit;

@@ -148,7 +148,7 @@ impl Gateway {
                     payload,
                 ) {
                     Ok(()) => with_request_id(status_only(StatusCode::ACCEPTED), &request_id),
-                    Err(()) => throttled(&request_id, "The asynchronous invocation queue is full."),
+                    Err(_) => throttled(&request_id, "The asynchronous invocation queue is full."),
                 }
             }
             InvocationType::RequestResponse => {

@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 use rouse_pool::{AcquireError, Pool};
 use rouse_store::Store;
 
+pub use async_invoke::QueueFull;
 pub use body::{empty, full, BoxError, ProxyBody};
 use router::{FunctionInfo, Router};
 pub use server::serve;
@@ -193,6 +194,19 @@ impl Gateway {
         let function = route.function.name.clone();
         drop(router);
         self.forward(&function, req, client).await
+    }
+
+    /// Queues an asynchronous invocation (as an `Event` invoke would);
+    /// returns its request id, or `Err` when the queue is full.
+    pub fn enqueue_event(&self, function: &str, payload: Bytes) -> Result<String, QueueFull> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        self.inner.events.submit(
+            self.clone(),
+            function.to_string(),
+            request_id.clone(),
+            payload,
+        )?;
+        Ok(request_id)
     }
 
     /// True when `function` is deployed and is a lambda function.

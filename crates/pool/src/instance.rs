@@ -41,6 +41,8 @@ pub(crate) struct Instance {
     pub runtime: OnceLock<Arc<RuntimeEndpoint>>,
     /// Output of the current invocation, for `X-Amz-Log-Result`.
     pub capture: Arc<Capture>,
+    /// Tells when the process's output so far has reached the log (set at spawn).
+    pub output: OnceLock<rouse_sandbox::OutputSync>,
     /// Spawn to ready; reported once, by the request that waited for it.
     pub init_duration: Mutex<Option<Duration>>,
     /// Set when the process is gone (its exit status), so an invocation in
@@ -63,6 +65,7 @@ impl Instance {
             wake: Notify::new(),
             runtime: OnceLock::new(),
             capture: Arc::new(Capture::default()),
+            output: OnceLock::new(),
             init_duration: Mutex::new(None),
             exit: watch::Sender::new(None),
             stop_reason: Mutex::new(None),
@@ -237,6 +240,7 @@ async fn start(
     .await
     .map_err(|e| e.to_string())?;
     instance.pid.store(process.pid(), Ordering::Relaxed);
+    let _ = instance.output.set(process.output_sync());
     leftovers::record(&shared.instances_dir, &instance.id, process.pid());
     shared.logs.platform(
         &fp.name,

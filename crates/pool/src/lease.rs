@@ -10,6 +10,11 @@ use rouse_runtime_api::{Invocation, Outcome};
 use crate::instance::Instance;
 use crate::{Deployment, FunctionPool, Shared};
 
+/// Longest wait, after a runtime answered, for the output it wrote before
+/// answering to reach the log; only an instance that never stops printing
+/// waits this long.
+const OUTPUT_SETTLE: Duration = Duration::from_millis(50);
+
 /// Why an invocation got no outcome from the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeFailure {
@@ -80,7 +85,7 @@ impl Lease {
             return Err(InvokeFailure::NotLambda(self.function.name.clone()));
         };
         let mut exit = self.instance.exit.subscribe();
-        tokio::select! {
+        let result = tokio::select! {
             outcome = endpoint.invoke(invocation) => Ok(outcome),
             status = exit.wait_for(Option::is_some) => {
                 let status = status
@@ -89,7 +94,13 @@ impl Lease {
                     .unwrap_or_else(|| "unknown".into());
                 Err(InvokeFailure::Exited(status))
             }
+        };
+        // The handler's output travels through a pipe and can trail its
+        // response; it belongs before `END` and in the log tail.
+        if let (Ok(_), Some(output)) = (&result, self.instance.output.get()) {
+            output.settle(OUTPUT_SETTLE).await;
         }
+        result
     }
 
     /// Starts capturing this invocation's log lines (see [`Lease::take_log_tail`]).

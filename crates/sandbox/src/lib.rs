@@ -6,6 +6,7 @@
 //! for readiness, and kill the whole group.
 
 mod layout;
+mod output_sync;
 mod process;
 mod readiness;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use rouse_manifest::{Readiness, Rewrite};
 
+pub use output_sync::OutputSync;
 pub use process::Process;
 
 /// Which output stream a captured line came from.

@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+use crate::output_sync::{Counted, OutputSync, PipeMeter};
 use crate::{LineSink, SandboxError, Stream};
 
 /// Lines longer than this are delivered in pieces, so an instance printing
@@ -40,6 +41,7 @@ pub struct Process {
     lines: Arc<LineRing>,
     /// The stdout and stderr readers; `None` once finished.
     readers: [Option<JoinHandle<()>>; 2],
+    output: OutputSync,
     output_drained: bool,
     /// SIGKILL has gone to the group; later stops need not signal again.
     group_killed: AtomicBool,
@@ -119,6 +121,11 @@ impl Process {
     pub fn kill_now(&self) {
         self.signal_group(Signal::SIGKILL);
         self.group_killed.store(true, Ordering::Relaxed);
+    }
+
+    /// Tells when what the process has written so far has reached the sink.
+    pub fn output_sync(&self) -> OutputSync {
+        self.output.clone()
     }
 
     /// The last captured output lines (both streams, in arrival order).
@@ -210,14 +217,23 @@ pub(crate) fn start(
         .id()
         .ok_or_else(|| spawn_error(io::Error::other("child exited before its pid was read")))?;
     let lines = Arc::new(LineRing::new(keep_last_lines));
-    let stdout = child
-        .stdout
-        .take()
-        .map(|out| tokio::spawn(pump(out, Stream::Stdout, sink.clone(), lines.clone())));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|err| tokio::spawn(pump(err, Stream::Stderr, sink, lines.clone())));
+    let out_meter = Arc::new(PipeMeter::new(child.stdout.as_ref()));
+    let err_meter = Arc::new(PipeMeter::new(child.stderr.as_ref()));
+    let output = OutputSync::new(vec![out_meter.clone(), err_meter.clone()]);
+    let stdout = child.stdout.take().map(|out| {
+        let reader = Counted::new(out, out_meter.clone());
+        tokio::spawn(pump(
+            reader,
+            Stream::Stdout,
+            sink.clone(),
+            lines.clone(),
+            out_meter,
+        ))
+    });
+    let stderr = child.stderr.take().map(|err| {
+        let reader = Counted::new(err, err_meter.clone());
+        tokio::spawn(pump(reader, Stream::Stderr, sink, lines.clone(), err_meter))
+    });
 
     tracing::debug!(pid, program = %resolved.display(), work_dir = %work_dir.display(), "instance started");
     Ok(Process {
@@ -227,6 +243,7 @@ pub(crate) fn start(
         status: None,
         lines,
         readers: [stdout, stderr],
+        output,
         output_drained: false,
         group_killed: AtomicBool::new(false),
     })
@@ -309,12 +326,14 @@ impl LineRing {
     }
 }
 
-/// Reads `reader` to end-of-file, handing each line to `sink` and the ring.
+/// Reads `reader` to end-of-file, handing each line to `sink` and the ring,
+/// and telling `meter` what has been handed over.
 async fn pump<R: AsyncRead + Unpin>(
     reader: R,
     stream: Stream,
     sink: LineSink,
     ring: Arc<LineRing>,
+    meter: Arc<PipeMeter>,
 ) {
     let mut reader = BufReader::with_capacity(8 * 1024, reader);
     let mut line = Vec::new();
@@ -334,6 +353,7 @@ async fn pump<R: AsyncRead + Unpin>(
                 line.extend_from_slice(&window[..newline]);
                 reader.consume(newline + 1);
                 emit(&mut line, stream, &sink, &ring);
+                meter.delivered(newline + 1);
             }
             None => {
                 let taken = window.len();
@@ -342,6 +362,7 @@ async fn pump<R: AsyncRead + Unpin>(
                 if line.len() >= MAX_LINE_BYTES {
                     emit(&mut line, stream, &sink, &ring);
                 }
+                meter.delivered(taken);
             }
         }
     }
@@ -420,7 +441,11 @@ mod tests {
             })
         };
         let ring = Arc::new(LineRing::new(10));
-        pump(input.as_bytes(), Stream::Stderr, sink, ring.clone()).await;
+        let meter = Arc::new(PipeMeter::new(None::<&std::fs::File>));
+        let reader = Counted::new(input.as_bytes(), meter.clone());
+        pump(reader, Stream::Stderr, sink, ring.clone(), meter.clone()).await;
+        let sync = OutputSync::new(vec![meter]);
+        assert!(sync.settled(), "every byte read was handed over");
 
         let seen = seen.lock().unwrap();
         let lines: Vec<&str> = seen.iter().map(|(_, l)| l.as_str()).collect();
@@ -453,6 +478,7 @@ mod tests {
             Stream::Stdout,
             sink,
             Arc::new(LineRing::new(1)),
+            Arc::new(PipeMeter::new(None::<&std::fs::File>)),
         )
         .await;
         assert_eq!(*seen.lock().unwrap(), ["ok \u{fffd}\u{fffd} end"]);

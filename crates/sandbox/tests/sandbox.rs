@@ -253,6 +253,53 @@ async fn output_reaches_sink_with_stream() {
     assert_eq!(ring, ["err1", "out1", "out2", "tail"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_sync_waits_for_everything_written_so_far() {
+    let fx = Fixture::new();
+    let marker = fx.instances.join("printed");
+    let script = format!(
+        "import sys, time\n\
+         for i in range(3000):\n    print('out', i); print('err', i, file=sys.stderr)\n\
+         sys.stdout.flush(); sys.stderr.flush()\n\
+         open({:?}, 'w').close()\n\
+         time.sleep(30)\n",
+        marker.to_str().unwrap()
+    );
+    let mut spec = fx.spec("sync", &["python3", "-c", &script]);
+    // A slow sink keeps the readers behind the writer, as a busy server would.
+    let captured = fx.captured.clone();
+    spec.sink = Arc::new(move |stream, line: &str| {
+        std::thread::sleep(Duration::from_micros(50));
+        captured.lock().unwrap().push((stream, line.to_string()));
+    });
+    let mut process = started(spec).await;
+    let sync = process.output_sync();
+    // Everything is in the pipes (or delivered) once the marker exists.
+    eventually("the marker file", Duration::from_secs(10), || {
+        marker.exists()
+    })
+    .await;
+    sync.settle(Duration::from_secs(5)).await;
+    assert!(sync.settled());
+    assert_eq!(
+        fx.lines().len(),
+        6000,
+        "every line written before the marker"
+    );
+
+    // A process that never stops printing does not hold `settle` up.
+    let flood = started(fx.spec("flood", &["sh", "-c", "yes flood"])).await;
+    let start = Instant::now();
+    flood.output_sync().settle(Duration::from_millis(50)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(flood);
+    process.stop(Duration::from_millis(100)).await;
+}
+
 #[tokio::test]
 async fn last_lines_keeps_only_the_most_recent() {
     let fx = Fixture::new();

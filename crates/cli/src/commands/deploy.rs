@@ -39,8 +39,14 @@ pub fn print_summary(deployed: &DeployResponse) {
         println!("  removed {name}");
     }
     if let Some(f) = deployed.functions.first() {
+        // Lambda functions take a JSON event; web functions an HTTP request.
+        let args = if f.kind == "lambda" {
+            "--data '{}'"
+        } else {
+            "--path /"
+        };
         println!(
-            "Next: rouse invoke {} --path /   ·   rouse logs {} --tail",
+            "Next: rouse invoke {} {args}   ·   rouse logs {} --tail",
             f.name, f.name
         );
     }

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod invoke;
 pub mod logs;
 pub mod ls;
+pub mod package;
 pub mod rm;
 pub mod serve;
 

@@ -87,6 +87,10 @@ impl Server {
             flipped(shutdown_rx.clone()),
             drain,
         ));
+        let scheduler = rouse_api::schedules::start(gateway.clone());
+        for record in store.list_functions()? {
+            rouse_api::schedules::sync(&scheduler, &record);
+        }
         let state = Arc::new(AdminState {
             store: store.clone(),
             pool: pool.clone(),
@@ -97,6 +101,7 @@ impl Server {
             domain: args.domain.clone(),
             max_artifact_bytes: rouse_api::DEFAULT_MAX_ARTIFACT,
             shutdown: shutdown_rx.clone(),
+            scheduler,
         });
         let app = rouse_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let admin_shutdown = flipped(shutdown_rx);

@@ -1,6 +1,5 @@
 //! Lambda result → HTTP response.
 
-mod fields;
 mod proxy;
 mod v2;
 

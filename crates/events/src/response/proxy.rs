@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::fields::{self, Headers, Result};
+use crate::fields::{self, Headers, Result};
 use crate::HttpResponse;
 
 /// Which header maps of the result count.

@@ -5,7 +5,7 @@ use http::header::{CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::fields::{self, malformed, Result};
+use crate::fields::{self, malformed, Result};
 use crate::HttpResponse;
 
 /// Reads a structured result, or infers one: anything that is valid JSON
