@@ -114,12 +114,12 @@ pub async fn deploy(
         state.pool.remove(name);
         state.logs.platform(name, "function removed by deploy");
     }
+    state.gateway.reload_routes()?;
+    // Each function's new version is live (or known broken) before the
+    // deploy answers, so the next request after `rouse deploy` sees it.
+    let mut warnings = Vec::new();
     for record in &records {
         crate::schedules::sync(&state.scheduler, record);
-        state
-            .pool
-            .reload(&record.name)
-            .map_err(ApiError::internal)?;
         state.logs.platform(
             &record.name,
             &format!(
@@ -128,8 +128,13 @@ pub async fn deploy(
                 &record.artifact[..12.min(record.artifact.len())]
             ),
         );
+        if let Err(err) = state.pool.reload_and_wait(&record.name).await {
+            warnings.push(format!(
+                "{}: version {} did not start, warm instances of the previous version keep serving: {err}",
+                record.name, record.version
+            ));
+        }
     }
-    state.gateway.reload_routes()?;
     let routes = state.store.routes()?;
     Ok(Json(DeployResponse {
         functions: records
@@ -137,5 +142,6 @@ pub async fn deploy(
             .map(|r| summarize(&state, r, &routes))
             .collect(),
         removed,
+        warnings,
     }))
 }

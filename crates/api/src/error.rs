@@ -52,6 +52,9 @@ impl From<StoreError> for ApiError {
             StoreError::FunctionConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "FunctionConflict", err.to_string())
             }
+            StoreError::UnknownFunction(_) | StoreError::UnknownVersion { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "NotFound", err.to_string())
+            }
             StoreError::InvalidSpec(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "InvalidSpec", err.to_string())
             }

@@ -7,6 +7,8 @@
 //! | `POST /v1/deployments` | deploy a service+stage from an uploaded artifact |
 //! | `GET /v1/functions`, `GET/DELETE /v1/functions/{name}` | list, show, remove |
 //! | `GET /v1/functions/{name}/logs?lines=N&follow=true` | logs, optionally live |
+//! | `GET /v1/functions/{name}/versions`, `POST …/rollback` | versions; roll back (`{"to": N}`) |
+//! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 
 mod auth;
@@ -17,6 +19,7 @@ mod invoke;
 mod logs;
 pub mod schedules;
 pub mod types;
+mod versions;
 
 use std::sync::Arc;
 
@@ -64,6 +67,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
             get(functions::show).delete(functions::remove),
         )
         .route("/functions/{name}/logs", get(logs::logs))
+        .route("/functions/{name}/versions", get(versions::list))
+        .route("/functions/{name}/rollback", post(versions::rollback))
+        .route(
+            "/functions/{name}/env",
+            get(versions::env).patch(versions::change_env),
+        )
         .route(
             "/functions/{name}/invoke",
             any(invoke::invoke_root).layer(DefaultBodyLimit::disable()),

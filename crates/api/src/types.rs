@@ -20,6 +20,9 @@ pub struct DeployResponse {
     pub functions: Vec<FunctionSummary>,
     /// Functions of the same service and stage that this deploy removed.
     pub removed: Vec<String>,
+    /// Things the user should know, e.g. a new version that did not start.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,4 +64,20 @@ pub struct Health {
     pub status: String,
     pub functions: usize,
     pub instances: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSummary {
+    pub version: u32,
+    pub artifact: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnvResponse {
+    pub version: u32,
+    pub environment: std::collections::BTreeMap<String, String>,
 }

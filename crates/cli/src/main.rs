@@ -143,6 +143,36 @@ enum Command {
         #[arg(long, short)]
         stage: Option<String>,
     },
+    /// Show or change a function's environment without redeploying its code.
+    Env {
+        #[command(subcommand)]
+        command: commands::env::EnvCommand,
+        #[arg(long, short, global = true)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Roll a function back to an earlier version (as a new version).
+    Rollback {
+        function: String,
+        /// The version to restore; default: the one before the current.
+        #[arg(long)]
+        to: Option<u32>,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List a function's versions.
+    Versions {
+        function: String,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: commands::Output,
+        #[arg(long, short)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Send one request to a function and print the response.
     Invoke {
         function: String,
@@ -212,6 +242,23 @@ fn main() -> ExitCode {
                 function,
                 stage,
             } => commands::package::run(&dir, target, out, function, stage),
+            Command::Env {
+                command,
+                stage,
+                conn,
+            } => commands::env::run(command, stage, &conn).await,
+            Command::Rollback {
+                function,
+                to,
+                stage,
+                conn,
+            } => commands::rollback::rollback(&function, to, stage, &conn).await,
+            Command::Versions {
+                function,
+                output,
+                stage,
+                conn,
+            } => commands::rollback::versions(&function, output, stage, &conn).await,
             Command::Invoke {
                 function,
                 path,

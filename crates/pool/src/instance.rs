@@ -304,9 +304,11 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
     let idle_timeout = Duration::from_secs_f64(dep.spec.scaling.idle_timeout_secs);
     let retire_at = instance.started + Duration::from_secs_f64(dep.spec.scaling.max_lifetime_secs);
     fp.mark_ready(instance);
+    // Old versions drain before anyone hears this one is ready, so a
+    // caller that waited for it never reaches an old instance afterwards.
+    fp.drain_older_than(dep.version);
     instance.startup.send_replace(Startup::Ready);
     fp.changed.notify_waiters();
-    fp.drain_older_than(dep.version);
 
     let reason = loop {
         let next = fp.next_step(instance, idle_timeout, Instant::now());

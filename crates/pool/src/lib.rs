@@ -264,13 +264,40 @@ impl Pool {
     /// of the old version keep serving until an instance of the new one is
     /// ready, then drain; a function removed from the store is stopped.
     pub fn reload(&self, name: &str) -> Result<(), AcquireError> {
+        self.start_new_version(name).map(drop)
+    }
+
+    /// Like [`Pool::reload`], and when warm instances had to be replaced,
+    /// waits until the new version's first instance is ready (or failed to
+    /// start, in which case the old instances keep serving). So when it
+    /// returns, new requests reach the new version. `Err(StartFailed)` says
+    /// the new version did not start.
+    pub async fn reload_and_wait(&self, name: &str) -> Result<(), AcquireError> {
+        let Some(instance) = self.start_new_version(name)? else {
+            return Ok(());
+        };
+        let mut startup = instance.startup.subscribe();
+        let outcome = startup
+            .wait_for(|s| !matches!(s, instance::Startup::Pending))
+            .await
+            .map(|s| s.clone());
+        match outcome {
+            Ok(instance::Startup::Failed(failure)) => Err(AcquireError::StartFailed(failure)),
+            _ => Ok(()),
+        }
+    }
+
+    fn start_new_version(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<instance::Instance>>, AcquireError> {
         let Some(record) = self.shared.store.get_function(name)? else {
             self.remove(name);
-            return Ok(());
+            return Ok(None);
         };
         let existing = self.lock_functions().get(name).cloned();
         let Some(fp) = existing else {
-            return Ok(()); // loaded fresh on its next request
+            return Ok(None); // loaded fresh on its next request
         };
         let deployment = Arc::new(Deployment {
             version: record.version,
@@ -282,14 +309,13 @@ impl Pool {
         state.streak.reset();
         state.backoff_until = None;
         let warm = state.slots.iter().any(|s| s.phase == Phase::Ready);
-        if warm && !self.shared.shutting_down.load(Ordering::Acquire) {
-            // Zero-downtime deploy: start the new version now; its supervisor
-            // drains the old instances once it is ready.
-            self.start_instance(&fp, &mut state, 0);
-        }
+        let started = (warm && !self.shared.shutting_down.load(Ordering::Acquire))
+            // Zero-downtime deploy: start the new version now; its
+            // supervisor drains the old instances once it is ready.
+            .then(|| self.start_instance(&fp, &mut state, 0));
         drop(state);
         fp.changed.notify_waiters();
-        Ok(())
+        Ok(started)
     }
 
     /// Stops every instance of `name` and forgets it.

@@ -1,6 +1,6 @@
 //! The SQLite side of the store: schema, migrations and queries.
 
-mod deploy;
+pub(crate) mod deploy;
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use rouse_manifest::FunctionSpec;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError};
+use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError, VersionRecord};
 
 pub(crate) use deploy::deploy;
 
@@ -222,6 +222,36 @@ pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> 
             })
         })
         .collect()
+}
+
+/// Every version of a function, oldest first.
+pub(crate) fn versions(conn: &Connection, name: &str) -> Result<Vec<VersionRecord>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT version, artifact, spec_json, created_at FROM versions
+         WHERE function = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([name], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (version, artifact, spec_json, created_at) = row?;
+        let spec = serde_json::from_str(&spec_json)
+            .map_err(|e| StoreError::Corrupt(format!("function {name} version {version}: {e}")))?;
+        out.push(VersionRecord {
+            version: u32::try_from(version)
+                .map_err(|_| StoreError::Corrupt(format!("function {name}: version {version}")))?,
+            artifact,
+            spec,
+            created_at,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {

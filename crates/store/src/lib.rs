@@ -31,6 +31,10 @@ pub enum StoreError {
     },
     #[error("artifact {0} is not in the store")]
     UnknownArtifact(String),
+    #[error("function {0} not found")]
+    UnknownFunction(String),
+    #[error("function {function} has no version {version}")]
+    UnknownVersion { function: String, version: u32 },
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
     #[error("stored data is corrupt: {0}")]
@@ -65,6 +69,17 @@ pub struct RouteRecord {
     pub method: String,
     pub path: String,
     pub shape: RouteShape,
+}
+
+/// One immutable version of a function.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRecord {
+    pub version: u32,
+    pub artifact: String,
+    pub spec: FunctionSpec,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -152,6 +167,39 @@ impl Store {
     /// Removes the function, its versions and its routes. `false` if it did not exist.
     pub fn remove_function(&self, name: &str) -> Result<bool, StoreError> {
         db::remove_function(&mut self.conn(), name)
+    }
+
+    /// Every version of `name`, oldest first (empty if it does not exist).
+    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        db::versions(&self.conn(), name)
+    }
+
+    /// A new version of an existing function with the same code and `spec`
+    /// (e.g. a changed environment); its routes follow `spec`.
+    pub fn update_spec(&self, spec: &FunctionSpec) -> Result<FunctionRecord, StoreError> {
+        let current = self
+            .get_function(&spec.name)?
+            .ok_or_else(|| StoreError::UnknownFunction(spec.name.clone()))?;
+        db::deploy::replace_version(&mut self.conn(), spec, &current.artifact)
+    }
+
+    /// Makes a new version that repeats version `to` (default: the one
+    /// before the current), so history only grows and the rollback itself
+    /// can be rolled back.
+    pub fn rollback(&self, name: &str, to: Option<u32>) -> Result<FunctionRecord, StoreError> {
+        let current = self
+            .get_function(name)?
+            .ok_or_else(|| StoreError::UnknownFunction(name.to_string()))?;
+        let versions = self.versions(name)?;
+        let target = match to {
+            Some(v) => versions.iter().find(|r| r.version == v),
+            None => versions.iter().rev().find(|r| r.version < current.version),
+        };
+        let target = target.ok_or_else(|| StoreError::UnknownVersion {
+            function: name.to_string(),
+            version: to.unwrap_or(current.version.saturating_sub(1)),
+        })?;
+        db::deploy::replace_version(&mut self.conn(), &target.spec, &target.artifact)
     }
 
     /// All routes, ordered by path, method, function.

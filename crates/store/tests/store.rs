@@ -540,3 +540,39 @@ fn the_store_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
 }
+
+#[test]
+fn update_spec_and_rollback_make_new_versions_and_keep_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let artifact = artifact(&store, "v1");
+    let mut spec = spec(
+        "svc",
+        "dev",
+        vec![function("svc", "dev", "site", vec![http("GET", "/site")])],
+    );
+    store.deploy(&spec, &artifact).unwrap();
+
+    let mut function = spec.functions[0].clone();
+    function.environment.insert("MODE".into(), "blue".into());
+    let updated = store.update_spec(&function).unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.spec.environment["MODE"], "blue");
+    assert_eq!(store.routes().unwrap().len(), 1, "routes survive an update");
+
+    let back = store.rollback(&function.name, None).unwrap();
+    assert_eq!(back.version, 3, "a rollback is a new version");
+    assert!(!back.spec.environment.contains_key("MODE"));
+    let again = store.rollback(&function.name, Some(2)).unwrap();
+    assert_eq!(again.spec.environment["MODE"], "blue");
+    let versions: Vec<u32> = store
+        .versions(&function.name)
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4]);
+    assert!(store.rollback(&function.name, Some(99)).is_err());
+    spec.functions[0].name = "nope".into();
+    assert!(store.update_spec(&spec.functions[0]).is_err());
+}

@@ -38,6 +38,9 @@ pub fn print_summary(deployed: &DeployResponse) {
     for name in &deployed.removed {
         println!("  removed {name}");
     }
+    for warning in &deployed.warnings {
+        eprintln!("warning: {warning}");
+    }
     if let Some(f) = deployed.functions.first() {
         // Lambda functions take a JSON event; web functions an HTTP request.
         let args = if f.kind == "lambda" {

@@ -2,11 +2,13 @@
 
 pub mod deploy;
 pub mod dev;
+pub mod env;
 pub mod invoke;
 pub mod logs;
 pub mod ls;
 pub mod package;
 pub mod rm;
+pub mod rollback;
 pub mod serve;
 
 #[derive(Clone, Copy, clap::ValueEnum)]

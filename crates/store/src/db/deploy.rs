@@ -67,6 +67,47 @@ pub(crate) fn deploy(
     Ok(records)
 }
 
+/// A new version of one existing function from `artifact` and `function`
+/// (an environment change or a rollback): its routes follow the new spec,
+/// with the same conflict checks as a deploy.
+pub(crate) fn replace_version(
+    conn: &mut Connection,
+    function: &FunctionSpec,
+    artifact: &str,
+) -> Result<FunctionRecord, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = get_function(&tx, &function.name)?
+        .ok_or_else(|| StoreError::UnknownFunction(function.name.clone()))?;
+    let spec = DeploySpec {
+        service: current.service.clone(),
+        stage: current.stage.clone(),
+        functions: vec![function.clone()],
+    };
+    let routes = spec_routes(&spec)?;
+    check_foreign_routes(&tx, &spec, &routes)?;
+    tx.execute("DELETE FROM routes WHERE function = ?1", [&function.name])?;
+    write_version(&tx, &spec.service, &spec.stage, function, artifact, now())?;
+    for route in &routes {
+        tx.execute(
+            "INSERT INTO routes (function, method, path, shape) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                route.function,
+                route.method,
+                route.path,
+                shape_name(route.shape)
+            ],
+        )?;
+    }
+    let record = get_function(&tx, &function.name)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "function {} vanished during an update",
+            function.name
+        ))
+    })?;
+    tx.commit()?;
+    Ok(record)
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,0 +1,136 @@
+//! Changes that make a new version without new code: environment edits and
+//! rollbacks. Warm instances are replaced the same way a deploy replaces
+//! them (the new version starts, then the old drains).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use rouse_store::FunctionRecord;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::functions::summarize;
+use crate::types::{EnvResponse, FunctionSummary, VersionSummary};
+use crate::AdminState;
+
+pub async fn list(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    let current = current(&state, &name)?;
+    let versions = state.store.versions(&name)?;
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|v| VersionSummary {
+                current: v.version == current.version,
+                version: v.version,
+                artifact: v.artifact,
+                created_at: v.created_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    to: Option<u32>,
+}
+
+pub async fn rollback(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<FunctionSummary>, ApiError> {
+    current(&state, &name)?;
+    let req: RollbackRequest = if body.is_empty() {
+        RollbackRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("rollback request: {e}")))?
+    };
+    let record = state.store.rollback(&name, req.to)?;
+    activate(&state, &record, "rolled back").await?;
+    let routes = state.store.routes()?;
+    Ok(Json(summarize(&state, &record, &routes)))
+}
+
+pub async fn env(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<EnvResponse>, ApiError> {
+    let record = current(&state, &name)?;
+    Ok(Json(EnvResponse {
+        version: record.version,
+        environment: record.spec.environment,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct EnvChange {
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+    #[serde(default)]
+    unset: Vec<String>,
+}
+
+pub async fn change_env(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<EnvResponse>, ApiError> {
+    let change: EnvChange = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("environment change: {e}")))?;
+    if let Some(bad) = change
+        .set
+        .keys()
+        .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{bad:?} is not a valid variable name"
+        )));
+    }
+    let mut spec = current(&state, &name)?.spec;
+    for key in &change.unset {
+        spec.environment.remove(key);
+    }
+    spec.environment.extend(change.set);
+    let record = state.store.update_spec(&spec)?;
+    activate(&state, &record, "environment changed").await?;
+    Ok(Json(EnvResponse {
+        version: record.version,
+        environment: record.spec.environment,
+    }))
+}
+
+fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
+    state
+        .store
+        .get_function(name)?
+        .ok_or_else(|| ApiError::not_found(format!("function {name}")))
+}
+
+/// Puts a new version in service: routes and schedules follow it, and
+/// warm instances roll over before this returns, so the next request sees
+/// the change.
+async fn activate(state: &AdminState, record: &FunctionRecord, why: &str) -> Result<(), ApiError> {
+    state.gateway.reload_routes()?;
+    crate::schedules::sync(&state.scheduler, record);
+    state.logs.platform(
+        &record.name,
+        &format!("{why}: now version {}", record.version),
+    );
+    if let Err(err) = state.pool.reload_and_wait(&record.name).await {
+        state.logs.platform(
+            &record.name,
+            &format!(
+                "version {} did not start; the previous version keeps serving: {err}",
+                record.version
+            ),
+        );
+    }
+    Ok(())
+}
