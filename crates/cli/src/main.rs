@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Address of the admin API.
     #[arg(long, env = "ROUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
+    /// Gateway threads, each with its own listener (default: one per core).
+    #[arg(long)]
+    pub gateway_threads: Option<usize>,
     /// Route `{function}.{domain}` host names to that function.
     #[arg(long, env = "ROUSE_DOMAIN")]
     pub domain: Option<String>,

@@ -28,13 +28,18 @@ pub struct QueueFull;
 pub(crate) struct EventQueue {
     slots: Arc<Semaphore>,
     retry_delay: Duration,
+    /// The runtime the queue was made on: events outlive the gateway thread
+    /// that accepted them.
+    runtime: tokio::runtime::Handle,
 }
 
 impl EventQueue {
+    /// Must be called inside the tokio runtime that runs the events.
     pub fn new(capacity: usize, retry_delay: Duration) -> EventQueue {
         EventQueue {
             slots: Arc::new(Semaphore::new(capacity)),
             retry_delay,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -52,7 +57,7 @@ impl EventQueue {
             .try_acquire_owned()
             .map_err(|_| QueueFull)?;
         let retry_delay = self.retry_delay;
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let _permit = permit;
             deliver(gateway, function, request_id, payload, retry_delay).await;
         });

@@ -27,7 +27,7 @@ use rouse_store::Store;
 pub use async_invoke::QueueFull;
 pub use body::{empty, full, BoxError, ProxyBody};
 use router::{FunctionInfo, Router};
-pub use server::serve;
+pub use server::{serve, GatewayServer};
 
 /// Function URLs: `/urls/{function}/...` reaches a function on any path.
 const FUNCTION_URL_PREFIX: &str = "/urls/";
@@ -72,7 +72,6 @@ struct Inner {
     store: Arc<Store>,
     pool: Pool,
     router: ArcSwap<Router>,
-    client: Client<HttpConnector, ProxyBody>,
     events: async_invoke::EventQueue,
 }
 
@@ -82,11 +81,6 @@ impl Gateway {
         store: Arc<Store>,
         pool: Pool,
     ) -> Result<Gateway, rouse_store::StoreError> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(UPSTREAM_IDLE)
-            .build(connector);
         let events = async_invoke::EventQueue::new(ASYNC_QUEUE, config.async_retry_delay);
         let gateway = Gateway {
             inner: Arc::new(Inner {
@@ -95,7 +89,6 @@ impl Gateway {
                 store,
                 pool,
                 router: ArcSwap::from_pointee(Router::default()),
-                client,
             }),
         };
         gateway.reload_routes()?;
@@ -282,7 +275,7 @@ impl Gateway {
         let upstream = Request::from_parts(parts, body);
 
         let timeout = Duration::from_secs_f64(lease.deployment().spec.timeout_secs);
-        let response = match tokio::time::timeout(timeout, self.inner.client.request(upstream))
+        let response = match tokio::time::timeout(timeout, upstream_client().request(upstream))
             .await
         {
             Ok(Ok(response)) => response,
@@ -324,6 +317,24 @@ pub fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, http::uri::In
         Some(query) => format!("{path}?{query}").parse(),
         None => path.parse(),
     }
+}
+
+thread_local! {
+    /// One upstream client (and connection pool) per thread: the gateway runs
+    /// a single-threaded runtime per core, and a connection whose task lives
+    /// on the same thread as the request costs no cross-thread wake-ups.
+    static UPSTREAM: Client<HttpConnector, ProxyBody> = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(UPSTREAM_IDLE)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector)
+    };
+}
+
+fn upstream_client() -> Client<HttpConnector, ProxyBody> {
+    UPSTREAM.with(Client::clone)
 }
 
 fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {

@@ -105,6 +105,8 @@ struct Shared {
     shutting_down: AtomicBool,
     live_instances: AtomicUsize,
     all_stopped: Notify,
+    /// Supervisors run here, whichever thread's request started them.
+    runtime: tokio::runtime::Handle,
 }
 
 struct FunctionPool {
@@ -142,6 +144,8 @@ enum Action {
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR"];
 
 impl Pool {
+    /// Must be called inside the tokio runtime that is to run the instance
+    /// supervisors.
     pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
         let instances_dir = store.data_dir().join("instances");
         let killed = leftovers::kill_recorded(&instances_dir);
@@ -168,6 +172,7 @@ impl Pool {
                 shutting_down: AtomicBool::new(false),
                 live_instances: AtomicUsize::new(0),
                 all_stopped: Notify::new(),
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -444,7 +449,7 @@ impl Pool {
             last_used: Instant::now(),
         });
         self.shared.live_instances.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(instance::supervise(
+        self.shared.runtime.spawn(instance::supervise(
             self.shared.clone(),
             fp.clone(),
             instance.clone(),

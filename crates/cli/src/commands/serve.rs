@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rouse_api::AdminState;
-use rouse_gateway::{Gateway, GatewayConfig};
+use rouse_gateway::{Gateway, GatewayConfig, GatewayServer};
 use rouse_logs::LogBook;
 use rouse_pool::Pool;
 use rouse_store::Store;
@@ -48,7 +48,7 @@ pub struct Server {
     pub token: String,
     pool: Pool,
     shutdown: watch::Sender<bool>,
-    gateway_task: JoinHandle<()>,
+    gateway_server: GatewayServer,
     admin_task: JoinHandle<()>,
 }
 
@@ -74,19 +74,28 @@ impl Server {
             Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
         let token = admin_token(data_dir)?;
 
-        let gateway_listener = bind(args.listen, "gateway", "--listen").await?;
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
-        let gateway_addr = gateway_listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let drain = Duration::from_secs_f64(args.drain_timeout.max(0.0));
-        let gateway_task = tokio::spawn(rouse_gateway::serve(
-            gateway_listener,
+        let threads = args
+            .gateway_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let gateway_server = GatewayServer::start(
+            args.listen,
+            threads,
             gateway.clone(),
-            flipped(shutdown_rx.clone()),
+            shutdown_rx.clone(),
             drain,
-        ));
+        )
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the gateway (is another rouse running? choose another address with --listen)",
+                args.listen
+            )
+        })?;
+        let gateway_addr = gateway_server.addr;
         let scheduler = rouse_api::schedules::start(gateway.clone());
         for record in store.list_functions()? {
             rouse_api::schedules::sync(&scheduler, &record);
@@ -119,7 +128,7 @@ impl Server {
             token,
             pool,
             shutdown,
-            gateway_task,
+            gateway_server,
             admin_task,
         })
     }
@@ -127,7 +136,7 @@ impl Server {
     /// Stops accepting, drains in-flight requests, stops every instance.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.gateway_task.await;
+        self.gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
         self.pool.shutdown(INSTANCE_GRACE).await;
         tracing::info!("rouse stopped");
