@@ -10,19 +10,20 @@
 #             adapter's own cost: start, TCP readiness probe, first `next`
 #   python    the adapter starts examples/python-web (python3 -u app.py);
 #             shown next to the same app started alone (exec → port accepts,
-#             polled every 50 µs), so the difference is what the adapter adds
-# Times are from just before the harness spawns the process ("spawn", which
-# includes fork+exec) and from when the spawn call returned ("exec", the
-# exec is done by then).
+#             polled on the adapter's own back-off schedule, 50 µs doubling to
+#             10 ms), so the difference is what the adapter adds
+# Times are from just before the harness calls posix_spawn ("spawn") and from
+# when it returned ("exec": posix_spawn returns once the child has exec'd).
 #
 # Usage: bash bench/adapter-cold-start.sh
-# Settings (environment): N=50 BENCH_PORT_BASE=38380 LOAD_MAX=1.0 LOAD_WAIT=180
+# Settings (environment): N=50 BENCH_PORT_BASE=28380 LOAD_MAX=1.0 LOAD_WAIT=180
 #   NO_RECORD=1 KEEP_TMP=1 ADAPTER_BIN=path (skip the build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 N=${N:-50}
-PORT_BASE=${BENCH_PORT_BASE:-38380}
+# Below the ephemeral range (32768-60999), so no client socket holds one of them.
+PORT_BASE=${BENCH_PORT_BASE:-28380}
 API_PORT=$((PORT_BASE + 1))
 EXTERNAL_PORT=$((PORT_BASE + 2))
 APP_PORT=$((PORT_BASE + 3))
@@ -51,7 +52,7 @@ bench_wait_port "$EXTERNAL_PORT"
 bench_wait_for_quiet
 
 cat >"$T/harness.py" <<'EOF'
-import os, signal, socket, statistics, subprocess, sys, time
+import os, shutil, signal, socket, sys, time
 
 adapter, app, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 api_port, external_port, app_port = map(int, sys.argv[4:7])
@@ -80,17 +81,6 @@ def first_next():
         if b"/runtime/invocation/next" in data:
             return arrived
 
-def reap(proc):
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
 def wait_closed(port):
     """The previous round's app may still hold the port for a moment after SIGKILL."""
     deadline = time.monotonic() + 10
@@ -105,26 +95,56 @@ def wait_closed(port):
         time.sleep(0.001)
     raise SystemExit(f"port {port} still answers 10 s after its app was killed")
 
+DEVNULL = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+           (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+
+def spawn(argv, env, cwd=None):
+    """posix_spawn (vfork-style): it returns once the child has exec'd, so
+    the time right after it is the exec. Own session, to kill it whole."""
+    if cwd:
+        os.chdir(cwd)
+    t_spawn = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=DEVNULL, setsid=True)
+    t_exec = time.perf_counter_ns()
+    return pid, t_spawn, t_exec
+
+def kill_session(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+def reap(pid):
+    """The adapter exits by itself on the 500 (killing its app); its session
+    is killed anyway, so nothing outlives the round."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+        time.sleep(0.001)
+    kill_session(pid)
+
 def adapter_round(args, port):
     if args:
         wait_closed(port)
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api_port}", PORT=str(port))
     env.pop("ROUSE_ADAPTER_COMMAND", None)
-    t_spawn = time.perf_counter_ns()
-    proc = subprocess.Popen([adapter] + args, env=env, cwd=workdir, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t_exec = time.perf_counter_ns()
+    pid, t_spawn, t_exec = spawn([adapter] + args, env, cwd=workdir)
     t_next = first_next()
-    reap(proc)
+    reap(pid)
     return (t_next - t_spawn) / 1e6, (t_next - t_exec) / 1e6
 
 def app_alone_round(port):
+    """The app started directly, its port polled on the adapter's own
+    schedule (50 us doubling to 10 ms), so both see the same detection
+    granularity and the difference is the adapter's own cost."""
     wait_closed(port)
     env = dict(os.environ, PORT=str(port))
-    t_spawn = time.perf_counter_ns()
-    proc = subprocess.Popen(["python3", "-u", app], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t_exec = time.perf_counter_ns()
+    python = shutil.which("python3")
+    pid, t_spawn, t_exec = spawn([python, "-u", app], env)
+    delay = 50e-6
     while True:
         s = socket.socket()
         try:
@@ -132,12 +152,19 @@ def app_alone_round(port):
             t_ready = time.perf_counter_ns()
             break
         except OSError:
-            time.sleep(0.00005)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
         finally:
             s.close()
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_session(pid)
     return (t_ready - t_spawn) / 1e6, (t_ready - t_exec) / 1e6
+
+def floor_round():
+    """What any exec costs here: /bin/true, posix_spawn → exit reaped."""
+    t = time.perf_counter_ns()
+    pid = os.posix_spawn("/bin/true", ["/bin/true"], dict(os.environ))
+    os.waitpid(pid, 0)
+    return (time.perf_counter_ns() - t) / 1e6
 
 def pct(values, p):
     ordered = sorted(values)
@@ -145,11 +172,13 @@ def pct(values, p):
 
 rows = {"external": [], "python": [], "python alone": []}
 # One discarded round of each warms the page cache.
-adapter_round([], external_port); adapter_round(["python3", "-u", app], app_port); app_alone_round(app_port)
+PY = [shutil.which("python3"), "-u", app]
+adapter_round([], external_port); adapter_round(PY, app_port); app_alone_round(app_port)
 for _ in range(n):
     rows["external"].append(adapter_round([], external_port))
-    rows["python"].append(adapter_round(["python3", "-u", app], app_port))
+    rows["python"].append(adapter_round(PY, app_port))
     rows["python alone"].append(app_alone_round(app_port))
+    rows.setdefault("floor", []).append(floor_round())
 
 print(f"{'case':<46} {'p50 ms':>8} {'p90 ms':>8} {'min ms':>8} {'max ms':>8}")
 def line(label, values):
@@ -159,6 +188,7 @@ for name, what in [("external", "adapter, app already up"),
                    ("python alone", "python-web alone (exec → listening)")]:
     line(f"{what}: spawn", [r[0] for r in rows[name]])
     line(f"{what}: exec", [r[1] for r in rows[name]])
+line("process floor: /bin/true spawn → exit", rows["floor"])
 added = pct([r[1] for r in rows["python"]], 50) - pct([r[1] for r in rows["python alone"]], 50)
 print(f"\nadapter-added with python-web (p50 exec minus p50 exec of the app alone): {added:.3f} ms")
 print(f"rounds: {n} per case")
