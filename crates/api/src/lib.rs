@@ -10,6 +10,7 @@
 //! | `GET /v1/functions/{name}/versions`, `POST …/rollback` | versions; roll back (`{"to": N}`) |
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
+//! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 mod auth;
 mod deploy;
@@ -17,6 +18,7 @@ pub mod error;
 mod functions;
 mod invoke;
 mod logs;
+mod metrics;
 pub mod schedules;
 pub mod types;
 mod versions;
@@ -83,6 +85,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         );
     Router::new()
         .nest("/v1", v1)
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use rouse_pool::metrics::ErrorKind;
 use rouse_pool::{AcquireError, Invocation, InvokeFailure, Lease, Outcome};
 
 use crate::Gateway;
@@ -43,6 +44,7 @@ impl Gateway {
     /// Runs one invocation; errors are only those that happen before an
     /// instance is found (not found, throttled, shutting down).
     pub async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
+        let acquiring = Instant::now();
         let lease = match self.inner.pool.acquire(call.function).await {
             Ok(lease) => lease,
             Err(AcquireError::StartFailed(failure)) => return Ok(init_failed(&failure)),
@@ -76,6 +78,17 @@ impl Gateway {
         })
         .await;
         let elapsed = started.elapsed();
+        let error = match &outcome {
+            Ok(Ok(LambdaResult::Ok { .. })) => None,
+            Ok(Ok(LambdaResult::FunctionError { .. })) | Ok(Err(InvokeFailure::NotLambda(_))) => {
+                Some(ErrorKind::FunctionError)
+            }
+            Ok(Err(InvokeFailure::Exited(_))) => Some(ErrorKind::Crash),
+            Err(_) => Some(ErrorKind::Timeout),
+        };
+        // From before the acquire, as for web functions: a caller waits
+        // through cold starts and queueing too.
+        lease.record(error, acquiring.elapsed());
         let (result, status) = match outcome {
             Ok(Ok(result)) => {
                 let status = match &result {

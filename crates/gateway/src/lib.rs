@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rouse_pool::metrics::ErrorKind;
 use rouse_pool::{AcquireError, Pool};
 use rouse_store::Store;
 
@@ -251,6 +252,7 @@ impl Gateway {
         if declared.is_some_and(|n| n > limit) {
             return too_large(limit);
         }
+        let started = std::time::Instant::now();
         let lease = match self.inner.pool.acquire(function).await {
             Ok(lease) => lease,
             Err(err) => return acquire_error(err),
@@ -284,13 +286,20 @@ impl Gateway {
                     return too_large(limit);
                 }
                 tracing::info!(function, instance = lease.instance_id(), error = %err, "upstream request failed");
-                lease.upstream_failed(err.is_connect()).await;
+                let exited = lease.upstream_failed(err.is_connect()).await;
+                let kind = if exited {
+                    ErrorKind::Crash
+                } else {
+                    ErrorKind::BadGateway
+                };
+                lease.record(Some(kind), started.elapsed());
                 return json_error(
                     StatusCode::BAD_GATEWAY,
                     "Bad Gateway: the function instance failed",
                 );
             }
             Err(_) => {
+                lease.record(Some(ErrorKind::Timeout), started.elapsed());
                 lease.replace_instance(&format!(
                     "timed out after {:.2}s; replacing it",
                     timeout.as_secs_f64()
@@ -298,6 +307,9 @@ impl Gateway {
                 return json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out");
             }
         };
+        // Measured to the response head: the body may stream for as long as
+        // the app likes, and the app's own status codes are not failures.
+        lease.record(None, started.elapsed());
         let cold = lease.cold_start() && self.inner.config.cold_start_header;
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);

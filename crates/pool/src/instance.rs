@@ -287,6 +287,7 @@ async fn start(
         .init_duration
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = Some(init);
+    fp.metrics.cold_start(init);
     shared.logs.platform(
         &fp.name,
         &format!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rouse_runtime_api::{Invocation, Outcome};
 
 use crate::instance::Instance;
+use crate::metrics::ErrorKind;
 use crate::{Deployment, FunctionPool, Shared};
 
 /// Longest wait, after a runtime answered, for the output it wrote before
@@ -39,6 +40,7 @@ impl Lease {
         instance: Arc<Instance>,
         cold_start: bool,
     ) -> Lease {
+        function.metrics.concurrent.fetch_add(1, Ordering::Relaxed);
         Lease {
             shared,
             function,
@@ -149,12 +151,19 @@ impl Lease {
         Some(kb.div_ceil(1024))
     }
 
+    /// Counts one invocation on this lease's function for the metrics:
+    /// how long it took and, if it failed, why.
+    pub fn record(&self, error: Option<ErrorKind>, duration: Duration) {
+        self.function.metrics.record(error, duration);
+    }
+
     /// Called when a request to the instance failed at the connection level.
     /// A crashed process is usually seen by its supervisor a moment later;
     /// waiting briefly for that, and retiring the instance here, keeps the
     /// next request from being placed on a dead instance. An instance that
-    /// refuses connections while alive is replaced too.
-    pub async fn upstream_failed(&self, connect_refused: bool) {
+    /// refuses connections while alive is replaced too. Returns whether the
+    /// process had exited (a crash rather than a bad answer).
+    pub async fn upstream_failed(&self, connect_refused: bool) -> bool {
         let mut exit = self.instance.exit.subscribe();
         let exited =
             tokio::time::timeout(Duration::from_millis(100), exit.wait_for(Option::is_some))
@@ -165,6 +174,7 @@ impl Lease {
         } else if connect_refused {
             self.replace_instance("refused a connection; replacing it");
         }
+        exited
     }
 
     /// Kills the instance (e.g. it let a request time out): it takes no more
@@ -182,5 +192,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.function.release(&self.instance);
+        self.function
+            .metrics
+            .concurrent
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -13,6 +13,7 @@ mod instance;
 pub mod lambda;
 mod lease;
 mod leftovers;
+pub mod metrics;
 pub mod placement;
 
 use std::collections::{BTreeMap, HashMap};
@@ -116,6 +117,7 @@ struct FunctionPool {
     /// Wakes requests waiting for a slot: an instance became ready, failed,
     /// stopped, or a slot was freed.
     changed: Notify,
+    metrics: metrics::FunctionMetrics,
 }
 
 #[derive(Default)]
@@ -197,7 +199,10 @@ impl Pool {
             )
         };
         let (limits, queue_timeout) = spec_limits;
-        let queue_deadline = Instant::now() + queue_timeout;
+        let started = Instant::now();
+        let queue_deadline = started + queue_timeout;
+        // Held while this request waits for a busy function to free a slot.
+        let mut queued = None;
         loop {
             let changed = fp.changed.notified();
             tokio::pin!(changed);
@@ -231,6 +236,8 @@ impl Pool {
                     }
                     Decision::Start => Action::AwaitStart(self.start_instance(&fp, &mut state, 1)),
                     Decision::Wait { until: Some(until) } => {
+                        fp.metrics
+                            .record(Some(metrics::ErrorKind::StartFailed), started.elapsed());
                         return Err(AcquireError::BackingOff {
                             function: name.to_string(),
                             retry_after: until.saturating_duration_since(Instant::now()),
@@ -244,17 +251,25 @@ impl Pool {
                     return Ok(Lease::new(self.shared.clone(), fp.clone(), instance, false));
                 }
                 Action::AwaitStart(instance) => {
-                    return self.await_start(fp.clone(), instance).await
+                    drop(queued);
+                    let result = self.await_start(fp.clone(), instance).await;
+                    if result.is_err() {
+                        fp.metrics
+                            .record(Some(metrics::ErrorKind::StartFailed), started.elapsed());
+                    }
+                    return result;
                 }
                 Action::Wait(until) => until,
             };
             if Instant::now() >= queue_deadline {
+                fp.metrics.throttles.fetch_add(1, Ordering::Relaxed);
                 return Err(AcquireError::Throttled {
                     function: name.to_string(),
                     max_instances: limits.max_instances,
                     retry_after: Duration::from_secs(1),
                 });
             }
+            queued.get_or_insert_with(|| metrics::Gauge::enter(&fp.metrics.queued));
             tokio::select! {
                 _ = changed => {}
                 _ = tokio::time::sleep_until(wait_until.into()) => {}
@@ -363,6 +378,29 @@ impl Pool {
             .collect()
     }
 
+    /// Every function that has been called since it was (re)loaded, with its
+    /// counters and its instances by state; functions never called have no
+    /// pool state and are left out.
+    pub fn metrics(&self) -> Vec<metrics::FunctionMetricsSnapshot> {
+        let functions: Vec<_> = self.lock_functions().values().cloned().collect();
+        let mut out: Vec<_> = functions
+            .iter()
+            .map(|fp| {
+                let mut instances = [0u64; 3];
+                for slot in &fp.lock_state().slots {
+                    instances[match slot.phase {
+                        Phase::Starting => 0,
+                        Phase::Ready => 1,
+                        Phase::Draining => 2,
+                    }] += 1;
+                }
+                fp.metrics.snapshot(&fp.name, instances)
+            })
+            .collect();
+        out.sort_by(|a, b| a.function.cmp(&b.function));
+        out
+    }
+
     /// Writes a platform line to a function's log.
     pub fn platform_log(&self, function: &str, message: &str) {
         self.shared.logs.platform(function, message);
@@ -417,6 +455,7 @@ impl Pool {
             })),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
+            metrics: metrics::FunctionMetrics::default(),
         });
         // Another request may have loaded it meanwhile; keep the first.
         Ok(self
