@@ -11,7 +11,7 @@ use rouse_events::{HttpRequest, RequestContext, Shape};
 
 use crate::body::{full, BoxError, ProxyBody};
 use crate::lambda::{LambdaCall, LambdaResult};
-use crate::{acquire_error, headers, json_error, too_large, Gateway};
+use crate::{acquire_error, declares_more_than, headers, json_error, too_large, Gateway};
 
 /// Where an HTTP request goes when its function is a lambda function.
 pub(crate) struct LambdaTarget {
@@ -42,12 +42,7 @@ impl Gateway {
     {
         let limit = self.inner.config.max_body_bytes;
         let (mut parts, body) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        if declares_more_than(&parts.headers, limit) {
             return too_large(limit);
         }
         let body = match Limited::new(body, limit as usize).collect().await {

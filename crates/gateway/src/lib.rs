@@ -244,12 +244,7 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let limit = self.inner.config.max_body_bytes;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        if declares_more_than(req.headers(), limit) {
             return too_large(limit);
         }
         let started = std::time::Instant::now();
@@ -396,6 +391,15 @@ pub(crate) fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }
+}
+
+/// A `Content-Length` over `limit`: answered 413 before any body is read.
+pub(crate) fn declares_more_than(headers: &http::HeaderMap, limit: u64) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
 }
 
 pub(crate) fn too_large(limit: u64) -> Response<ProxyBody> {

@@ -79,6 +79,23 @@ impl Instance {
         self.wake.notify_one();
     }
 
+    /// Waits until the instance is ready, or says why it did not start.
+    pub async fn started_up(&self) -> Result<(), Arc<StartFailure>> {
+        let mut startup = self.startup.subscribe();
+        let outcome = startup
+            .wait_for(|s| !matches!(s, Startup::Pending))
+            .await
+            .map(|s| s.clone());
+        match outcome {
+            Ok(Startup::Ready) => Ok(()),
+            Ok(Startup::Failed(failure)) => Err(failure),
+            Ok(Startup::Pending) | Err(_) => Err(Arc::new(StartFailure {
+                message: "instance supervisor ended".into(),
+                init_error: None,
+            })),
+        }
+    }
+
     fn stop_reason(&self) -> Option<String> {
         self.stop_reason
             .lock()

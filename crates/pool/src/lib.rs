@@ -296,15 +296,10 @@ impl Pool {
         let Some(instance) = self.start_new_version(name)? else {
             return Ok(());
         };
-        let mut startup = instance.startup.subscribe();
-        let outcome = startup
-            .wait_for(|s| !matches!(s, instance::Startup::Pending))
+        instance
+            .started_up()
             .await
-            .map(|s| s.clone());
-        match outcome {
-            Ok(instance::Startup::Failed(failure)) => Err(AcquireError::StartFailed(failure)),
-            _ => Ok(()),
-        }
+            .map_err(AcquireError::StartFailed)
     }
 
     fn start_new_version(
@@ -505,21 +500,11 @@ impl Pool {
         // The lease exists before the wait so a cancelled request (client
         // gone) still gives its reserved slot back.
         let lease = Lease::new(self.shared.clone(), fp, instance.clone(), true);
-        let mut startup = instance.startup.subscribe();
-        let outcome = startup
-            .wait_for(|s| !matches!(s, instance::Startup::Pending))
+        instance
+            .started_up()
             .await
-            .map(|s| s.clone());
-        match outcome {
-            Ok(instance::Startup::Ready) => Ok(lease),
-            Ok(instance::Startup::Failed(msg)) => Err(AcquireError::StartFailed(msg)),
-            Ok(instance::Startup::Pending) | Err(_) => {
-                Err(AcquireError::StartFailed(Arc::new(StartFailure {
-                    message: "instance supervisor ended".into(),
-                    init_error: None,
-                })))
-            }
-        }
+            .map_err(AcquireError::StartFailed)?;
+        Ok(lease)
     }
 }
 

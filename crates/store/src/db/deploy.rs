@@ -44,17 +44,7 @@ pub(crate) fn deploy(
     for function in &spec.functions {
         write_version(&tx, service, stage, function, artifact, now)?;
     }
-    for route in &routes {
-        tx.execute(
-            "INSERT INTO routes (function, method, path, shape) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                route.function,
-                route.method,
-                route.path,
-                shape_name(route.shape)
-            ],
-        )?;
-    }
+    insert_routes(&tx, &routes)?;
 
     let mut records = Vec::with_capacity(spec.functions.len());
     for function in &spec.functions {
@@ -87,7 +77,19 @@ pub(crate) fn replace_version(
     check_foreign_routes(&tx, &spec, &routes)?;
     tx.execute("DELETE FROM routes WHERE function = ?1", [&function.name])?;
     write_version(&tx, &spec.service, &spec.stage, function, artifact, now())?;
-    for route in &routes {
+    insert_routes(&tx, &routes)?;
+    let record = get_function(&tx, &function.name)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "function {} vanished during an update",
+            function.name
+        ))
+    })?;
+    tx.commit()?;
+    Ok(record)
+}
+
+fn insert_routes(tx: &Transaction<'_>, routes: &[RouteRecord]) -> Result<(), StoreError> {
+    for route in routes {
         tx.execute(
             "INSERT INTO routes (function, method, path, shape) VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -98,14 +100,7 @@ pub(crate) fn replace_version(
             ],
         )?;
     }
-    let record = get_function(&tx, &function.name)?.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "function {} vanished during an update",
-            function.name
-        ))
-    })?;
-    tx.commit()?;
-    Ok(record)
+    Ok(())
 }
 
 fn now() -> i64 {
