@@ -59,10 +59,103 @@ pub struct RouteMatch<'r> {
     pub params: Vec<(&'r str, String)>,
 }
 
+/// Route indices that end at one trie node, by method. Indices point into
+/// `Router::routes`, whose order is the precedence order, so among several
+/// candidates the smallest index is the one the precedence rules pick.
+#[derive(Debug, Default)]
+struct Endpoints {
+    /// Upper-cased method -> smallest route index declared with it.
+    methods: HashMap<String, usize>,
+    /// Smallest index of an `ANY` route.
+    any: Option<usize>,
+}
+
+impl Endpoints {
+    fn insert(&mut self, method: Option<&str>, index: usize) {
+        // Routes are inserted in precedence order, so the first one stays.
+        match method {
+            Some(m) => {
+                self.methods.entry(m.to_string()).or_insert(index);
+            }
+            None => {
+                self.any.get_or_insert(index);
+            }
+        }
+    }
+
+    /// The route serving `method` here, if any. A specific method always
+    /// precedes `ANY` in `Router::routes`, so taking the minimum keeps
+    /// "specific beats ANY" without a special case.
+    fn pick(&self, method: &str) -> Option<usize> {
+        let exact = self.methods.get(method).copied();
+        // HEAD is served by GET routes, as HTTP servers do.
+        let get = (method == "HEAD")
+            .then(|| self.methods.get("GET").copied())
+            .flatten();
+        [exact, get, self.any].into_iter().flatten().min()
+    }
+}
+
+/// One path position. Lookup tries literal, then `{param}`, then greedy, and
+/// backtracks when a branch fails deeper down, which visits matching routes
+/// in the same order as the precedence sort (literal < param < greedy,
+/// segment by segment; a template ending here before one continuing with a
+/// greedy segment).
+#[derive(Debug, Default)]
+struct Node {
+    literals: HashMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Routes whose template ends exactly here.
+    end: Endpoints,
+    /// Routes with a `{name+}` segment here: they match any rest of the path,
+    /// including none, and ignore template segments after the greedy one.
+    greedy: Option<Endpoints>,
+}
+
+impl Node {
+    fn insert(&mut self, segments: &[Segment], method: Option<&str>, index: usize) {
+        let mut node = self;
+        for segment in segments {
+            node = match segment {
+                Segment::Literal(lit) => node.literals.entry(lit.clone()).or_default(),
+                Segment::Param(_) => node.param.get_or_insert_with(Default::default),
+                Segment::Greedy(_) => {
+                    node.greedy
+                        .get_or_insert_with(Default::default)
+                        .insert(method, index);
+                    return;
+                }
+            };
+        }
+        node.end.insert(method, index);
+    }
+
+    /// The index of the route serving `method` at `path`; `visits` counts the
+    /// nodes entered, so tests can bound the work of a lookup.
+    fn find(&self, method: &str, path: &[&str], visits: &mut usize) -> Option<usize> {
+        *visits += 1;
+        let here = match path.split_first() {
+            Some((first, rest)) => self
+                .literals
+                .get(*first)
+                .and_then(|child| child.find(method, rest, visits))
+                .or_else(|| {
+                    self.param
+                        .as_ref()
+                        .and_then(|child| child.find(method, rest, visits))
+                }),
+            None => self.end.pick(method),
+        };
+        here.or_else(|| self.greedy.as_ref().and_then(|g| g.pick(method)))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Router {
-    /// Most specific first; the first match wins.
+    /// Most specific first: the precedence order lookups resolve ties with.
     routes: Vec<Route>,
+    /// Every route in `routes`, by path segment.
+    trie: Node,
     domain: Option<String>,
     /// By lower-cased name (host names are case-insensitive).
     functions: BTreeMap<String, FunctionInfo>,
@@ -91,8 +184,13 @@ impl Router {
             })
             .collect();
         routes.sort_by(specificity);
+        let mut trie = Node::default();
+        for (index, route) in routes.iter().enumerate() {
+            trie.insert(&route.segments, route.method.as_deref(), index);
+        }
         Router {
             routes,
+            trie,
             domain: domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase()),
             functions,
         }
@@ -114,22 +212,13 @@ impl Router {
             });
         }
         let path_segments: Vec<&str> = split(path).collect();
-        self.routes.iter().find_map(|route| {
-            if let Some(m) = &route.method {
-                // HEAD is served by GET routes, as HTTP servers do.
-                let method_ok = m == method || (method == "HEAD" && m == "GET");
-                if !method_ok {
-                    return None;
-                }
-            }
-            let params = match_segments(&route.segments, &path_segments)?;
-            Some(RouteMatch {
-                function: self.function(&route.function)?,
-                shape: route.shape,
-                any_method: route.method.is_none(),
-                template: Some(&route.template),
-                params,
-            })
+        let route = &self.routes[self.trie.find(method, &path_segments, &mut 0)?];
+        Some(RouteMatch {
+            function: self.function(&route.function)?,
+            shape: route.shape,
+            any_method: route.method.is_none(),
+            template: Some(&route.template),
+            params: match_segments(&route.segments, &path_segments)?,
         })
     }
 
@@ -308,6 +397,204 @@ mod tests {
                 .collect();
             assert_eq!(m.params, params, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn literal_dead_end_backtracks_to_param_and_greedy() {
+        let r = Router::new(
+            &[
+                route("deep", "GET", "/a/b/c"),
+                route("param", "GET", "/{x}/b/d"),
+                route("greedy", "GET", "/{x}/{rest+}"),
+                route("post-only", "POST", "/a/b/e"),
+            ],
+            infos(&["deep", "param", "greedy", "post-only"]),
+            None,
+        );
+        let got = |method: &str, path: &str| {
+            r.lookup(method, path, None)
+                .map(|m| (m.function.name.clone(), m.params))
+        };
+        assert_eq!(got("GET", "/a/b/c").unwrap().0, "deep");
+        // `a` matches the literal branch, which has no `d` below `b`.
+        assert_eq!(
+            got("GET", "/a/b/d"),
+            Some(("param".into(), vec![("x", "a".into())]))
+        );
+        // The literal route exists but not for GET: the greedy one serves it.
+        assert_eq!(
+            got("GET", "/a/b/e"),
+            Some((
+                "greedy".into(),
+                vec![("x", "a".into()), ("rest", "b/e".into())]
+            ))
+        );
+        assert_eq!(
+            got("GET", "/a"),
+            Some((
+                "greedy".into(),
+                vec![("x", "a".into()), ("rest", String::new())]
+            ))
+        );
+        assert_eq!(got("GET", "/"), None);
+    }
+
+    /// The linear scan the trie replaced: the first route, in precedence
+    /// order, whose method and segments match.
+    fn linear_lookup<'r>(r: &'r Router, method: &str, path: &str) -> Option<RouteMatch<'r>> {
+        let path_segments: Vec<&str> = split(path).collect();
+        r.routes.iter().find_map(|route| {
+            if let Some(m) = &route.method {
+                let method_ok = m == method || (method == "HEAD" && m == "GET");
+                if !method_ok {
+                    return None;
+                }
+            }
+            let params = match_segments(&route.segments, &path_segments)?;
+            Some(RouteMatch {
+                function: r.function(&route.function)?,
+                shape: route.shape,
+                any_method: route.method.is_none(),
+                template: Some(&route.template),
+                params,
+            })
+        })
+    }
+
+    /// xorshift64: deterministic, so a failure reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len())]
+        }
+    }
+
+    // A small alphabet, so generated paths hit literals, params and greedy
+    // segments of the same templates and precedence actually decides.
+    const LITERALS: &[&str] = &["a", "b", "users", "me", "x"];
+    const PARAMS: &[&str] = &["{id}", "{name}", "{proxy+}", "{path+}"];
+    const METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "ANY", "get"];
+
+    fn random_template(rng: &mut Rng) -> String {
+        let len = rng.below(5);
+        let mut out = String::new();
+        for _ in 0..len {
+            out.push('/');
+            out.push_str(if rng.below(3) == 0 {
+                rng.pick(PARAMS)
+            } else {
+                rng.pick(LITERALS)
+            });
+        }
+        if out.is_empty() || rng.below(8) == 0 {
+            out.push('/');
+        }
+        out
+    }
+
+    fn random_path(rng: &mut Rng) -> String {
+        let len = rng.below(6);
+        let mut out = String::new();
+        for _ in 0..len {
+            out.push('/');
+            out.push_str(if rng.below(6) == 0 {
+                "other"
+            } else {
+                rng.pick(LITERALS)
+            });
+        }
+        if out.is_empty() || rng.below(6) == 0 {
+            out.push('/');
+        }
+        out
+    }
+
+    fn random_router(rng: &mut Rng, routes: usize) -> Router {
+        let records: Vec<RouteRecord> = (0..routes)
+            .map(|i| RouteRecord {
+                // Some routes name functions that are not deployed.
+                function: format!("f{}", rng.below(routes.max(1) + 2)),
+                method: rng.pick(METHODS).into(),
+                path: random_template(rng),
+                shape: if i % 2 == 0 {
+                    RouteShape::Http
+                } else {
+                    RouteShape::HttpApi
+                },
+            })
+            .collect();
+        Router::new(&records, (0..routes).map(|i| info(&format!("f{i}"))), None)
+    }
+
+    #[test]
+    fn trie_agrees_with_the_linear_scan() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut compared = 0;
+        let mut matched = 0;
+        // Many small tables (where ties and backtracking are common) and a
+        // few large ones.
+        for round in 0..300 {
+            let size = if round % 100 == 99 {
+                3000
+            } else {
+                1 + rng.below(40)
+            };
+            let r = random_router(&mut rng, size);
+            for _ in 0..40 {
+                let path = random_path(&mut rng);
+                let method = rng.pick(&["GET", "POST", "HEAD", "PUT", "DELETE", "ANY"]);
+                let want = linear_lookup(&r, method, &path);
+                let got = r.lookup(method, &path, None);
+                assert_eq!(got, want, "round {round}: {method} {path}");
+                compared += 1;
+                matched += usize::from(got.is_some());
+            }
+        }
+        // The generator must exercise both outcomes to mean anything.
+        assert!(
+            matched > compared / 4 && matched < compared,
+            "{matched}/{compared}"
+        );
+    }
+
+    #[test]
+    fn ten_thousand_routes_resolve_in_a_few_steps() {
+        let mut records: Vec<RouteRecord> = (0..10_000)
+            .map(|i| route(&format!("f{i}"), "GET", &format!("/f{i}")))
+            .collect();
+        records.extend(
+            (0..1_000).map(|i| route(&format!("f{i}"), "ANY", &format!("/api/v{i}/{{id}}"))),
+        );
+        records.push(route("f0", "ANY", "/{proxy+}"));
+        let r = Router::new(&records, (0..10_000).map(|i| info(&format!("f{i}"))), None);
+        assert_eq!(r.len(), 11_001);
+        let visits = |method: &str, path: &str| {
+            let segments: Vec<&str> = split(path).collect();
+            let mut n = 0;
+            let found = r.trie.find(method, &segments, &mut n);
+            (found.map(|i| r.routes[i].template.as_str()), n)
+        };
+        // One node per path segment plus the root, whatever the table size.
+        assert_eq!(visits("GET", "/f9999"), (Some("/f9999"), 2));
+        assert_eq!(visits("POST", "/api/v999/7"), (Some("/api/v999/{id}"), 4));
+        assert_eq!(visits("GET", "/nope/a/b"), (Some("/{proxy+}"), 1));
+        assert_eq!(visits("GET", "/f9999/more"), (Some("/{proxy+}"), 2));
+        assert_eq!(
+            r.lookup("GET", "/f9999", None).unwrap().function.name,
+            "f9999"
+        );
     }
 
     #[test]
