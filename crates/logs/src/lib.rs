@@ -22,20 +22,34 @@ pub const PLATFORM: &str = "platform";
 
 pub struct LogBook {
     dir: PathBuf,
-    functions: Mutex<HashMap<String, FunctionLog>>,
+    state: Mutex<State>,
 }
 
-struct FunctionLog {
-    file: File,
-    live: broadcast::Sender<Arc<str>>,
+/// Open files and live tails. Only functions that log often or are being
+/// tailed are here, so ten thousand idle functions cost neither file
+/// descriptors nor tail buffers.
+#[derive(Default)]
+struct State {
+    files: HashMap<String, OpenFile>,
+    tails: HashMap<String, broadcast::Sender<Arc<str>>>,
+    /// Counts writes, to find the least recently written file.
+    clock: u64,
 }
+
+struct OpenFile {
+    file: File,
+    last_write: u64,
+}
+
+/// Log files kept open at once; the least recently written is closed first.
+const MAX_OPEN_FILES: usize = 128;
 
 impl LogBook {
     pub fn open(dir: &Path) -> std::io::Result<LogBook> {
         std::fs::create_dir_all(dir)?;
         Ok(LogBook {
             dir: dir.to_path_buf(),
-            functions: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         })
     }
 
@@ -46,22 +60,38 @@ impl LogBook {
             humantime::format_rfc3339_millis(SystemTime::now())
         )
         .into();
-        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = match functions.get_mut(function) {
-            Some(entry) => entry,
-            None => match self.open_function(function) {
-                Ok(log) => functions.entry(function.to_string()).or_insert(log),
-                Err(err) => {
-                    tracing::warn!(function, %err, "cannot open log file");
-                    return;
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        if !state.files.contains_key(function) {
+            if state.files.len() >= MAX_OPEN_FILES {
+                state.close_least_recent();
+            }
+            match self.open_file(function) {
+                Ok(file) => {
+                    state.files.insert(
+                        function.to_string(),
+                        OpenFile {
+                            file,
+                            last_write: now,
+                        },
+                    );
                 }
-            },
-        };
-        if let Err(err) = writeln!(entry.file, "{line}") {
-            tracing::warn!(function, %err, "cannot append to log file");
+                Err(err) => tracing::warn!(function, %err, "cannot open log file"),
+            }
         }
-        // No receivers is the normal case.
-        let _ = entry.live.send(line);
+        if let Some(open) = state.files.get_mut(function) {
+            open.last_write = now;
+            if let Err(err) = writeln!(open.file, "{line}") {
+                tracing::warn!(function, %err, "cannot append to log file");
+            }
+        }
+        if let Some(live) = state.tails.get(function) {
+            if live.send(line).is_err() {
+                // Every tail has gone: free the buffer until the next one.
+                state.tails.remove(function);
+            }
+        }
     }
 
     /// A platform event about `function`.
@@ -92,42 +122,55 @@ impl LogBook {
 
     /// Live lines of `function` from now on.
     pub fn subscribe(&self, function: &str) -> broadcast::Receiver<Arc<str>> {
-        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = functions.get(function) {
-            return entry.live.subscribe();
+        let mut state = self.lock();
+        if let Some(live) = state.tails.get(function) {
+            return live.subscribe();
         }
-        match self.open_function(function) {
-            Ok(log) => functions
-                .entry(function.to_string())
-                .or_insert(log)
-                .live
-                .subscribe(),
-            // Without a file there is nothing to follow; a closed channel ends the tail.
-            Err(_) => broadcast::channel(1).1,
-        }
+        let (live, rx) = broadcast::channel(TAIL_BUFFER);
+        state.tails.insert(function.to_string(), live);
+        rx
     }
 
     /// Forgets a removed function: closes its file and deletes it.
     pub fn remove(&self, function: &str) {
-        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        functions.remove(function);
+        let mut state = self.lock();
+        state.files.remove(function);
+        state.tails.remove(function);
         let _ = std::fs::remove_file(self.path(function));
     }
 
-    fn open_function(&self, function: &str) -> std::io::Result<FunctionLog> {
-        let file = OpenOptions::new()
+    /// Log files open right now (bounded by [`MAX_OPEN_FILES`]).
+    pub fn open_files(&self) -> usize {
+        self.lock().files.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open_file(&self, function: &str) -> std::io::Result<File> {
+        OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.path(function))?;
-        Ok(FunctionLog {
-            file,
-            live: broadcast::channel(TAIL_BUFFER).0,
-        })
+            .open(self.path(function))
     }
 
     fn path(&self, function: &str) -> PathBuf {
         // Function names are validated to [A-Za-z0-9_-], so they are safe file names.
         self.dir.join(format!("{function}.log"))
+    }
+}
+
+impl State {
+    fn close_least_recent(&mut self) {
+        let oldest = self
+            .files
+            .iter()
+            .min_by_key(|(_, f)| f.last_write)
+            .map(|(name, _)| name.clone());
+        if let Some(name) = oldest {
+            self.files.remove(&name);
+        }
     }
 }
 
@@ -161,6 +204,21 @@ mod tests {
         assert!(lines[2].ends_with("line 99"));
         assert!(lines[0].ends_with("line 97"));
         assert!(book.last_lines("unknown", 3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn idle_functions_keep_no_file_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::open(dir.path()).unwrap();
+        for i in 0..(MAX_OPEN_FILES * 3) {
+            book.platform(&format!("f{i}"), "deployed");
+        }
+        assert_eq!(book.open_files(), MAX_OPEN_FILES);
+        // A closed file is reopened on the next write, nothing is lost.
+        book.platform("f0", "again");
+        let lines = book.last_lines("f0", 10).unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].ends_with("again"));
     }
 
     #[tokio::test]
