@@ -22,18 +22,18 @@
 # app's) and from when posix_spawn returned (exec done; the brief's exec→ready).
 #
 # Usage: bash bench/cold-start.sh
-# Settings (environment): N=30 APPS="tiny nginx tiny7ms" BENCH_PORT_BASE=38280
+# Settings (environment): N=30 APPS="tiny nginx tiny7ms" BENCH_PORT_BASE=28280
 #   LOAD_MAX=1.0 LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1 ROUSE_BIN=path (skip build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+COMMAND=$(bench_command cold-start.sh N APPS BENCH_PORT_BASE)
 N=${N:-30}
 APPS=${APPS:-"tiny nginx tiny7ms"}
-PORT_BASE=${BENCH_PORT_BASE:-38280}
+PORT_BASE=${BENCH_PORT_BASE:-28280}
 GW_PORT=$((PORT_BASE + 1))
 ADMIN_PORT=$((PORT_BASE + 2))
 DIRECT_PORT=$((PORT_BASE + 3)) # where the harness runs the app on its own
-COMMAND=$(bench_command cold-start.sh N APPS BENCH_PORT_BASE)
 
 bench_need nginx:nginx python3:python3 cc:gcc curl:curl
 bench_build
@@ -216,6 +216,8 @@ def direct(app):
     t_spawn = now()
     pid = os.posix_spawn(path, argv, env, file_actions=quiet, setsid=True)
     t_exec = now()
+    with open(f"{tmp}/direct.pgid", "w") as f:  # for the script's cleanup if we are killed
+        f.write(str(pid))
     req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     try:
         while True:
@@ -252,6 +254,7 @@ def direct(app):
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        os.unlink(f"{tmp}/direct.pgid")
     return (t1 - t_spawn) / 1000, (t1 - t_exec) / 1000
 
 def cold(app):
@@ -297,6 +300,7 @@ busy, total, ours = (b - a for a, b in zip(cpu0, cpu1))
 out["_other_pct"] = 100.0 * max(busy - ours, 0) / total if total else 0.0
 json.dump(out, sys.stdout)
 EOF
+BENCH_GROUP_FILES="$T/direct.pgid"
 bench_log "measuring $N cold starts per app ($APPS)"
 python3 "$T/harness.py" "$N" "$APPS" "$GW_PORT" "$ADMIN_PORT" "$DIRECT_PORT" "$T" "$ROUSE_PID" >"$T/raw.json"
 

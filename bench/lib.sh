@@ -41,6 +41,8 @@ bench_build() {
 }
 
 # Fails if any of the given TCP ports already has a listener on this machine.
+# Scripts use ports below 32768, outside Linux's default ephemeral range, so
+# that no client connection (ours or anyone's) holds them as a source port.
 bench_ports_free() {
   local port
   for port in "$@"; do
@@ -59,8 +61,6 @@ bench_wait_port() {
   done
   bench_die "nothing listening on 127.0.0.1:$port after ${limit}s"
 }
-
-bench_port_closed() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Waits (up to LOAD_WAIT seconds, default 180) for the 1-minute load average
 # to drop below LOAD_MAX (default 1.0): other work on a 2-core machine skews
@@ -121,9 +121,15 @@ bench_cleanup() {
   done
   # Instances rouse started are their own process groups; if rouse died
   # without stopping them, end those groups too.
+  # Files holding the process group of something started outside our
+  # tracking (e.g. by a harness that was interrupted).
+  local f
+  for f in ${BENCH_GROUP_FILES:-}; do
+    [ -s "$f" ] && BENCH_GROUPS="${BENCH_GROUPS:-} $(cat "$f")"
+  done
   for pid in ${BENCH_GROUPS:-}; do
     if kill -0 "-$pid" 2>/dev/null; then
-      bench_log "instance process group $pid outlived rouse; killing it"
+      bench_log "process group $pid outlived the benchmark; killing it"
       kill -KILL "-$pid" 2>/dev/null
     fi
   done
@@ -137,7 +143,22 @@ bench_cleanup() {
   exit "$rc"
 }
 
+# One benchmark at a time on this machine: scripts sourcing this file take
+# a machine-wide lock before they start anything (released when they exit),
+# so two people's benchmarks do not measure each other.
+BENCH_LOCK=${BENCH_LOCK:-/tmp/rouse-bench.lock}
+bench_lock() {
+  local wait=${BENCH_LOCK_WAIT:-1800}
+  command -v flock >/dev/null 2>&1 || { bench_log "no flock; running without the machine-wide lock"; return 0; }
+  exec {BENCH_LOCK_FD}>>"$BENCH_LOCK"
+  if ! flock -n "$BENCH_LOCK_FD"; then
+    bench_log "another benchmark holds $BENCH_LOCK; waiting up to ${wait}s"
+    flock -w "$wait" "$BENCH_LOCK_FD" || bench_die "lock $BENCH_LOCK still held after ${wait}s"
+  fi
+}
+
 bench_setup() {
+  bench_lock
   BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/rouse-bench.XXXXXX")
   # nginx workers drop to `nobody`; they must be able to reach files below.
   chmod 755 "$BENCH_TMP"
@@ -187,7 +208,7 @@ bench_record() {
     printf -- '- command: `%s`\n' "$cmd"
     printf -- '- machine: nproc %s, kernel %s, %s\n' "$(nproc)" "$(uname -r)" "$(uname -m)"
     printf -- '- load average at start: %s; at end: %s\n' "$BENCH_LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
-    printf -- '- rouse: %s\n' "$(cd "$BENCH_ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
+    printf -- '- rouse: commit %s (tree %s)\n' "$(cd "$BENCH_ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)" "$BENCH_ROOT"
     printf '\n```\n'
     cat "$body"
     printf '```\n'
@@ -195,12 +216,13 @@ bench_record() {
   bench_log "appended to $out"
 }
 
-# The command line as given, with the settings that were overridden.
+# The command line as given, with the settings set in the environment.
+# Call it before the script fills in its defaults.
 bench_command() {
   local script=$1; shift
   local env="" v
   for v in "$@"; do
-    [ -n "${!v:-}" ] && env+="$v=${!v} "
+    if [ -n "${!v:-}" ]; then env+="$v=$(printf '%q' "${!v}") "; fi
   done
   printf '%sbash bench/%s' "$env" "$script"
 }

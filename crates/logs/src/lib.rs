@@ -55,11 +55,11 @@ impl LogBook {
 
     /// Appends one line from `source` (an instance id, or [`PLATFORM`]).
     pub fn write(&self, function: &str, source: &str, message: &str) {
-        let line: Arc<str> = format!(
-            "{} [{source}] {message}",
+        // One buffer with the newline, so the file gets a single write.
+        let mut text = format!(
+            "{} [{source}] {message}\n",
             humantime::format_rfc3339_millis(SystemTime::now())
-        )
-        .into();
+        );
         let mut state = self.lock();
         state.clock += 1;
         let now = state.clock;
@@ -82,12 +82,13 @@ impl LogBook {
         }
         if let Some(open) = state.files.get_mut(function) {
             open.last_write = now;
-            if let Err(err) = writeln!(open.file, "{line}") {
+            if let Err(err) = open.file.write_all(text.as_bytes()) {
                 tracing::warn!(function, %err, "cannot append to log file");
             }
         }
         if let Some(live) = state.tails.get(function) {
-            if live.send(line).is_err() {
+            text.pop();
+            if live.send(Arc::from(text)).is_err() {
                 // Every tail has gone: free the buffer until the next one.
                 state.tails.remove(function);
             }

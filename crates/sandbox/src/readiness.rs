@@ -17,8 +17,10 @@ use crate::{Process, SandboxError};
 /// First pause between probes. Apps often listen within a millisecond or two
 /// of exec, so the first retries must be much finer than a millisecond.
 const INITIAL_BACKOFF: Duration = Duration::from_micros(50);
-/// Keeps a slow starter from being probed less often than this.
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
+/// Keeps a slow starter from being probed less often than this: a refused
+/// local connect costs tens of microseconds, while every millisecond of
+/// gap is added to the cold start of an app that becomes ready in it.
+const MAX_BACKOFF: Duration = Duration::from_millis(1);
 /// Enough for any sane status line; more means this is not an HTTP server.
 const MAX_STATUS_LINE: usize = 1024;
 
