@@ -10,7 +10,7 @@ use axum::Json;
 use rouse_manifest::FunctionKind;
 
 use crate::error::ApiError;
-use crate::functions::summarize;
+use crate::functions::{routes_by_function, summarize};
 use crate::types::{ArtifactUploaded, DeployRequest, DeployResponse};
 use crate::AdminState;
 
@@ -136,10 +136,11 @@ pub async fn deploy(
         }
     }
     let routes = state.store.routes()?;
+    let grouped = routes_by_function(&routes);
     Ok(Json(DeployResponse {
         functions: records
             .iter()
-            .map(|r| summarize(&state, r, &routes))
+            .map(|r| summarize(&state, r, &grouped))
             .collect(),
         removed,
         warnings,

@@ -1,12 +1,13 @@
 //! Listing, showing and removing functions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rouse_manifest::FunctionKind;
-use rouse_store::FunctionRecord;
+use rouse_store::{FunctionRecord, RouteRecord};
 
 use crate::error::ApiError;
 use crate::types::{FunctionSummary, Health, InstanceSummary, RouteSummary};
@@ -24,11 +25,12 @@ pub async fn list(
     State(state): State<Arc<AdminState>>,
 ) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
     let routes = state.store.routes()?;
+    let grouped = routes_by_function(&routes);
     let functions = state.store.list_functions()?;
     Ok(Json(
         functions
             .iter()
-            .map(|f| summarize(&state, f, &routes))
+            .map(|f| summarize(&state, f, &grouped))
             .collect(),
     ))
 }
@@ -42,7 +44,11 @@ pub async fn show(
         .get_function(&name)?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))?;
     let routes = state.store.routes()?;
-    Ok(Json(summarize(&state, &function, &routes)))
+    Ok(Json(summarize(
+        &state,
+        &function,
+        &routes_by_function(&routes),
+    )))
 }
 
 pub async fn remove(
@@ -59,14 +65,30 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Routes by the function they belong to, so summarizing many functions
+/// does not scan every route once per function.
+pub(crate) type RoutesByFunction<'r> = HashMap<&'r str, Vec<&'r RouteRecord>>;
+
+pub(crate) fn routes_by_function(routes: &[RouteRecord]) -> RoutesByFunction<'_> {
+    let mut grouped: RoutesByFunction<'_> = HashMap::new();
+    for route in routes {
+        grouped
+            .entry(route.function.as_str())
+            .or_default()
+            .push(route);
+    }
+    grouped
+}
+
 pub(crate) fn summarize(
     state: &AdminState,
     f: &FunctionRecord,
-    routes: &[rouse_store::RouteRecord],
+    routes: &RoutesByFunction<'_>,
 ) -> FunctionSummary {
     let mut route_summaries: Vec<RouteSummary> = routes
-        .iter()
-        .filter(|r| r.function == f.name)
+        .get(f.name.as_str())
+        .into_iter()
+        .flatten()
         .map(|r| RouteSummary {
             method: r.method.clone(),
             path: r.path.clone(),

@@ -11,7 +11,7 @@ use rouse_store::FunctionRecord;
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::functions::summarize;
+use crate::functions::{routes_by_function, summarize};
 use crate::types::{EnvResponse, FunctionSummary, VersionSummary};
 use crate::AdminState;
 
@@ -55,7 +55,8 @@ pub async fn rollback(
     let record = state.store.rollback(&name, req.to)?;
     activate(&state, &record, "rolled back").await?;
     let routes = state.store.routes()?;
-    Ok(Json(summarize(&state, &record, &routes)))
+    let grouped = routes_by_function(&routes);
+    Ok(Json(summarize(&state, &record, &grouped)))
 }
 
 pub async fn env(
