@@ -23,7 +23,7 @@ use crate::errors::{
     error_json, invoker_error_body, is_json, sanitize_error_type, ApiError, MAX_PAYLOAD_SIZE,
 };
 use crate::extensions;
-use crate::state::Shared;
+use crate::state::{Answer, Shared};
 use crate::stream::{self, PumpEnd};
 use crate::{InitFailure, Invocation, Outcome};
 
@@ -251,21 +251,11 @@ async fn post_response(
         };
     }
 
-    match read_limited(body, MAX_PAYLOAD_SIZE).await {
-        Read::Complete(body) => {
-            answer.finish(Outcome::Response { body, content_type });
-            accepted()
-        }
-        Read::TooLarge(size) => {
-            answer.finish(Outcome::ResponseTooLarge { size });
-            api_error(&ApiError::TooLarge)
-        }
-        Read::Truncated => {
-            // Dropping the answer tells the invoker the response was truncated.
-            drop(answer);
-            api_error(&ApiError::Truncated)
-        }
-    }
+    finish_buffered(answer, body, |body| Outcome::Response {
+        body,
+        content_type,
+    })
+    .await
 }
 
 /// `POST /runtime/invocation/{id}/error`.
@@ -280,11 +270,26 @@ async fn post_error(
         Err(err) => return reject(body, err).await,
     };
     let error_type = sanitize_error_type(header_str(&parts.headers, &ERROR_TYPE));
+    let content_type = header_str(&parts.headers, &CONTENT_TYPE);
+    finish_buffered(answer, body, |raw| {
+        let body = invoker_error_body(&error_type, content_type, &raw);
+        Outcome::Error { error_type, body }
+    })
+    .await
+}
+
+/// Reads a buffered `/response` or `/error` body within the payload limit
+/// and ends the invocation with `outcome(body)`, or with the size error, or
+/// (body cut short) by dropping the answer, which the invoker sees as a
+/// truncated response.
+async fn finish_buffered(
+    answer: Answer,
+    body: Incoming,
+    outcome: impl FnOnce(Bytes) -> Outcome,
+) -> HttpResponse {
     match read_limited(body, MAX_PAYLOAD_SIZE).await {
-        Read::Complete(raw) => {
-            let content_type = header_str(&parts.headers, &CONTENT_TYPE);
-            let body = invoker_error_body(&error_type, content_type, &raw);
-            answer.finish(Outcome::Error { error_type, body });
+        Read::Complete(body) => {
+            answer.finish(outcome(body));
             accepted()
         }
         Read::TooLarge(size) => {
