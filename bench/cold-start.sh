@@ -45,25 +45,16 @@ T=$BENCH_TMP
 mkdir -p "$T/app"
 cc -O2 -o "$T/app/tiny" "$BENCH_ROOT/bench/tiny-server.c"
 
-cat >"$T/app/nginx.conf" <<'EOF'
-worker_processes 1;
-daemon off;
-error_log stderr warn;
-pid nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path tmp_client_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
+{
+  bench_nginx_preamble 1 1024
+  cat <<'EOF'
     server {
         listen 8080;
         location / { default_type text/plain; return 200 "ok\n"; }
     }
 }
 EOF
+} >"$T/app/nginx.conf"
 
 cat >"$T/app/rouse.yaml" <<'EOF'
 service: cold

@@ -52,19 +52,9 @@ EOF
 
 # --- the web function with the same answer -------------------------------------
 mkdir -p "$T/web"
-cat >"$T/web/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log stderr warn;
-pid nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path tmp_client_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
+{
+  bench_nginx_preamble 1 1024
+  cat <<EOF
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$WEB_PORT;
@@ -75,6 +65,7 @@ http {
     }
 }
 EOF
+} >"$T/web/nginx.conf"
 cat >"$T/web/rouse.yaml" <<EOF
 service: benchweb
 functions:

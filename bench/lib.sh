@@ -83,6 +83,28 @@ bench_wait_for_quiet() {
   BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 }
 
+# The part every nginx config in these benchmarks shares: foreground, logs to
+# stderr, pid and temp files inside the prefix (-p), access log off. Prints
+# up to and including the opening of the `http {` block; the caller adds the
+# rest and the closing brace.
+# Usage: { bench_nginx_preamble WORKERS CONNECTIONS; cat <<EOF ...; } >nginx.conf
+bench_nginx_preamble() {
+  cat <<PREAMBLE
+worker_processes $1;
+daemon off;
+error_log stderr warn;
+pid nginx.pid;
+events { worker_connections $2; }
+http {
+    access_log off;
+    client_body_temp_path tmp_client_body;
+    proxy_temp_path tmp_proxy;
+    fastcgi_temp_path tmp_fastcgi;
+    uwsgi_temp_path tmp_uwsgi;
+    scgi_temp_path tmp_scgi;
+PREAMBLE
+}
+
 bench_track() { BENCH_TRACKED+=("$1:$2:$3"); }
 
 # True while PID runs (a zombie child waiting to be reaped does not count).

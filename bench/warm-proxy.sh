@@ -43,19 +43,9 @@ T=$BENCH_TMP
 # --- the upstream: a rouse web function running stock nginx -----------------
 mkdir -p "$T/app/www"
 head -c 65536 /dev/zero | tr '\0' 'x' >"$T/app/www/64k"
-cat >"$T/app/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log stderr warn;
-pid nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path tmp_client_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
+{
+  bench_nginx_preamble 1 4096
+  cat <<EOF
     default_type application/octet-stream;
     sendfile on;
     keepalive_timeout 65;
@@ -68,6 +58,7 @@ http {
     }
 }
 EOF
+} >"$T/app/nginx.conf"
 cat >"$T/app/rouse.yaml" <<EOF
 service: bench
 functions:
@@ -84,19 +75,9 @@ EOF
 
 # --- the nginx proxy under test ---------------------------------------------
 mkdir -p "$T/proxy"
-cat >"$T/proxy/nginx.conf" <<EOF
-worker_processes $PROXY_WORKERS;
-daemon off;
-error_log stderr warn;
-pid nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path tmp_client_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
+{
+  bench_nginx_preamble $PROXY_WORKERS 4096
+  cat <<EOF
     keepalive_timeout 65;
     keepalive_requests 1000000;
     upstream app {
@@ -114,6 +95,7 @@ http {
     }
 }
 EOF
+} >"$T/proxy/nginx.conf"
 
 # wrk reports exact percentiles (µs) and error counts through this script.
 cat >"$T/report.lua" <<'EOF'
