@@ -89,29 +89,37 @@ pub(crate) fn has_variables(parts: &[Part]) -> bool {
     parts.iter().any(|p| matches!(p, Part::Var(_)))
 }
 
-/// Byte index of the `}` closing a `${` whose content starts at `s[0]`,
-/// skipping nested `${...}` and quoted strings (fallbacks may contain `}`).
-fn find_close(s: &str) -> Option<usize> {
+/// The characters of `s` that stand at its own level: outside quoted
+/// strings (fallbacks may contain `}` and `,`) and outside nested `${...}`.
+/// A `}` that closes nothing opened inside `s` is yielded.
+fn top_level(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
     let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '$' if chars.peek().map(|(_, n)| *n) == Some('{') => {
-                    chars.next();
-                    depth += 1;
-                }
-                '}' if depth == 0 => return Some(i),
-                '}' => depth -= 1,
-                _ => {}
-            },
+    std::iter::from_fn(move || {
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '\'' | '"' => quote = Some(c),
+                    '$' if chars.peek().map(|(_, n)| *n) == Some('{') => {
+                        chars.next();
+                        depth += 1;
+                    }
+                    '}' if depth > 0 => depth -= 1,
+                    _ if depth == 0 => return Some((i, c)),
+                    _ => {}
+                },
+            }
         }
-    }
-    None
+        None
+    })
+}
+
+/// Byte index of the `}` closing a `${` whose content starts at `s[0]`.
+fn find_close(s: &str) -> Option<usize> {
+    top_level(s).find(|&(_, c)| c == '}').map(|(i, _)| i)
 }
 
 /// `self:x`, `env:X`, `file(./a.yml):x`, or a nested variable first; not
@@ -153,28 +161,10 @@ fn parse_expr(content: &str, depth: usize) -> Result<Expr, String> {
 /// Splits at commas that are not inside a nested variable or a quoted string.
 fn split_alternatives(content: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
     let mut start = 0;
-    let mut chars = content.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '$' if chars.peek().map(|(_, n)| *n) == Some('{') => {
-                    chars.next();
-                    depth += 1;
-                }
-                '}' => depth = depth.saturating_sub(1),
-                ',' if depth == 0 => {
-                    out.push(&content[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            },
-        }
+    for (i, _) in top_level(content).filter(|&(_, c)| c == ',') {
+        out.push(&content[start..i]);
+        start = i + 1;
     }
     out.push(&content[start..]);
     out
