@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::commands::serve::TOKEN_FILE;
 use crate::Connection;
 
+#[derive(Clone)]
 pub struct AdminClient {
     base: String,
     token: String,

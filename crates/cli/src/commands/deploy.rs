@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use indicatif::{ProgressBar, ProgressStyle};
 use rouse_api::types::{ArtifactUploaded, DeployRequest, DeployResponse};
-use rouse_manifest::LoadOptions;
+use rouse_manifest::{DeploySpec, LoadOptions};
 
 use crate::client::{json_body, AdminClient};
 use crate::Connection;
@@ -61,25 +61,46 @@ pub async fn deploy_dir(
     dir: &Path,
     stage: Option<String>,
 ) -> anyhow::Result<DeployResponse> {
+    prepare(dir, stage).await?.deploy(client).await
+}
+
+/// A project loaded and packaged, ready to upload.
+pub struct Prepared {
+    pub spec: DeploySpec,
+    /// The packed project; packing is deterministic, so an unchanged tree
+    /// gives the same bytes.
+    pub archive: Vec<u8>,
+}
+
+/// Loads the manifest in `dir` (printing its warnings) and packages the project.
+pub async fn prepare(dir: &Path, stage: Option<String>) -> anyhow::Result<Prepared> {
     let loaded = rouse_manifest::load_dir(dir, &LoadOptions { stage })?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let spec = loaded.spec;
     println!(
         "Deploying {} (stage {}) from {}",
-        spec.service,
-        spec.stage,
+        loaded.spec.service,
+        loaded.spec.stage,
         loaded.path.display()
     );
-
     let archive = package(dir).await?;
-    let uploaded = upload(client, archive).await?;
-    let request = DeployRequest {
-        artifact: uploaded.sha256,
-        spec,
-    };
-    client.post("/v1/deployments", &request).await
+    Ok(Prepared {
+        spec: loaded.spec,
+        archive,
+    })
+}
+
+impl Prepared {
+    /// Uploads the archive and deploys the spec; answers once the new version is live.
+    pub async fn deploy(self, client: &AdminClient) -> anyhow::Result<DeployResponse> {
+        let uploaded = upload(client, self.archive).await?;
+        let request = DeployRequest {
+            artifact: uploaded.sha256,
+            spec: self.spec,
+        };
+        client.post("/v1/deployments", &request).await
+    }
 }
 
 async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
