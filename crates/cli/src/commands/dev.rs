@@ -45,7 +45,8 @@ pub async fn run(
     }
     // Changes inside the data directory (logs, the database) are rouse's own
     // writes, never a reason to redeploy.
-    let mut changes = match watch::ProjectWatcher::start(&dir, &[conn.data_dir.clone()]) {
+    let mut changes = match watch::ProjectWatcher::start(&dir, std::slice::from_ref(&conn.data_dir))
+    {
         Ok(watcher) => watcher,
         Err(err) => {
             server.stop().await;
