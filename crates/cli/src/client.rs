@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::commands::serve::TOKEN_FILE;
-use crate::exit::{self, Failure, Kind};
+use crate::exit::{self, Kind};
 use crate::Connection;
 
 pub struct AdminClient {
@@ -87,7 +87,7 @@ impl AdminClient {
             req.headers_mut().append(name, value);
         }
         self.http.request(req).await.map_err(|err| {
-            Failure::new(
+            exit::fail(
                 Kind::Unreachable,
                 format!(
                     "cannot reach rouse at {}: {}. No server running? Start one with `rouse serve` or use `rouse dev` (or point --endpoint / ROUSE_ENDPOINT at yours)",
@@ -156,7 +156,7 @@ pub async fn api_error(resp: Response<Incoming>) -> anyhow::Error {
             ))
         });
     match (status, parsed) {
-        (StatusCode::UNAUTHORIZED, _) => Failure::new(
+        (StatusCode::UNAUTHORIZED, _) => exit::fail(
             Kind::Unauthorized,
             "the server refused the admin token (401): set ROUSE_ADMIN_TOKEN to the token of that server",
         ),

@@ -32,18 +32,17 @@ pub struct Failure {
     message: String,
 }
 
-impl Failure {
-    pub fn new(kind: Kind, message: impl Into<String>) -> anyhow::Error {
-        Failure {
-            kind,
-            message: message.into(),
-        }
-        .into()
+/// An error that ends the command with `kind`'s exit code.
+pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+    Failure {
+        kind,
+        message: message.into(),
     }
+    .into()
 }
 
 pub fn not_found(message: impl Into<String>) -> anyhow::Error {
-    Failure::new(Kind::NotFound, message)
+    fail(Kind::NotFound, message)
 }
 
 /// The exit code for an error that ended a command.

@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue, Method};
 use http_body_util::BodyExt;
 
 use crate::client::{read_body, AdminClient};
-use crate::exit::{Failure, Kind};
+use crate::exit::{self, Kind};
 use crate::{resolve, Connection};
 
 pub async fn run(
@@ -83,13 +83,13 @@ pub async fn run(
     // Scripts can rely on it: exit 0 only when the function answered 2xx/3xx
     // (and, for lambda functions, without a function error).
     if function_error {
-        return Err(Failure::new(
+        return Err(exit::fail(
             Kind::FunctionError,
             format!("{name} returned a function error; `rouse logs {name}` shows its output"),
         ));
     }
     if status.is_client_error() || status.is_server_error() {
-        return Err(Failure::new(
+        return Err(exit::fail(
             Kind::FunctionError,
             format!("{name} answered HTTP {status}"),
         ));
