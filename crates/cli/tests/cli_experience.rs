@@ -465,6 +465,28 @@ fn listings_print_json_with_stable_fields() {
     // Text stays the default.
     let out = server.cli(&["ls"]);
     assert!(text(&out.stdout).starts_with("NAME"));
+
+    // Exit codes that need a deployed function.
+    assert_eq!(
+        server.cli(&["env", "get", "web", "NOPE"]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        server.cli(&["rollback", "web", "--to", "42"]).status.code(),
+        Some(3),
+        "no such version"
+    );
+    assert_eq!(
+        server.cli(&["invoke", "web", "--path", "/"]).status.code(),
+        Some(0)
+    );
+    let crashed = server.cli(&["invoke", "web", "--path", "/crash"]);
+    assert_eq!(crashed.status.code(), Some(4), "the app failed the request");
+    assert!(
+        text(&crashed.stderr).contains("answered HTTP 5"),
+        "{}",
+        text(&crashed.stderr)
+    );
 }
 
 // ---------------------------------------------------------------- exit codes
