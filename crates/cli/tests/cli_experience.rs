@@ -412,10 +412,14 @@ fn doctor_fails_on_a_taken_port_and_an_unwritable_data_dir() {
         .find(|l| l.contains("gateway-port"))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(gateway_line.starts_with("fail"), "{gateway_line}");
-    assert!(stdout
+    let node: Vec<&str> = stdout
         .lines()
-        .any(|l| l.starts_with("ok") && l.contains("node")
-            || l.starts_with("warn") && l.contains("node")));
+        .filter(|l| l.split_whitespace().nth(1) == Some("node"))
+        .collect();
+    assert!(
+        matches!(node.as_slice(), [line] if line.starts_with("ok ") || line.starts_with("warn ")),
+        "one node line, ok or warn: {stdout}"
+    );
     drop(squatter);
 }
 
@@ -555,6 +559,16 @@ fn deploy_without_a_terminal_prints_plain_progress_lines() {
     );
     assert!(
         stderr.lines().any(|l| l.starts_with("Uploaded ")),
+        "{stderr}"
+    );
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = server.cli(&["deploy", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no manifest found") && stderr.contains("`rouse init`"),
         "{stderr}"
     );
 }

@@ -62,7 +62,13 @@ pub async fn deploy_dir(
     dir: &Path,
     stage: Option<String>,
 ) -> anyhow::Result<DeployResponse> {
-    let loaded = rouse_manifest::load_dir(dir, &LoadOptions { stage })?;
+    let loaded = match rouse_manifest::load_dir(dir, &LoadOptions { stage }) {
+        Ok(loaded) => loaded,
+        Err(err) if dir.is_dir() && rouse_manifest::find_manifest(dir).is_err() => {
+            anyhow::bail!("{err}; `rouse init` lists templates to start a project from")
+        }
+        Err(err) => return Err(err.into()),
+    };
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
