@@ -165,28 +165,45 @@ fn init_refuses_to_overwrite_and_writes_nothing() {
     assert!(!tmp.path().join("x").exists());
 }
 
-/// The Rust template is a project of its own, not a member of a workspace.
-#[test]
-fn the_rust_template_is_a_standalone_cargo_project() {
-    let tmp = tempfile::tempdir().unwrap();
+/// The Rust template is a Cargo project of its own (not a member of a
+/// workspace) whose `bootstrap` deploys and answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_template_builds_a_bootstrap_that_deploys_and_answers() {
+    let tmp = open_tempdir();
     let dir = tmp.path().join("fn-rs");
     init("rust", &dir);
+    // The workspace's lock file pins the versions already downloaded, so the
+    // build works offline; its own target dir keeps the compiled
+    // dependencies across runs without touching the workspace's `bootstrap`.
+    std::fs::copy(repo_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let target = Path::new(rouse_bin())
+        .ancestors()
+        .nth(2)
+        .expect("target dir")
+        .join("init-rust");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
+        .args(["build", "--offline", "--target-dir"])
+        .arg(&target)
+        // Without debug info the binary is a fraction of the size to upload.
         .args([
-            "metadata",
-            "--no-deps",
-            "--offline",
-            "--format-version",
-            "1",
+            "--config",
+            "profile.dev.package.rust-lambda-example.debug=false",
+            "--config",
+            "profile.dev.package.rust-lambda-example.strip=true",
         ])
         .current_dir(&dir)
         .output()
         .expect("run cargo");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let targets = &meta["packages"][0]["targets"];
-    assert_eq!(targets[0]["name"], "bootstrap", "{targets}");
+    std::fs::copy(target.join("debug/bootstrap"), dir.join("bootstrap")).unwrap();
+
+    let server = Server::start(&tmp.path().join("data"));
+    server.deploy(&dir);
+    let resp = get(&client(), &format!("{}/rs/v1/42", server.gateway)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.headers["x-handler"], "rust");
+    assert_eq!(resp.json()["pathParameters"]["id"], "42");
 }
 
 #[tokio::test(flavor = "multi_thread")]
