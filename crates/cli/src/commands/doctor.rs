@@ -94,7 +94,6 @@ pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode
     let mut checks = vec![
         interpreter(
             "python3",
-            "python3",
             "--version",
             "python3.x lambdas, the python and python-web templates",
             "install python3 (apt-get install python3) to run Python functions",
@@ -102,14 +101,12 @@ pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode
         .await,
         interpreter(
             "node",
-            "node",
             "--version",
             "nodejs*.x lambdas, the node template",
             "install Node.js (apt-get install nodejs) to run Node functions",
         )
         .await,
         interpreter(
-            "nginx",
             "nginx",
             "-v",
             "the nginx-static template",
@@ -161,15 +158,9 @@ pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode
     })
 }
 
-/// Runs `program version_flag` and reports the version it prints.
-async fn interpreter(
-    name: &'static str,
-    program: &str,
-    version_flag: &str,
-    serves: &str,
-    hint: &str,
-) -> Check {
-    let Some(path) = find_in_path(program) else {
+/// Runs `name version_flag` and reports the version it prints.
+async fn interpreter(name: &'static str, version_flag: &str, serves: &str, hint: &str) -> Check {
+    let Some(path) = find_in_path(name) else {
         return Check::warn(
             name,
             format!("not found on PATH (needed by {serves})"),
