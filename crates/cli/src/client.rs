@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::commands::serve::TOKEN_FILE;
+use crate::exit::{self, Kind};
 use crate::Connection;
 
 #[derive(Clone)]
@@ -32,7 +33,7 @@ impl AdminClient {
                     .map(|t| t.trim().to_string())
                     .with_context(|| {
                         format!(
-                            "no admin token: set ROUSE_ADMIN_TOKEN, or run where `rouse serve` keeps its data ({} not readable)",
+                            "no admin token: set ROUSE_ADMIN_TOKEN, or run where `rouse serve` keeps its data ({} not readable); no server yet? start one with `rouse serve` or use `rouse dev`",
                             path.display()
                         )
                     })?
@@ -87,10 +88,13 @@ impl AdminClient {
             req.headers_mut().append(name, value);
         }
         self.http.request(req).await.map_err(|err| {
-            anyhow!(
-                "cannot reach rouse at {}: {}. Is `rouse serve` running? (set --endpoint or ROUSE_ENDPOINT)",
-                self.base,
-                root_cause(&err)
+            exit::fail(
+                Kind::Unreachable,
+                format!(
+                    "cannot reach rouse at {}: {}. No server running? Start one with `rouse serve` or use `rouse dev` (or point --endpoint / ROUSE_ENDPOINT at yours)",
+                    self.base,
+                    root_cause(&err)
+                ),
             )
         })
     }
@@ -153,9 +157,13 @@ pub async fn api_error(resp: Response<Incoming>) -> anyhow::Error {
             ))
         });
     match (status, parsed) {
-        (StatusCode::UNAUTHORIZED, _) => anyhow!(
-            "the server refused the admin token (401): set ROUSE_ADMIN_TOKEN to the token of that server"
+        (StatusCode::UNAUTHORIZED, _) => exit::fail(
+            Kind::Unauthorized,
+            "the server refused the admin token (401): set ROUSE_ADMIN_TOKEN to the token of that server",
         ),
+        (StatusCode::NOT_FOUND, Some((code, message))) => {
+            exit::not_found(format!("{message} ({code}, HTTP 404); `rouse ls` lists what is deployed"))
+        }
         (_, Some((code, message))) => anyhow!("{message} ({code}, HTTP {})", status.as_u16()),
         _ => anyhow!("the server answered HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
     }

@@ -2,13 +2,14 @@
 
 mod client;
 mod commands;
+mod exit;
 mod resolve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -194,6 +195,25 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Start a project from a template; without one, list the templates.
+    Init {
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(
+            commands::init::TEMPLATES.iter().map(|t| t.name)
+        ))]
+        template: Option<String>,
+        /// Where to create it (named after this directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script: `rouse completions bash > /etc/bash_completion.d/rouse`.
+    Completions { shell: clap_complete::Shell },
+    /// Check this machine for what rouse needs.
+    Doctor {
+        #[command(flatten)]
+        args: commands::doctor::DoctorArgs,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 fn main() -> ExitCode {
@@ -273,13 +293,16 @@ fn main() -> ExitCode {
             } => {
                 commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
             }
+            Command::Init { template, dir } => commands::init::run(template, &dir),
+            Command::Completions { shell } => commands::completions::run(shell, Cli::command()),
+            Command::Doctor { args, conn } => commands::doctor::run(args, &conn).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            exit::code_of(&err)
         }
     }
 }

@@ -5,6 +5,7 @@ use anyhow::bail;
 use rouse_api::types::FunctionSummary;
 
 use crate::client::AdminClient;
+use crate::exit;
 
 pub async fn function_name(
     client: &AdminClient,
@@ -26,7 +27,9 @@ fn pick(functions: &[FunctionSummary], name: &str, stage: Option<&str>) -> anyho
         .collect();
     match candidates.as_slice() {
         [one] => Ok(one.name.clone()),
-        [] => bail!("function {name} not found; `rouse ls` lists what is deployed"),
+        [] => Err(exit::not_found(format!(
+            "function {name} not found; see `rouse ls` for what is deployed"
+        ))),
         many => {
             let names: Vec<&str> = many.iter().map(|f| f.name.as_str()).collect();
             bail!(

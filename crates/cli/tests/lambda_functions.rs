@@ -439,7 +439,7 @@ async fn aws_cli_invoke_works_when_installed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rouse_invoke_prints_the_log_tail_and_exits_2_on_a_function_error() {
+async fn rouse_invoke_prints_the_log_tail_and_exits_4_on_a_function_error() {
     let tmp = open_tempdir();
     let server = Server::start(&tmp.path().join("data"));
     server.deploy(&faults_project(tmp.path(), "cmd", ""));
@@ -456,7 +456,7 @@ async fn rouse_invoke_prints_the_log_tail_and_exits_2_on_a_function_error() {
 
     let failed = server.cli(&["invoke", "f", "--data", r#"{"action":"raise"}"#]);
     let stdout = String::from_utf8_lossy(&failed.stdout);
-    assert_eq!(failed.status.code(), Some(2), "{stdout}");
+    assert_eq!(failed.status.code(), Some(4), "{stdout}");
     let doc: Value = serde_json::from_str(stdout.trim()).expect("error JSON on stdout");
     assert_eq!(doc["errorType"], "ValueError");
     assert_eq!(doc["errorMessage"], "boom");

@@ -1,5 +1,6 @@
 //! `rouse deploy`: load the manifest, package the directory, upload, deploy.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -74,7 +75,13 @@ pub struct Prepared {
 
 /// Loads the manifest in `dir` (printing its warnings) and packages the project.
 pub async fn prepare(dir: &Path, stage: Option<String>) -> anyhow::Result<Prepared> {
-    let loaded = rouse_manifest::load_dir(dir, &LoadOptions { stage })?;
+    let loaded = match rouse_manifest::load_dir(dir, &LoadOptions { stage }) {
+        Ok(loaded) => loaded,
+        Err(err) if dir.is_dir() && rouse_manifest::find_manifest(dir).is_err() => {
+            anyhow::bail!("{err}; `rouse init` lists templates to start a project from")
+        }
+        Err(err) => return Err(err.into()),
+    };
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
@@ -103,12 +110,23 @@ impl Prepared {
     }
 }
 
+/// Progress bars only on a terminal; logs and pipes get one plain line per step.
+fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let spinner = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} Packaging {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let started = Instant::now();
+    let spinner = if interactive() {
+        let spinner = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} Packaging {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+        spinner
+    } else {
+        ProgressBar::hidden()
+    };
     let dir = dir.to_path_buf();
     let progress = spinner.clone();
     let archive = tokio::task::spawn_blocking(move || {
@@ -120,20 +138,29 @@ async fn package(dir: &Path) -> anyhow::Result<Vec<u8>> {
     .await
     .context("packaging task failed")?
     .context("packaging the project")?;
-    spinner.finish_with_message(format!(
-        "done: {} compressed",
-        indicatif::HumanBytes(archive.len() as u64)
-    ));
+    let size = indicatif::HumanBytes(archive.len() as u64);
+    if spinner.is_hidden() {
+        eprintln!(
+            "Packaged {size} (compressed) in {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    spinner.finish_with_message(format!("done: {size} compressed"));
     Ok(archive)
 }
 
 async fn upload(client: &AdminClient, archive: Vec<u8>) -> anyhow::Result<ArtifactUploaded> {
+    let started = Instant::now();
     let total = archive.len() as u64;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("Uploading [{bar:30}] {bytes}/{total_bytes}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = if interactive() {
+        ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("Uploading [{bar:30}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
     let bytes = Bytes::from(archive);
     let chunks: Vec<Bytes> = (0..bytes.len())
         .step_by(CHUNK)
@@ -154,6 +181,13 @@ async fn upload(client: &AdminClient, archive: Vec<u8>) -> anyhow::Result<Artifa
         )
         .await?;
     let uploaded: ArtifactUploaded = json_body(resp).await.context("uploading the artifact")?;
+    if bar.is_hidden() {
+        eprintln!(
+            "Uploaded {} in {:.2}s",
+            indicatif::HumanBytes(total),
+            started.elapsed().as_secs_f64()
+        );
+    }
     bar.finish();
     Ok(uploaded)
 }

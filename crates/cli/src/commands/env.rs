@@ -11,7 +11,7 @@ use rouse_api::types::EnvResponse;
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{resolve, Connection};
+use crate::{exit, resolve, Connection};
 
 #[derive(clap::Subcommand)]
 pub enum EnvCommand {
@@ -67,10 +67,7 @@ pub async fn run(
             let env: EnvResponse = client.get(&path).await?;
             match env.environment.get(&key) {
                 Some(value) => println!("{value}"),
-                None => {
-                    eprintln!("{key} is not set on {name}");
-                    return Ok(ExitCode::from(3));
-                }
+                None => return Err(exit::not_found(format!("{key} is not set on {name}"))),
             }
         }
         EnvCommand::Set { pairs, .. } => {

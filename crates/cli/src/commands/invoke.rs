@@ -7,6 +7,7 @@ use http::{HeaderName, HeaderValue, Method};
 use http_body_util::BodyExt;
 
 use crate::client::{read_body, AdminClient};
+use crate::exit::{self, Kind};
 use crate::{resolve, Connection};
 
 pub async fn run(
@@ -81,11 +82,17 @@ pub async fn run(
     }
     // Scripts can rely on it: exit 0 only when the function answered 2xx/3xx
     // (and, for lambda functions, without a function error).
-    Ok(
-        if function_error || status.is_client_error() || status.is_server_error() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    if function_error {
+        return Err(exit::fail(
+            Kind::FunctionError,
+            format!("{name} returned a function error; `rouse logs {name}` shows its output"),
+        ));
+    }
+    if status.is_client_error() || status.is_server_error() {
+        return Err(exit::fail(
+            Kind::FunctionError,
+            format!("{name} answered HTTP {status}"),
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }

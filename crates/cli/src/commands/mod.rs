@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
+pub mod completions;
 pub mod deploy;
 pub mod dev;
+pub mod doctor;
 pub mod env;
+pub mod init;
 pub mod invoke;
 pub mod logs;
 pub mod ls;
