@@ -718,4 +718,91 @@ mod tests {
             "root"
         );
     }
+
+    fn staged(function: &str, path: &str, routing: StageRouting) -> RouteRecord {
+        RouteRecord {
+            stage_routing: routing,
+            ..route(function, "ANY", path)
+        }
+    }
+
+    fn on_stage(name: &str, stage: &str) -> FunctionInfo {
+        FunctionInfo {
+            stage: stage.into(),
+            ..info(name)
+        }
+    }
+
+    #[test]
+    fn prefix_routes_sit_under_their_stage() {
+        let r = Router::new(
+            &[
+                staged("dev-api", "/users/{id}", StageRouting::Prefix),
+                staged("prod-api", "/users/{id}", StageRouting::Prefix),
+                staged("prod-site", "/{proxy+}", StageRouting::Prefix),
+                staged("plain", "/{proxy+}", StageRouting::None),
+            ],
+            [
+                on_stage("dev-api", "dev"),
+                on_stage("prod-api", "prod"),
+                on_stage("prod-site", "prod"),
+                on_stage("plain", "dev"),
+            ],
+            None,
+        );
+        let got = |path: &str| {
+            let m = r.lookup("GET", path, None).expect(path);
+            (m.function.name.clone(), m.template, m.params, m.stage_prefix)
+        };
+        assert_eq!(
+            got("/dev/users/7"),
+            ("dev-api".into(), Some("/users/{id}"), vec![("id", "7".into())], Some("dev"))
+        );
+        assert_eq!(got("/prod/users/7").0, "prod-api");
+        assert_eq!(
+            got("/prod"),
+            ("prod-site".into(), Some("/{proxy+}"), vec![("proxy", String::new())], Some("prod"))
+        );
+        assert_eq!(got("/dev/other").0, "plain");
+        assert_eq!(got("/users/7").3, None);
+    }
+
+    #[test]
+    fn host_routes_answer_on_their_stage_host_first() {
+        let r = Router::new(
+            &[
+                staged("dev-web", "/{proxy+}", StageRouting::Host),
+                staged("prod-web", "/{proxy+}", StageRouting::Host),
+                staged("plain", "/plain", StageRouting::None),
+            ],
+            [
+                on_stage("dev-web", "dev"),
+                on_stage("prod-web", "prod"),
+                on_stage("plain", "dev"),
+            ],
+            Some("fn.test".into()),
+        );
+        let got = |path: &str, host: &str| r.lookup("GET", path, Some(host)).map(|m| m.function.name.clone());
+        assert_eq!(got("/x", "dev.fn.test:8080").as_deref(), Some("dev-web"));
+        assert_eq!(got("/x", "PROD.fn.test").as_deref(), Some("prod-web"));
+        // Routes for any host still answer on a stage host; stage routes
+        // answer nowhere else.
+        assert_eq!(got("/plain", "dev.fn.test").as_deref(), Some("dev-web"));
+        assert_eq!(got("/plain", "qa.fn.test").as_deref(), Some("plain"));
+        assert_eq!(got("/x", "localhost"), None);
+    }
+
+    #[test]
+    fn a_weighted_alias_picks_the_canary_below_its_weight() {
+        let alias = AliasTarget {
+            version: 1,
+            canary: Some(Canary { version: 2, weight: 0.3 }),
+        };
+        assert_eq!(alias.pick(0.0), 2);
+        assert_eq!(alias.pick(0.29), 2);
+        assert_eq!(alias.pick(0.3), 1);
+        assert_eq!(alias.pick(0.99), 1);
+        let plain = AliasTarget { version: 4, canary: None };
+        assert_eq!(plain.pick(0.0), 4);
+    }
 }
