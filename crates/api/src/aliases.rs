@@ -58,7 +58,9 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     exists(&state, &name)?;
     if !state.store.remove_alias(&name, &alias)? {
-        return Err(ApiError::not_found(format!("alias {alias} of function {name}")));
+        return Err(ApiError::not_found(format!(
+            "alias {alias} of function {name}"
+        )));
     }
     state.gateway.reload_routes()?;
     state

@@ -95,7 +95,11 @@ fn route_url(state: &AdminState, stage: &str, route: &RouteRecord) -> String {
     match (route.stage_routing, &state.domain) {
         (StageRouting::Prefix, _) => format!("{}/{stage}{}", state.public_url, route.path),
         (StageRouting::Host, Some(domain)) => {
-            format!("http://{stage}.{domain}{}{}", public_port(state), route.path)
+            format!(
+                "http://{stage}.{domain}{}{}",
+                public_port(state),
+                route.path
+            )
         }
         _ => format!("{}{}", state.public_url, route.path),
     }

@@ -70,7 +70,12 @@ async fn release_at(http: &HttpClient, url: &str) -> String {
 
 /// An Invoke API call; returns the status, `X-Amz-Executed-Version` and the
 /// handler's decoded body (or the error document).
-async fn invoke(http: &HttpClient, server: &Server, name: &str, query: &str) -> (u16, String, Value) {
+async fn invoke(
+    http: &HttpClient,
+    server: &Server,
+    name: &str,
+    query: &str,
+) -> (u16, String, Value) {
     let url = format!(
         "{}/2015-03-31/functions/{name}/invocations{query}",
         server.gateway
@@ -226,7 +231,10 @@ async fn host_stage_routing_serves_each_stage_on_its_own_host() {
         assert_eq!(doc["path"], "/x", "{doc}");
     }
     // Host routes answer on their host only.
-    assert_eq!(get(&http, &format!("{}/x", server.gateway)).await.status, 404);
+    assert_eq!(
+        get(&http, &format!("{}/x", server.gateway)).await.status,
+        404
+    );
 }
 
 const BOTO3_QUALIFIERS: &str = r#"
@@ -271,9 +279,15 @@ async fn the_live_alias_pins_routes_while_unqualified_invokes_run_the_latest() {
     assert_eq!(body["release"], "two", "{body}");
     assert_eq!(body["functionVersion"], "$LATEST", "{body}");
     let (_, version, body) = invoke(&http, &server, name, "?Qualifier=live").await;
-    assert_eq!((version.as_str(), &body["release"]), ("1", &Value::from("one")));
+    assert_eq!(
+        (version.as_str(), &body["release"]),
+        ("1", &Value::from("one"))
+    );
     let (_, version, body) = invoke(&http, &server, &format!("{name}:2"), "").await;
-    assert_eq!((version.as_str(), &body["release"]), ("2", &Value::from("two")));
+    assert_eq!(
+        (version.as_str(), &body["release"]),
+        ("2", &Value::from("two"))
+    );
     let (status, _, body) = invoke(&http, &server, &format!("{name}:1"), "?Qualifier=2").await;
     assert_eq!(status, 400, "{body}");
     for missing in ["?Qualifier=nope", "?Qualifier=9"] {
@@ -293,7 +307,10 @@ async fn the_live_alias_pins_routes_while_unqualified_invokes_run_the_latest() {
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_ENDPOINT_URL")
                 .env("AWS_CONFIG_FILE", "/nonexistent/rouse-test-aws-config")
-                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/rouse-test-aws-creds")
+                .env(
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    "/nonexistent/rouse-test-aws-creds",
+                )
                 .output()
                 .expect("run python3")
         }
@@ -314,7 +331,16 @@ async fn the_live_alias_pins_routes_while_unqualified_invokes_run_the_latest() {
     let err = failed(&server.cli(&["alias", "set", "hello", "7", "--version", "1"]));
     assert!(err.contains("invalid alias name"), "{err}");
     let err = failed(&server.cli(&[
-        "alias", "set", "hello", "live", "--version", "1", "--canary", "2", "--weight", "1.5",
+        "alias",
+        "set",
+        "hello",
+        "live",
+        "--version",
+        "1",
+        "--canary",
+        "2",
+        "--weight",
+        "1.5",
     ]));
     assert!(err.contains("between 0 and 1"), "{err}");
 
@@ -322,9 +348,9 @@ async fn the_live_alias_pins_routes_while_unqualified_invokes_run_the_latest() {
     server.restart();
     let route = format!("{}/dev/hello", server.gateway);
     assert_eq!(release_at(&http, &route).await, "one");
-    let listed: Value = serde_json::from_str(&ok(&server.cli(&[
-        "alias", "ls", "hello", "--output", "json",
-    ])))
+    let listed: Value = serde_json::from_str(&ok(
+        &server.cli(&["alias", "ls", "hello", "--output", "json"])
+    ))
     .expect("json");
     assert_eq!(listed[0]["name"], "live", "{listed}");
     assert_eq!(listed[0]["version"], 1, "{listed}");
@@ -345,7 +371,16 @@ async fn a_weighted_alias_sends_its_share_of_requests_to_the_canary() {
     set_release(&dir, "two");
     deploy_stage(&server, &dir, "dev");
     let out = ok(&server.cli(&[
-        "alias", "set", "hello", "live", "--version", "1", "--canary", "2", "--weight", "0.3",
+        "alias",
+        "set",
+        "hello",
+        "live",
+        "--version",
+        "1",
+        "--canary",
+        "2",
+        "--weight",
+        "0.3",
     ]));
     assert!(out.contains("version 2 (30%)"), "{out}");
 
@@ -358,11 +393,14 @@ async fn a_weighted_alias_sends_its_share_of_requests_to_the_canary() {
         }
     }
     // Expected 60 of 200 (sd ≈ 6.5): a band of about ±4 sd.
-    assert!((34..=86).contains(&canary), "{canary} of 200 went to the canary");
+    assert!(
+        (34..=86).contains(&canary),
+        "{canary} of 200 went to the canary"
+    );
 
     // Both versions ran side by side, each on instances of its own.
-    let ls: Value = serde_json::from_str(&ok(&server.cli(&["ls", "--output", "json"])))
-        .expect("json");
+    let ls: Value =
+        serde_json::from_str(&ok(&server.cli(&["ls", "--output", "json"]))).expect("json");
     let hello = ls
         .as_array()
         .expect("array")

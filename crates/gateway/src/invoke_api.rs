@@ -71,7 +71,10 @@ impl Gateway {
             aws::error(
                 StatusCode::NOT_FOUND,
                 "ResourceNotFoundException",
-                &format!("Function not found: {}", rouse_pool::lambda::function_arn(what)),
+                &format!(
+                    "Function not found: {}",
+                    rouse_pool::lambda::function_arn(what)
+                ),
                 &request_id,
             )
         };

@@ -47,7 +47,12 @@ impl Gateway {
     /// instance is found (not found, throttled, shutting down).
     pub async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
         let acquiring = Instant::now();
-        let lease = match self.inner.pool.acquire_version(call.function, call.version).await {
+        let lease = match self
+            .inner
+            .pool
+            .acquire_version(call.function, call.version)
+            .await
+        {
             Ok(lease) => lease,
             Err(AcquireError::StartFailed(failure)) => return Ok(init_failed(&failure)),
             Err(err) => return Err(err),

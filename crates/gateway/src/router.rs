@@ -752,16 +752,31 @@ mod tests {
         );
         let got = |path: &str| {
             let m = r.lookup("GET", path, None).expect(path);
-            (m.function.name.clone(), m.template, m.params, m.stage_prefix)
+            (
+                m.function.name.clone(),
+                m.template,
+                m.params,
+                m.stage_prefix,
+            )
         };
         assert_eq!(
             got("/dev/users/7"),
-            ("dev-api".into(), Some("/users/{id}"), vec![("id", "7".into())], Some("dev"))
+            (
+                "dev-api".into(),
+                Some("/users/{id}"),
+                vec![("id", "7".into())],
+                Some("dev")
+            )
         );
         assert_eq!(got("/prod/users/7").0, "prod-api");
         assert_eq!(
             got("/prod"),
-            ("prod-site".into(), Some("/{proxy+}"), vec![("proxy", String::new())], Some("prod"))
+            (
+                "prod-site".into(),
+                Some("/{proxy+}"),
+                vec![("proxy", String::new())],
+                Some("prod")
+            )
         );
         assert_eq!(got("/dev/other").0, "plain");
         assert_eq!(got("/users/7").3, None);
@@ -782,7 +797,10 @@ mod tests {
             ],
             Some("fn.test".into()),
         );
-        let got = |path: &str, host: &str| r.lookup("GET", path, Some(host)).map(|m| m.function.name.clone());
+        let got = |path: &str, host: &str| {
+            r.lookup("GET", path, Some(host))
+                .map(|m| m.function.name.clone())
+        };
         assert_eq!(got("/x", "dev.fn.test:8080").as_deref(), Some("dev-web"));
         assert_eq!(got("/x", "PROD.fn.test").as_deref(), Some("prod-web"));
         // Routes for any host still answer on a stage host; stage routes
@@ -796,13 +814,19 @@ mod tests {
     fn a_weighted_alias_picks_the_canary_below_its_weight() {
         let alias = AliasTarget {
             version: 1,
-            canary: Some(Canary { version: 2, weight: 0.3 }),
+            canary: Some(Canary {
+                version: 2,
+                weight: 0.3,
+            }),
         };
         assert_eq!(alias.pick(0.0), 2);
         assert_eq!(alias.pick(0.29), 2);
         assert_eq!(alias.pick(0.3), 1);
         assert_eq!(alias.pick(0.99), 1);
-        let plain = AliasTarget { version: 4, canary: None };
+        let plain = AliasTarget {
+            version: 4,
+            canary: None,
+        };
         assert_eq!(plain.pick(0.0), 4);
     }
 }

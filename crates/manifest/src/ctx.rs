@@ -112,7 +112,9 @@ impl Ctx<'_> {
                 // Compose files and OpenAPI; they are not settings.
                 Value::Str(s) if section.path.is_empty() && s.starts_with("x-") => continue,
                 // `custom.rouse` holds rouse's own settings in serverless.yml.
-                Value::Str(s) if section.path.is_empty() && s == "custom" && has_rouse_entry(value) => {
+                Value::Str(s)
+                    if section.path.is_empty() && s == "custom" && has_rouse_entry(value) =>
+                {
                     continue
                 }
                 _ => key.key_text(),

@@ -13,7 +13,13 @@ use crate::vars::{EnvLookup, Vars};
 use crate::yaml::{Loc, Node, Value};
 use crate::{DeploySpec, Event, Flavor, LoadOptions, StageRouting};
 
-const TOP_KEYS: &[&str] = &["service", "provider", "scaling", "functions", "stageRouting"];
+const TOP_KEYS: &[&str] = &[
+    "service",
+    "provider",
+    "scaling",
+    "functions",
+    "stageRouting",
+];
 /// Keys of `custom.rouse` in serverless.yml: where a Serverless user keeps
 /// settings for a tool other than the framework.
 const CUSTOM_ROUSE_KEYS: &[&str] = &["stageRouting"];

@@ -854,7 +854,9 @@ fn stage_routing_defaults_and_settings() {
         err.to_string(),
         "rouse.yaml:1:15: `stageRouting` must be one of prefix, host, none, found \"path\""
     );
-    let loaded = sls(&format!("custom: {{ rouse: {{ stageRoute: host }} }}\n{site}"));
+    let loaded = sls(&format!(
+        "custom: {{ rouse: {{ stageRoute: host }} }}\n{site}"
+    ));
     assert_eq!(
         loaded.warnings,
         ["serverless.yml:1:20: `custom.rouse.stageRoute` is not supported by rouse and is ignored (did you mean `stageRouting`?)"]

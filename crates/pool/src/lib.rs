@@ -394,7 +394,11 @@ impl Pool {
 
     /// The pool running version `version` of the function `main` beside
     /// its current one, created on first use.
-    fn pinned(&self, main: &Arc<FunctionPool>, version: u32) -> Result<Arc<FunctionPool>, AcquireError> {
+    fn pinned(
+        &self,
+        main: &Arc<FunctionPool>,
+        version: u32,
+    ) -> Result<Arc<FunctionPool>, AcquireError> {
         let key = format!("{}@{version}", main.name);
         if let Some(fp) = self.lock_functions().get(&key) {
             return Ok(fp.clone());

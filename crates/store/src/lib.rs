@@ -250,7 +250,10 @@ impl Store {
 
     /// One version of a function.
     pub fn version(&self, name: &str, version: u32) -> Result<Option<VersionRecord>, StoreError> {
-        Ok(self.versions(name)?.into_iter().find(|v| v.version == version))
+        Ok(self
+            .versions(name)?
+            .into_iter()
+            .find(|v| v.version == version))
     }
 
     /// Creates or changes alias `alias` of `function`: it points at

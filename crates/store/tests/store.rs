@@ -592,7 +592,9 @@ fn stages_share_routes_only_when_routed_apart() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let sha = artifact(&store, "x");
-    store.deploy(&staged("dev", StageRouting::None), &sha).unwrap();
+    store
+        .deploy(&staged("dev", StageRouting::None), &sha)
+        .unwrap();
     match store.deploy(&staged("prod", StageRouting::None), &sha) {
         Err(err @ StoreError::StageRouteConflict { .. }) => {
             let message = err.to_string();
@@ -602,10 +604,21 @@ fn stages_share_routes_only_when_routed_apart() {
         other => panic!("expected a stage route conflict, got {other:?}"),
     }
     // Under /prod, or on prod.DOMAIN, the same template is another route.
-    store.deploy(&staged("prod", StageRouting::Prefix), &sha).unwrap();
-    store.deploy(&staged("test", StageRouting::Host), &sha).unwrap();
-    store.deploy(&staged("qa", StageRouting::Host), &sha).unwrap();
-    let routings: Vec<StageRouting> = store.routes().unwrap().iter().map(|r| r.stage_routing).collect();
+    store
+        .deploy(&staged("prod", StageRouting::Prefix), &sha)
+        .unwrap();
+    store
+        .deploy(&staged("test", StageRouting::Host), &sha)
+        .unwrap();
+    store
+        .deploy(&staged("qa", StageRouting::Host), &sha)
+        .unwrap();
+    let routings: Vec<StageRouting> = store
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|r| r.stage_routing)
+        .collect();
     assert_eq!(routings.len(), 4);
     assert!(routings.contains(&StageRouting::Prefix));
 
@@ -613,7 +626,12 @@ fn stages_share_routes_only_when_routed_apart() {
     let other = spec(
         "other",
         "dev",
-        vec![function("other", "dev", "f", vec![http("get", "/prod/{rest+}/")])],
+        vec![function(
+            "other",
+            "dev",
+            "f",
+            vec![http("get", "/prod/{rest+}/")],
+        )],
     );
     assert!(matches!(
         store.deploy(&other, &sha),
@@ -628,9 +646,16 @@ fn aliases_point_at_existing_versions_and_go_with_their_function() {
     {
         let store = Store::open(dir.path()).unwrap();
         sha = artifact(&store, "x");
-        store.deploy(&staged("dev", StageRouting::None), &sha).unwrap();
-        store.deploy(&staged("dev", StageRouting::None), &sha).unwrap();
-        let canary = Some(Canary { version: 2, weight: 0.25 });
+        store
+            .deploy(&staged("dev", StageRouting::None), &sha)
+            .unwrap();
+        store
+            .deploy(&staged("dev", StageRouting::None), &sha)
+            .unwrap();
+        let canary = Some(Canary {
+            version: 2,
+            weight: 0.25,
+        });
         let set = store.set_alias("site-dev-web", "live", 1, canary).unwrap();
         assert_eq!((set.version, set.canary), (1, canary));
         store.set_alias("site-dev-web", "stable", 2, None).unwrap();
@@ -646,15 +671,38 @@ fn aliases_point_at_existing_versions_and_go_with_their_function() {
     assert_eq!(
         summary,
         [
-            ("live", 1, Some(Canary { version: 2, weight: 0.25 })),
+            (
+                "live",
+                1,
+                Some(Canary {
+                    version: 2,
+                    weight: 0.25
+                })
+            ),
             ("stable", 1, None)
         ]
     );
 
     let refused = [
         store.set_alias("site-dev-web", "live", 3, None),
-        store.set_alias("site-dev-web", "live", 1, Some(Canary { version: 9, weight: 0.5 })),
-        store.set_alias("site-dev-web", "live", 1, Some(Canary { version: 2, weight: 1.5 })),
+        store.set_alias(
+            "site-dev-web",
+            "live",
+            1,
+            Some(Canary {
+                version: 9,
+                weight: 0.5,
+            }),
+        ),
+        store.set_alias(
+            "site-dev-web",
+            "live",
+            1,
+            Some(Canary {
+                version: 2,
+                weight: 1.5,
+            }),
+        ),
         store.set_alias("site-dev-web", "42", 1, None),
         store.set_alias("site-dev-web", "$LATEST", 1, None),
         store.set_alias("nope", "live", 1, None),
@@ -668,7 +716,10 @@ fn aliases_point_at_existing_versions_and_go_with_their_function() {
             other => panic!("expected a refusal, got {other:?}"),
         })
         .collect();
-    assert_eq!(kinds, ["version", "version", "invalid", "invalid", "invalid", "function"]);
+    assert_eq!(
+        kinds,
+        ["version", "version", "invalid", "invalid", "invalid", "function"]
+    );
 
     assert!(store.remove_alias("site-dev-web", "stable").unwrap());
     assert!(!store.remove_alias("site-dev-web", "stable").unwrap());

@@ -80,9 +80,8 @@ pub async fn run(
             println!("{name}:{} → {}", set.name, describe(&set));
         }
         AliasCommand::Ls { output, .. } => {
-            let aliases: Vec<AliasSummary> = client
-                .get(&format!("/v1/functions/{name}/aliases"))
-                .await?;
+            let aliases: Vec<AliasSummary> =
+                client.get(&format!("/v1/functions/{name}/aliases")).await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&aliases)?),
                 Output::Text if aliases.is_empty() => {

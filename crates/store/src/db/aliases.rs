@@ -110,9 +110,8 @@ pub(crate) fn list(
     for row in rows {
         let (function, name, version, canary_version, canary_weight, updated_at) = row?;
         let number = |v: i64| {
-            u32::try_from(v).map_err(|_| {
-                StoreError::Corrupt(format!("alias {function}:{name}: version {v}"))
-            })
+            u32::try_from(v)
+                .map_err(|_| StoreError::Corrupt(format!("alias {function}:{name}: version {v}")))
         };
         let canary = match (canary_version, canary_weight) {
             (Some(v), Some(weight)) => Some(Canary {
