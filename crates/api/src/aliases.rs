@@ -37,6 +37,7 @@ pub async fn set(
     });
     let record = state.store.set_alias(&name, &alias, req.version, canary)?;
     state.gateway.reload_routes()?;
+    drain_unaliased(&state, &name)?;
     let target = match record.canary {
         Some(c) => format!(
             "version {} and version {} for {:.0}% of requests",
@@ -63,10 +64,23 @@ pub async fn remove(
         )));
     }
     state.gateway.reload_routes()?;
+    drain_unaliased(&state, &name)?;
     state
         .logs
         .platform(&name, &format!("alias {alias} removed"));
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops the instances of older versions that no alias serves any more.
+fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
+    let keep: Vec<u32> = state
+        .store
+        .aliases(name)?
+        .iter()
+        .flat_map(|a| std::iter::once(a.version).chain(a.canary.map(|c| c.version)))
+        .collect();
+    state.pool.drain_versions_except(name, &keep);
+    Ok(())
 }
 
 fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {

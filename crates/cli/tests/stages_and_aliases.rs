@@ -355,9 +355,31 @@ async fn the_live_alias_pins_routes_while_unqualified_invokes_run_the_latest() {
     assert_eq!(listed[0]["name"], "live", "{listed}");
     assert_eq!(listed[0]["version"], 1, "{listed}");
 
-    // Without the alias, routes serve the latest version again.
+    // Without the alias, routes serve the latest version again, and the
+    // instance of version 1 stops: nothing serves it any more.
+    let versions_running = |server: &Server| -> Vec<u64> {
+        let ls: Value =
+            serde_json::from_str(&ok(&server.cli(&["ls", "--output", "json"]))).expect("json");
+        ls.as_array()
+            .expect("array")
+            .iter()
+            .filter(|f| f["name"] == "shop-dev-hello")
+            .flat_map(|f| f["instances"].as_array().cloned().unwrap_or_default())
+            .filter_map(|i| i["version"].as_u64())
+            .collect()
+    };
+    assert!(versions_running(&server).contains(&1));
     ok(&server.cli(&["alias", "rm", "hello", "live"]));
     assert_eq!(release_at(&http, &route).await, "two");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while versions_running(&server).contains(&1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "version 1 still runs: {:?}",
+            versions_running(&server)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let err = failed(&server.cli(&["alias", "rm", "hello", "live"]));
     assert!(err.contains("not found"), "{err}");
 }

@@ -392,6 +392,27 @@ impl Pool {
         }
     }
 
+    /// Drains the instances of versions of `name` run beside its current one
+    /// that are not in `keep` (the versions its aliases still serve), so a
+    /// version no alias points at stops costing memory at once rather than
+    /// after `idleTimeout`. Calling it by number starts it again.
+    pub fn drain_versions_except(&self, name: &str, keep: &[u32]) {
+        for fp in self.pools_of(name) {
+            if fp.pinned.is_none_or(|v| keep.contains(&v)) {
+                continue;
+            }
+            let mut state = fp.lock_state();
+            for slot in &mut state.slots {
+                if slot.phase != Phase::Draining {
+                    slot.phase = Phase::Draining;
+                    slot.instance.wake.notify_one();
+                }
+            }
+            drop(state);
+            fp.changed.notify_waiters();
+        }
+    }
+
     /// The pool running version `version` of the function `main` beside
     /// its current one, created on first use.
     fn pinned(
