@@ -68,6 +68,18 @@ pub async fn deploy(
             ),
         ));
     }
+    let prefixed = req
+        .spec
+        .functions
+        .iter()
+        .any(|f| f.stage_routing == rouse_manifest::StageRouting::Prefix);
+    if prefixed && req.spec.stage == "urls" {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidStageRouting",
+            "stage `urls` cannot be served under /urls/…, where Function URLs live: pick another stage name, or `stageRouting: host`",
+        ));
+    }
     // A runtime that cannot start here is a deploy error, not a failed
     // first request.
     let path = std::env::var("PATH").unwrap_or_default();

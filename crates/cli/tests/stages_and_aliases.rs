@@ -179,6 +179,9 @@ async fn web_functions_under_a_prefix_see_their_own_path_and_the_prefix_header()
         let root = get_json(&http, &format!("{}/{stage}", server.gateway)).await;
         assert_eq!(root["path"], "/", "{root}");
     }
+    // `/urls/…` belongs to Function URLs.
+    let err = failed(&server.cli(&["deploy", dir.to_str().expect("utf-8"), "--stage", "urls"]));
+    assert!(err.contains("Function URLs"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
