@@ -9,7 +9,9 @@ mod invoke_api;
 pub mod lambda;
 pub mod router;
 mod server;
+mod stage_prefix;
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +101,7 @@ impl Gateway {
     /// Rebuilds the route table from the store (after a deploy or removal).
     pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
         let store = &self.inner.store;
-        let mut aliases: std::collections::HashMap<String, std::collections::BTreeMap<_, _>> =
-            std::collections::HashMap::new();
+        let mut aliases: HashMap<String, BTreeMap<String, AliasTarget>> = HashMap::new();
         for alias in store.all_aliases()? {
             aliases.entry(alias.function).or_default().insert(
                 alias.name,
@@ -186,7 +187,7 @@ impl Gateway {
             .map(|alias| alias.pick(fastrand::f64()));
         let unprefixed = route
             .stage_prefix
-            .map(|_| without_first_segment(req.uri().path()).to_string());
+            .map(|_| stage_prefix::without_first_segment(req.uri().path()).to_string());
         if route.function.lambda {
             let shape = match route.shape {
                 rouse_store::RouteShape::Http => rouse_events::Shape::RestV1,
@@ -219,22 +220,10 @@ impl Gateway {
         let stage = route.stage_prefix.map(str::to_string);
         drop(router);
         let req = match (stage, unprefixed) {
-            (Some(stage), Some(path)) => {
-                // The app sees the path it declared; `X-Forwarded-Prefix`
-                // tells it where it is mounted, for links it builds.
-                let (mut parts, body) = req.into_parts();
-                parts.uri = match with_path(&parts.uri, &path) {
-                    Ok(uri) => uri,
-                    Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
-                };
-                match HeaderValue::from_str(&format!("/{stage}")) {
-                    Ok(prefix) => {
-                        parts.headers.insert("x-forwarded-prefix", prefix);
-                    }
-                    Err(_) => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
-                }
-                Request::from_parts(parts, body)
-            }
+            (Some(stage), Some(path)) => match stage_prefix::unmount(req, &stage, &path) {
+                Some(req) => req,
+                None => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
+            },
             _ => req,
         };
         self.forward_version(&function, version, req, client).await
@@ -380,17 +369,6 @@ impl Gateway {
                 .insert("x-rouse-cold-start", HeaderValue::from_static("true"));
         }
         Response::from_parts(parts, body::Leased::new(body, lease).boxed_unsync())
-    }
-}
-
-/// The path after its first segment (the stage of a prefix route), always
-/// starting with `/`: `/dev/a/b` → `/a/b`, `/dev` → `/`. The router skips
-/// empty segments, so this does too.
-fn without_first_segment(path: &str) -> &str {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.find('/') {
-        Some(at) => &trimmed[at..],
-        None => "/",
     }
 }
 
