@@ -53,6 +53,33 @@ pub async fn deploy(
             req.artifact
         )));
     }
+    let host_routed = req
+        .spec
+        .functions
+        .iter()
+        .any(|f| f.stage_routing == rouse_manifest::StageRouting::Host);
+    if host_routed && state.domain.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidStageRouting",
+            format!(
+                "`stageRouting: host` serves stage {} on {}.DOMAIN, but this server has no domain: start it with `rouse serve --domain DOMAIN`, or use `stageRouting: prefix`",
+                req.spec.stage, req.spec.stage
+            ),
+        ));
+    }
+    let prefixed = req
+        .spec
+        .functions
+        .iter()
+        .any(|f| f.stage_routing == rouse_manifest::StageRouting::Prefix);
+    if prefixed && req.spec.stage == "urls" {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidStageRouting",
+            "stage `urls` cannot be served under /urls/…, where Function URLs live: pick another stage name, or `stageRouting: host`",
+        ));
+    }
     // A runtime that cannot start here is a deploy error, not a failed
     // first request.
     let path = std::env::var("PATH").unwrap_or_default();

@@ -46,7 +46,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::RouteConflict { .. } => {
+            StoreError::RouteConflict { .. } | StoreError::StageRouteConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "RouteConflict", err.to_string())
             }
             StoreError::FunctionConflict { .. } => {
@@ -54,6 +54,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::UnknownFunction(_) | StoreError::UnknownVersion { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "NotFound", err.to_string())
+            }
+            StoreError::InvalidAlias(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "InvalidAlias", err.to_string())
             }
             StoreError::InvalidSpec(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "InvalidSpec", err.to_string())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rouse_manifest::FunctionKind;
+use rouse_manifest::{FunctionKind, StageRouting};
 use rouse_store::{FunctionRecord, RouteRecord};
 
 use crate::error::ApiError;
@@ -80,6 +80,31 @@ pub(crate) fn routes_by_function(routes: &[RouteRecord]) -> RoutesByFunction<'_>
     grouped
 }
 
+/// `:8080` of the public URL, or nothing.
+fn public_port(state: &AdminState) -> String {
+    state
+        .public_url
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(_, p)| format!(":{p}"))
+        .unwrap_or_default()
+}
+
+/// Where a route answers, with its stage's prefix or host.
+fn route_url(state: &AdminState, stage: &str, route: &RouteRecord) -> String {
+    match (route.stage_routing, &state.domain) {
+        (StageRouting::Prefix, _) => format!("{}/{stage}{}", state.public_url, route.path),
+        (StageRouting::Host, Some(domain)) => {
+            format!(
+                "http://{stage}.{domain}{}{}",
+                public_port(state),
+                route.path
+            )
+        }
+        _ => format!("{}{}", state.public_url, route.path),
+    }
+}
+
 pub(crate) fn summarize(
     state: &AdminState,
     f: &FunctionRecord,
@@ -92,15 +117,11 @@ pub(crate) fn summarize(
         .map(|r| RouteSummary {
             method: r.method.clone(),
             path: r.path.clone(),
-            url: format!("{}{}", state.public_url, r.path),
+            url: route_url(state, &f.stage, r),
         })
         .collect();
     if let Some(domain) = &state.domain {
-        let port = state
-            .public_url
-            .rsplit_once(':')
-            .map(|(_, p)| format!(":{p}"))
-            .unwrap_or_default();
+        let port = public_port(state);
         route_summaries.push(RouteSummary {
             method: "ANY".into(),
             path: "/".into(),

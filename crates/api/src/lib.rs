@@ -8,10 +8,12 @@
 //! | `GET /v1/functions`, `GET/DELETE /v1/functions/{name}` | list, show, remove |
 //! | `GET /v1/functions/{name}/logs?lines=N&follow=true` | logs, optionally live |
 //! | `GET /v1/functions/{name}/versions`, `POST …/rollback` | versions; roll back (`{"to": N}`) |
+//! | `GET /v1/functions/{name}/aliases`, `PUT`/`DELETE …/aliases/{alias}` | aliases (`{"version": N, "canary": {"version": M, "weight": 0.1}}`) |
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
+mod aliases;
 mod auth;
 mod deploy;
 pub mod error;
@@ -71,6 +73,11 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/functions/{name}/logs", get(logs::logs))
         .route("/functions/{name}/versions", get(versions::list))
         .route("/functions/{name}/rollback", post(versions::rollback))
+        .route("/functions/{name}/aliases", get(aliases::list))
+        .route(
+            "/functions/{name}/aliases/{alias}",
+            axum::routing::put(aliases::set).delete(aliases::remove),
+        )
         .route(
             "/functions/{name}/env",
             get(versions::env).patch(versions::change_env),

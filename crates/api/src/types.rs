@@ -76,6 +76,33 @@ pub struct VersionSummary {
     pub current: bool,
 }
 
+/// An alias as `rouse alias ls` shows it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AliasSummary {
+    pub name: String,
+    pub version: u32,
+    #[serde(default)]
+    pub canary: Option<CanarySummary>,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// The second version of a weighted alias and its share of requests (0–1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CanarySummary {
+    pub version: u32,
+    pub weight: f64,
+}
+
+/// `PUT /v1/functions/{name}/aliases/{alias}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SetAliasRequest {
+    pub version: u32,
+    #[serde(default)]
+    pub canary: Option<CanarySummary>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EnvResponse {
     pub version: u32,

@@ -167,6 +167,15 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Name versions (`live`, `canary`) and split traffic between two.
+    Alias {
+        #[command(subcommand)]
+        command: commands::alias::AliasCommand,
+        #[arg(long, short, global = true)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List a function's versions.
     Versions {
         function: String,
@@ -276,6 +285,11 @@ fn main() -> ExitCode {
                 stage,
                 conn,
             } => commands::rollback::rollback(&function, to, stage, &conn).await,
+            Command::Alias {
+                command,
+                stage,
+                conn,
+            } => commands::alias::run(command, stage, &conn).await,
             Command::Versions {
                 function,
                 output,

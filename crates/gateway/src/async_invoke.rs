@@ -48,6 +48,7 @@ impl EventQueue {
         &self,
         gateway: Gateway,
         function: String,
+        version: Option<u32>,
         request_id: String,
         payload: Bytes,
     ) -> Result<(), QueueFull> {
@@ -59,7 +60,7 @@ impl EventQueue {
         let retry_delay = self.retry_delay;
         self.runtime.spawn(async move {
             let _permit = permit;
-            deliver(gateway, function, request_id, payload, retry_delay).await;
+            deliver(gateway, function, version, request_id, payload, retry_delay).await;
         });
         Ok(())
     }
@@ -68,6 +69,7 @@ impl EventQueue {
 async fn deliver(
     gateway: Gateway,
     function: String,
+    version: Option<u32>,
     request_id: String,
     payload: Bytes,
     retry_delay: Duration,
@@ -79,6 +81,7 @@ async fn deliver(
     loop {
         let call = LambdaCall {
             function: &function,
+            version,
             request_id: request_id.clone(),
             payload: payload.clone(),
             client_context: None,

@@ -24,6 +24,8 @@ pub(crate) struct LambdaTarget {
     pub stage: String,
     /// The path as the function sees it (without a `/urls/{fn}` prefix).
     pub path: String,
+    /// The version to run when not the current one (the `live` alias).
+    pub version: Option<u32>,
 }
 
 /// `apiId` in events: API Gateway ids are 10 characters.
@@ -91,6 +93,7 @@ impl Gateway {
         let event = rouse_events::to_event(target.shape, &request, &context);
         let call = LambdaCall {
             function: &target.function,
+            version: target.version,
             request_id,
             payload: Bytes::from(event.to_string()),
             client_context: None,

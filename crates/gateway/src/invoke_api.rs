@@ -38,18 +38,16 @@ impl Gateway {
             Err(message) => return bad("InvalidParameterValueException", &message),
         };
         let (parts, body) = req.into_parts();
-        let qualifier = target
-            .qualifier
-            .clone()
-            .or_else(|| query_param(parts.uri.query(), "Qualifier"));
-        if let Some(q) = &qualifier {
-            if q != "$LATEST" {
+        let in_query = query_param(parts.uri.query(), "Qualifier");
+        if let (Some(in_name), Some(in_query)) = (&target.qualifier, &in_query) {
+            if in_name != in_query {
                 return bad(
                     "InvalidParameterValueException",
-                    &format!("Qualifier {q}: only $LATEST is invocable here; rouse runs the latest deployed version"),
+                    &format!("The derived qualifier from the function name does not match the specified qualifier ({in_name} and {in_query})."),
                 );
             }
         }
+        let qualifier = target.qualifier.clone().or(in_query);
         let kind = match InvocationType::parse(header_str(&parts.headers, "x-amz-invocation-type"))
         {
             Ok(kind) => kind,
@@ -69,24 +67,54 @@ impl Gateway {
             };
         let trace_id = header_str(&parts.headers, "x-amzn-trace-id").map(str::to_string);
 
-        let exists = self
-            .inner
-            .router
-            .load()
-            .function(&target.name)
-            .map(|f| f.lambda);
+        let not_found = |what: &str| {
+            aws::error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!(
+                    "Function not found: {}",
+                    rouse_pool::lambda::function_arn(what)
+                ),
+                &request_id,
+            )
+        };
+        let (exists, version) = {
+            let router = self.inner.router.load();
+            let function = router.function(&target.name);
+            let version = match (function, qualifier.as_deref()) {
+                (None, _) | (Some(_), None | Some("$LATEST")) => Ok(None),
+                (Some(_), Some(q)) if q.bytes().all(|b| b.is_ascii_digit()) => {
+                    match q.parse::<u32>() {
+                        Ok(v) => Ok(Some(v)),
+                        Err(_) => Err(q.to_string()),
+                    }
+                }
+                (Some(f), Some(alias)) => match f.aliases.get(alias) {
+                    Some(target) => Ok(Some(target.pick(fastrand::f64()))),
+                    None => Err(alias.to_string()),
+                },
+            };
+            (function.map(|f| f.lambda), version)
+        };
+        let version = match version {
+            Ok(Some(v)) => match self.inner.store.version(&target.name, v) {
+                Ok(Some(_)) => Some(v),
+                Ok(None) => return not_found(&format!("{}:{v}", target.name)),
+                Err(err) => {
+                    tracing::error!(%err, "store error while resolving a qualifier");
+                    return aws::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "ServiceException",
+                        "Internal error",
+                        &request_id,
+                    );
+                }
+            },
+            Ok(None) => None,
+            Err(q) => return not_found(&format!("{}:{q}", target.name)),
+        };
         match exists {
-            None => {
-                return aws::error(
-                    StatusCode::NOT_FOUND,
-                    "ResourceNotFoundException",
-                    &format!(
-                        "Function not found: {}",
-                        rouse_pool::lambda::function_arn(&target.name)
-                    ),
-                    &request_id,
-                )
-            }
+            None => return not_found(&target.name),
             Some(false) => {
                 return bad(
                     "InvalidParameterValueException",
@@ -144,6 +172,7 @@ impl Gateway {
                 match self.inner.events.submit(
                     self.clone(),
                     target.name,
+                    version,
                     request_id.clone(),
                     payload,
                 ) {
@@ -154,6 +183,7 @@ impl Gateway {
             InvocationType::RequestResponse => {
                 let call = LambdaCall {
                     function: &target.name,
+                    version,
                     request_id: request_id.clone(),
                     payload,
                     client_context,
@@ -172,10 +202,13 @@ impl Gateway {
                         if let Ok(v) = HeaderValue::from_str(&content_type) {
                             h.insert(header::CONTENT_TYPE, v);
                         }
-                        h.insert(
-                            "x-amz-executed-version",
-                            HeaderValue::from_static("$LATEST"),
-                        );
+                        // Qualified calls report the version that ran (an
+                        // alias resolves to its version); others `$LATEST`.
+                        let executed = match version {
+                            Some(v) => HeaderValue::from(v),
+                            None => HeaderValue::from_static("$LATEST"),
+                        };
+                        h.insert("x-amz-executed-version", executed);
                         if failed {
                             h.insert(
                                 "x-amz-function-error",

@@ -14,6 +14,8 @@ use crate::Gateway;
 /// What the Invoke API, HTTP routes and `rouse invoke` ask for.
 pub struct LambdaCall<'a> {
     pub function: &'a str,
+    /// A version to run other than the current one (alias, qualifier).
+    pub version: Option<u32>,
     pub request_id: String,
     pub payload: Bytes,
     pub client_context: Option<String>,
@@ -45,7 +47,12 @@ impl Gateway {
     /// instance is found (not found, throttled, shutting down).
     pub async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
         let acquiring = Instant::now();
-        let lease = match self.inner.pool.acquire(call.function).await {
+        let lease = match self
+            .inner
+            .pool
+            .acquire_version(call.function, call.version)
+            .await
+        {
             Ok(lease) => lease,
             Err(AcquireError::StartFailed(failure)) => return Ok(init_failed(&failure)),
             Err(err) => return Err(err),
@@ -55,7 +62,10 @@ impl Gateway {
         let memory_mb = spec.memory_size;
         let id = call.request_id.clone();
         lease.start_log_capture();
-        lease.log(&format!("START RequestId: {id} Version: $LATEST"));
+        lease.log(&format!(
+            "START RequestId: {id} Version: {}",
+            lease.deployment().lambda_version()
+        ));
         let deadline = SystemTime::now() + timeout;
         let invocation = Invocation {
             request_id: id.clone(),

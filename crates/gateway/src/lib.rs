@@ -9,7 +9,9 @@ mod invoke_api;
 pub mod lambda;
 pub mod router;
 mod server;
+mod stage_prefix;
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,7 @@ use rouse_store::Store;
 
 pub use async_invoke::QueueFull;
 pub use body::{empty, full, BoxError, ProxyBody};
-use router::{FunctionInfo, Router};
+use router::{AliasTarget, FunctionInfo, Router, LIVE_ALIAS};
 pub use server::{serve, GatewayServer};
 
 /// Function URLs: `/urls/{function}/...` reaches a function on any path.
@@ -99,8 +101,19 @@ impl Gateway {
     /// Rebuilds the route table from the store (after a deploy or removal).
     pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
         let store = &self.inner.store;
+        let mut aliases: HashMap<String, BTreeMap<String, AliasTarget>> = HashMap::new();
+        for alias in store.all_aliases()? {
+            aliases.entry(alias.function).or_default().insert(
+                alias.name,
+                AliasTarget {
+                    version: alias.version,
+                    canary: alias.canary,
+                },
+            );
+        }
         let functions = store.list_functions()?.into_iter().map(|f| FunctionInfo {
             lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
+            aliases: aliases.remove(&f.name).unwrap_or_default(),
             name: f.name,
             stage: f.stage,
         });
@@ -144,6 +157,7 @@ impl Gateway {
                     params: Vec::new(),
                     stage: "$default".into(),
                     path,
+                    version: None,
                 };
                 return self.lambda_http(req, target, client).await;
             }
@@ -165,13 +179,29 @@ impl Gateway {
         let Some(route) = router.lookup(req.method().as_str(), req.uri().path(), host) else {
             return json_error(StatusCode::NOT_FOUND, "Not Found");
         };
+        // Routes serve the `live` alias when there is one.
+        let version = route
+            .function
+            .aliases
+            .get(LIVE_ALIAS)
+            .map(|alias| alias.pick(fastrand::f64()));
+        let unprefixed = route
+            .stage_prefix
+            .map(|_| stage_prefix::without_first_segment(req.uri().path()).to_string());
         if route.function.lambda {
+            let shape = match route.shape {
+                rouse_store::RouteShape::Http => rouse_events::Shape::RestV1,
+                rouse_store::RouteShape::HttpApi => rouse_events::Shape::HttpApiV2,
+            };
+            // A REST event's `path` leaves the stage out (its
+            // `requestContext.path` has it); an HTTP API's `rawPath` keeps it.
+            let path = match (&unprefixed, shape) {
+                (Some(path), rouse_events::Shape::RestV1) => path.clone(),
+                _ => req.uri().path().to_string(),
+            };
             let target = http_events::LambdaTarget {
                 function: route.function.name.clone(),
-                shape: match route.shape {
-                    rouse_store::RouteShape::Http => rouse_events::Shape::RestV1,
-                    rouse_store::RouteShape::HttpApi => rouse_events::Shape::HttpApiV2,
-                },
+                shape,
                 resource: route.template.map(str::to_string),
                 any_method: route.any_method,
                 params: route
@@ -180,14 +210,23 @@ impl Gateway {
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect(),
                 stage: route.function.stage.clone(),
-                path: req.uri().path().to_string(),
+                path,
+                version,
             };
             drop(router);
             return self.lambda_http(req, target, client).await;
         }
         let function = route.function.name.clone();
+        let stage = route.stage_prefix.map(str::to_string);
         drop(router);
-        self.forward(&function, req, client).await
+        let req = match (stage, unprefixed) {
+            (Some(stage), Some(path)) => match stage_prefix::unmount(req, &stage, &path) {
+                Some(req) => req,
+                None => return json_error(StatusCode::BAD_REQUEST, "Bad request URI"),
+            },
+            _ => req,
+        };
+        self.forward_version(&function, version, req, client).await
     }
 
     /// Queues an asynchronous invocation (as an `Event` invoke would);
@@ -197,6 +236,7 @@ impl Gateway {
         self.inner.events.submit(
             self.clone(),
             function.to_string(),
+            None,
             request_id.clone(),
             payload,
         )?;
@@ -243,12 +283,27 @@ impl Gateway {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        self.forward_version(function, None, req, client).await
+    }
+
+    /// [`Gateway::forward`] to a given version (`None`: the current one).
+    async fn forward_version<B>(
+        &self,
+        function: &str,
+        version: Option<u32>,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let limit = self.inner.config.max_body_bytes;
         if declares_more_than(req.headers(), limit) {
             return too_large(limit);
         }
         let started = std::time::Instant::now();
-        let lease = match self.inner.pool.acquire(function).await {
+        let lease = match self.inner.pool.acquire_version(function, version).await {
             Ok(lease) => lease,
             Err(err) => return acquire_error(err),
         };

@@ -1,4 +1,7 @@
 //! Route lookup: method + path template, and `{function}.{domain}` host names.
+//! Routes of a stage served with `stageRouting: prefix` sit under a literal
+//! `/{stage}` segment; with `host`, in a table of their own for the host
+//! `{stage}.{domain}`.
 //!
 //! Built once per deploy from the store's routes and swapped in whole, so a
 //! lookup reads an immutable table with no lock.
@@ -6,7 +9,8 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
-use rouse_store::{RouteRecord, RouteShape};
+use rouse_manifest::StageRouting;
+use rouse_store::{Canary, RouteRecord, RouteShape};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -33,21 +37,50 @@ struct Route {
     /// `None` for `ANY`.
     method: Option<String>,
     template: String,
+    /// What the path is matched against: the template, behind the stage
+    /// segment for prefix routing.
     segments: Vec<Segment>,
     shape: RouteShape,
+    /// `Some(stage)` when the route is served under `/{stage}`.
+    stage_prefix: Option<String>,
+    /// `Some(lower-cased stage)` when the route is served on `{stage}.{domain}`.
+    host_stage: Option<String>,
 }
 
 /// What the router needs to know about a deployed function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionInfo {
     pub name: String,
     /// Lambda functions get events; web functions get the request itself.
     pub lambda: bool,
     pub stage: String,
+    /// The function's aliases by name; HTTP routes serve `live` when it exists.
+    pub aliases: BTreeMap<String, AliasTarget>,
+}
+
+/// The alias HTTP routes serve when a function has it.
+pub const LIVE_ALIAS: &str = "live";
+
+/// Where an alias sends requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AliasTarget {
+    pub version: u32,
+    pub canary: Option<Canary>,
+}
+
+impl AliasTarget {
+    /// The version one request runs; `roll` is uniform in `[0, 1)`, and
+    /// below the canary's weight picks the canary.
+    pub fn pick(&self, roll: f64) -> u32 {
+        match self.canary {
+            Some(canary) if roll < canary.weight => canary.version,
+            _ => self.version,
+        }
+    }
 }
 
 /// What a request resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteMatch<'r> {
     pub function: &'r FunctionInfo,
     pub shape: RouteShape,
@@ -57,6 +90,9 @@ pub struct RouteMatch<'r> {
     /// for host-based routing.
     pub template: Option<&'r str>,
     pub params: Vec<(&'r str, String)>,
+    /// `Some(stage)` when the route is served under `/{stage}`: the path
+    /// the function sees starts after it.
+    pub stage_prefix: Option<&'r str>,
 }
 
 /// Route indices that end at one trie node, by method. Indices point into
@@ -154,8 +190,10 @@ impl Node {
 pub struct Router {
     /// Most specific first: the precedence order lookups resolve ties with.
     routes: Vec<Route>,
-    /// Every route in `routes`, by path segment.
+    /// Every route in `routes` served on any host, by path segment.
     trie: Node,
+    /// Routes served only on `{stage}.{domain}`, by lower-cased stage.
+    stage_hosts: HashMap<String, Node>,
     domain: Option<String>,
     /// By lower-cased name (host names are case-insensitive).
     functions: BTreeMap<String, FunctionInfo>,
@@ -174,23 +212,43 @@ impl Router {
             .collect();
         let mut routes: Vec<Route> = routes
             .iter()
-            .filter(|r| functions.contains_key(&r.function.to_ascii_lowercase()))
-            .map(|r| Route {
-                function: r.function.clone(),
-                method: (r.method != "ANY").then(|| r.method.to_ascii_uppercase()),
-                template: r.path.clone(),
-                segments: parse_template(&r.path),
-                shape: r.shape,
+            .filter_map(|r| {
+                let function = functions.get(&r.function.to_ascii_lowercase())?;
+                let template = parse_template(&r.path);
+                let (segments, stage_prefix) = match r.stage_routing {
+                    StageRouting::Prefix => {
+                        let mut segments = vec![Segment::Literal(function.stage.clone())];
+                        segments.extend(template);
+                        (segments, Some(function.stage.clone()))
+                    }
+                    StageRouting::None | StageRouting::Host => (template, None),
+                };
+                Some(Route {
+                    function: r.function.clone(),
+                    method: (r.method != "ANY").then(|| r.method.to_ascii_uppercase()),
+                    template: r.path.clone(),
+                    segments,
+                    shape: r.shape,
+                    stage_prefix,
+                    host_stage: (r.stage_routing == StageRouting::Host)
+                        .then(|| function.stage.to_ascii_lowercase()),
+                })
             })
             .collect();
         routes.sort_by(specificity);
         let mut trie = Node::default();
+        let mut stage_hosts: HashMap<String, Node> = HashMap::new();
         for (index, route) in routes.iter().enumerate() {
-            trie.insert(&route.segments, route.method.as_deref(), index);
+            let node = match &route.host_stage {
+                Some(stage) => stage_hosts.entry(stage.clone()).or_default(),
+                None => &mut trie,
+            };
+            node.insert(&route.segments, route.method.as_deref(), index);
         }
         Router {
             routes,
             trie,
+            stage_hosts,
             domain: domain.map(|d| d.trim_start_matches('.').to_ascii_lowercase()),
             functions,
         }
@@ -202,23 +260,32 @@ impl Router {
         path: &str,
         host: Option<&str>,
     ) -> Option<RouteMatch<'r>> {
-        if let Some(function) = self.host_function(host) {
+        let label = self.host_label(host);
+        if let Some(function) = label.as_deref().and_then(|l| self.functions.get(l)) {
             return Some(RouteMatch {
                 function,
                 shape: RouteShape::HttpApi,
                 any_method: true,
                 template: None,
                 params: Vec::new(),
+                stage_prefix: None,
             });
         }
         let path_segments: Vec<&str> = split(path).collect();
-        let route = &self.routes[self.trie.find(method, &path_segments, &mut 0)?];
+        // A stage's own host first; other routes still answer there.
+        let index = label
+            .as_deref()
+            .and_then(|l| self.stage_hosts.get(l))
+            .and_then(|trie| trie.find(method, &path_segments, &mut 0))
+            .or_else(|| self.trie.find(method, &path_segments, &mut 0))?;
+        let route = &self.routes[index];
         Some(RouteMatch {
             function: self.function(&route.function)?,
             shape: route.shape,
             any_method: route.method.is_none(),
             template: Some(&route.template),
             params: match_segments(&route.segments, &path_segments)?,
+            stage_prefix: route.stage_prefix.as_deref(),
         })
     }
 
@@ -227,7 +294,8 @@ impl Router {
         self.functions.get(&name.to_ascii_lowercase())
     }
 
-    fn host_function(&self, host: Option<&str>) -> Option<&FunctionInfo> {
+    /// The lower-cased `{label}` of a `{label}.{domain}` host.
+    fn host_label(&self, host: Option<&str>) -> Option<String> {
         let domain = self.domain.as_deref()?;
         let host = host?;
         let host = host.rsplit_once(':').map_or(host, |(h, port)| {
@@ -238,8 +306,7 @@ impl Router {
             }
         });
         let host = host.to_ascii_lowercase();
-        let label = host.strip_suffix(domain)?.strip_suffix('.')?;
-        self.functions.get(label)
+        Some(host.strip_suffix(domain)?.strip_suffix('.')?.to_string())
     }
 
     pub fn len(&self) -> usize {
@@ -320,6 +387,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             shape: RouteShape::Http,
+            stage_routing: StageRouting::None,
         }
     }
 
@@ -328,6 +396,7 @@ mod tests {
             name: name.into(),
             lambda: false,
             stage: "dev".into(),
+            aliases: BTreeMap::new(),
         }
     }
 
@@ -457,6 +526,7 @@ mod tests {
                 any_method: route.method.is_none(),
                 template: Some(&route.template),
                 params,
+                stage_prefix: route.stage_prefix.as_deref(),
             })
         })
     }
@@ -533,6 +603,7 @@ mod tests {
                 } else {
                     RouteShape::HttpApi
                 },
+                stage_routing: StageRouting::None,
             })
             .collect();
         Router::new(&records, (0..routes).map(|i| info(&format!("f{i}"))), None)
@@ -646,5 +717,116 @@ mod tests {
                 .name,
             "root"
         );
+    }
+
+    fn staged(function: &str, path: &str, routing: StageRouting) -> RouteRecord {
+        RouteRecord {
+            stage_routing: routing,
+            ..route(function, "ANY", path)
+        }
+    }
+
+    fn on_stage(name: &str, stage: &str) -> FunctionInfo {
+        FunctionInfo {
+            stage: stage.into(),
+            ..info(name)
+        }
+    }
+
+    #[test]
+    fn prefix_routes_sit_under_their_stage() {
+        let r = Router::new(
+            &[
+                staged("dev-api", "/users/{id}", StageRouting::Prefix),
+                staged("prod-api", "/users/{id}", StageRouting::Prefix),
+                staged("prod-site", "/{proxy+}", StageRouting::Prefix),
+                staged("plain", "/{proxy+}", StageRouting::None),
+            ],
+            [
+                on_stage("dev-api", "dev"),
+                on_stage("prod-api", "prod"),
+                on_stage("prod-site", "prod"),
+                on_stage("plain", "dev"),
+            ],
+            None,
+        );
+        let got = |path: &str| {
+            let m = r.lookup("GET", path, None).expect(path);
+            (
+                m.function.name.clone(),
+                m.template,
+                m.params,
+                m.stage_prefix,
+            )
+        };
+        assert_eq!(
+            got("/dev/users/7"),
+            (
+                "dev-api".into(),
+                Some("/users/{id}"),
+                vec![("id", "7".into())],
+                Some("dev")
+            )
+        );
+        assert_eq!(got("/prod/users/7").0, "prod-api");
+        assert_eq!(
+            got("/prod"),
+            (
+                "prod-site".into(),
+                Some("/{proxy+}"),
+                vec![("proxy", String::new())],
+                Some("prod")
+            )
+        );
+        assert_eq!(got("/dev/other").0, "plain");
+        assert_eq!(got("/users/7").3, None);
+    }
+
+    #[test]
+    fn host_routes_answer_on_their_stage_host_first() {
+        let r = Router::new(
+            &[
+                staged("dev-web", "/{proxy+}", StageRouting::Host),
+                staged("prod-web", "/{proxy+}", StageRouting::Host),
+                staged("plain", "/plain", StageRouting::None),
+            ],
+            [
+                on_stage("dev-web", "dev"),
+                on_stage("prod-web", "prod"),
+                on_stage("plain", "dev"),
+            ],
+            Some("fn.test".into()),
+        );
+        let got = |path: &str, host: &str| {
+            r.lookup("GET", path, Some(host))
+                .map(|m| m.function.name.clone())
+        };
+        assert_eq!(got("/x", "dev.fn.test:8080").as_deref(), Some("dev-web"));
+        assert_eq!(got("/x", "PROD.fn.test").as_deref(), Some("prod-web"));
+        // Routes for any host still answer on a stage host; stage routes
+        // answer nowhere else.
+        assert_eq!(got("/plain", "dev.fn.test").as_deref(), Some("dev-web"));
+        assert_eq!(got("/plain", "qa.fn.test").as_deref(), Some("plain"));
+        assert_eq!(got("/x", "localhost"), None);
+    }
+
+    #[test]
+    fn a_weighted_alias_picks_the_canary_below_its_weight() {
+        let alias = AliasTarget {
+            version: 1,
+            canary: Some(Canary {
+                version: 2,
+                weight: 0.3,
+            }),
+        };
+        assert_eq!(alias.pick(0.0), 2);
+        assert_eq!(alias.pick(0.29), 2);
+        assert_eq!(alias.pick(0.3), 1);
+        assert_eq!(alias.pick(0.99), 1);
+        let plain = AliasTarget {
+            version: 4,
+            canary: None,
+        };
+        assert_eq!(plain.pick(0.0), 4);
     }
 }

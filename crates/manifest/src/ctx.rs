@@ -105,12 +105,18 @@ impl Ctx<'_> {
             Value::Null => &[],
             _ => return Err(self.type_error(node, field, "a mapping")),
         };
-        for (key, _) in entries {
+        for (key, value) in entries {
             let name = match &key.value {
                 Value::Str(s) if known.contains(&s.as_str()) => continue,
                 // `x-` keys at the top level hold anchors to reuse, as in
                 // Compose files and OpenAPI; they are not settings.
                 Value::Str(s) if section.path.is_empty() && s.starts_with("x-") => continue,
+                // `custom.rouse` holds rouse's own settings in serverless.yml.
+                Value::Str(s)
+                    if section.path.is_empty() && s == "custom" && has_rouse_entry(value) =>
+                {
+                    continue
+                }
                 _ => key.key_text(),
             };
             let hint = suggest::closest(&name, known)
@@ -247,4 +253,10 @@ impl Ctx<'_> {
     pub fn expected(&self, node: &Node, field: &str, expected: &str) -> ManifestError {
         self.type_error(node, field, expected)
     }
+}
+
+/// Whether a mapping has a `rouse` key (`custom.rouse` in serverless.yml).
+fn has_rouse_entry(node: &Node) -> bool {
+    matches!(&node.value, Value::Map(entries)
+        if entries.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == "rouse")))
 }

@@ -38,6 +38,7 @@ pub(crate) struct Defaults {
     pub memory_size: Option<u32>,
     pub timeout: Option<f64>,
     pub scaling: ScalingLayer,
+    pub stage_routing: crate::StageRouting,
 }
 
 /// Reads `functions.<key>`; events come back with their positions for the
@@ -178,6 +179,7 @@ pub(crate) fn read(
         concurrency,
         scaling,
         events: events.iter().map(|(e, _)| e.clone()).collect(),
+        stage_routing: defaults.stage_routing,
     };
     Ok((spec, events))
 }

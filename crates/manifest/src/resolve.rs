@@ -1,6 +1,7 @@
 //! The whole manifest: top level, `provider:`, stage, functions, and the
 //! checks that span functions.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -10,9 +11,18 @@ use crate::function::{self, Defaults};
 use crate::scaling::{self, ScalingLayer};
 use crate::vars::{EnvLookup, Vars};
 use crate::yaml::{Loc, Node, Value};
-use crate::{DeploySpec, Event, Flavor, LoadOptions};
+use crate::{DeploySpec, Event, Flavor, LoadOptions, StageRouting};
 
-const TOP_KEYS: &[&str] = &["service", "provider", "scaling", "functions"];
+const TOP_KEYS: &[&str] = &[
+    "service",
+    "provider",
+    "scaling",
+    "functions",
+    "stageRouting",
+];
+/// Keys of `custom.rouse` in serverless.yml: where a Serverless user keeps
+/// settings for a tool other than the framework.
+const CUSTOM_ROUSE_KEYS: &[&str] = &["stageRouting"];
 const PROVIDER_KEYS: &[&str] = &[
     "name",
     "runtime",
@@ -120,6 +130,7 @@ pub(crate) fn resolve(
             .get("timeout")
             .map(|n| ctx.seconds(n, "timeout"))
             .transpose()?,
+        stage_routing: stage_routing(&ctx, root, &top)?,
         scaling: match top.get("scaling") {
             Some(n) => scaling::read(
                 &ctx,
@@ -178,6 +189,80 @@ pub(crate) fn resolve(
     let mut warnings = warnings.into_inner();
     warnings.sort_by_key(|(loc, _)| (loc.line, loc.col));
     Ok((spec, warnings.into_iter().map(|(_, w)| w).collect()))
+}
+
+/// `stageRouting` (rouse.yaml, top level) or `custom.rouse.stageRouting`
+/// (serverless.yml). Defaults: `none` for rouse.yaml, so `/` stays `/` for a
+/// single-stage project; `prefix` for serverless.yml, which is what API
+/// Gateway REST stages and serverless-offline do.
+fn stage_routing(
+    ctx: &Ctx<'_>,
+    root: &Node,
+    top: &crate::ctx::Fields<'_>,
+) -> Result<StageRouting, ManifestError> {
+    let top_level = top.get("stageRouting").map(Cow::Borrowed);
+    let node = match ctx.flavor {
+        Flavor::Rouse => top_level,
+        Flavor::Serverless => match custom_rouse(ctx, root)? {
+            Some(custom) => {
+                let fields = ctx.fields(
+                    &custom,
+                    "custom.rouse",
+                    Section {
+                        name: "custom.rouse",
+                        path: "custom.rouse",
+                    },
+                    CUSTOM_ROUSE_KEYS,
+                )?;
+                fields
+                    .get("stageRouting")
+                    .map(|n| Cow::Owned(n.clone()))
+                    .or(top_level)
+            }
+            None => top_level,
+        },
+    };
+    let Some(node) = node else {
+        return Ok(match ctx.flavor {
+            Flavor::Rouse => StageRouting::None,
+            Flavor::Serverless => StageRouting::Prefix,
+        });
+    };
+    let text = ctx.string(&node, "stageRouting")?;
+    StageRouting::parse(&text).ok_or_else(|| {
+        ctx.error(
+            node.loc,
+            format!(
+                "`stageRouting` must be one of {}, found {text:?}",
+                StageRouting::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
+/// The `custom.rouse` mapping of a serverless.yml, if there is one. Only
+/// this entry of `custom` is resolved: the rest may hold variables of
+/// sources rouse does not know, which are fine as long as nothing uses them.
+fn custom_rouse<'n>(ctx: &Ctx<'_>, root: &'n Node) -> Result<Option<Node>, ManifestError> {
+    let Value::Map(entries) = &root.value else {
+        return Ok(None);
+    };
+    let find = |entries: &'n [(Node, Node)], key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+            .map(|(_, v)| v)
+    };
+    let Some(custom) = find(entries, "custom") else {
+        return Ok(None);
+    };
+    let Value::Map(custom_entries) = &custom.value else {
+        return Ok(None);
+    };
+    match find(custom_entries, "rouse") {
+        Some(rouse) => Ok(Some(ctx.val(rouse)?.into_owned())),
+        None => Ok(None),
+    }
 }
 
 fn service_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {

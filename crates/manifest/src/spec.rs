@@ -36,6 +36,45 @@ pub struct FunctionSpec {
     pub scaling: Scaling,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// How routes of this function's stage are kept apart from other stages.
+    #[serde(default)]
+    pub stage_routing: StageRouting,
+}
+
+/// How the `http`/`httpApi` routes of one stage are kept apart from the same
+/// routes of another stage of the service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageRouting {
+    /// Routes are served as declared; two stages with the same routes clash.
+    #[default]
+    None,
+    /// Routes are served under `/{stage}/...`, as API Gateway REST stages
+    /// and serverless-offline do.
+    Prefix,
+    /// Routes are served on the host `{stage}.{domain}` (needs `--domain`).
+    Host,
+}
+
+impl StageRouting {
+    pub const NAMES: [&'static str; 3] = ["prefix", "host", "none"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageRouting::None => "none",
+            StageRouting::Prefix => "prefix",
+            StageRouting::Host => "host",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StageRouting> {
+        match text {
+            "none" => Some(StageRouting::None),
+            "prefix" => Some(StageRouting::Prefix),
+            "host" => Some(StageRouting::Host),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -48,7 +48,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nfuncions: {}\n",
-            "rouse.yaml:2:1: unknown field `funcions` at the top level, expected one of: service, provider, scaling, functions (did you mean `functions`?)",
+            "rouse.yaml:2:1: unknown field `funcions` at the top level, expected one of: service, provider, scaling, functions, stageRouting (did you mean `functions`?)",
         ),
         (
             "service: shop\nprovider: { runtime: python3.12, memorysize: 3 }\nfunctions: {}\n",
@@ -830,4 +830,35 @@ functions:
             let _ = load(flavor, None, input);
         }
     }
+}
+
+#[test]
+fn stage_routing_defaults_and_settings() {
+    let site = format!("service: shop\nfunctions:\n{SITE}");
+    // rouse.yaml keeps routes as declared; serverless.yml serves stages
+    // under `/{stage}`, as API Gateway and serverless-offline do.
+    assert_eq!(only(&rouse(&site)).stage_routing, StageRouting::None);
+    assert_eq!(only(&sls(&site)).stage_routing, StageRouting::Prefix);
+    let hosted = rouse(&format!("stageRouting: host\n{site}"));
+    assert_eq!(only(&hosted).stage_routing, StageRouting::Host);
+
+    let custom = sls(&format!(
+        "custom:\n  rouse:\n    stageRouting: ${{self:custom.mode}}\n  mode: none\n  other: ${{ssm:/x}}\n{site}"
+    ));
+    assert_eq!(only(&custom).stage_routing, StageRouting::None);
+    // `custom` with rouse's own settings is not reported as ignored.
+    assert!(custom.warnings.is_empty(), "{:?}", custom.warnings);
+
+    let err = load(Flavor::Rouse, None, &format!("stageRouting: path\n{site}")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rouse.yaml:1:15: `stageRouting` must be one of prefix, host, none, found \"path\""
+    );
+    let loaded = sls(&format!(
+        "custom: {{ rouse: {{ stageRoute: host }} }}\n{site}"
+    ));
+    assert_eq!(
+        loaded.warnings,
+        ["serverless.yml:1:20: `custom.rouse.stageRoute` is not supported by rouse and is ignored (did you mean `stageRouting`?)"]
+    );
 }

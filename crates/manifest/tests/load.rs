@@ -77,6 +77,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
         stage: "dev".into(),
         functions: vec![
             FunctionSpec {
+                stage_routing: StageRouting::None,
                 name: "shop-dev-site".into(),
                 short_name: "site".into(),
                 kind: FunctionKind::Web(WebSpec {
@@ -108,6 +109,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
                 ],
             },
             FunctionSpec {
+                stage_routing: StageRouting::None,
                 name: "shop-dev-thumbs".into(),
                 short_name: "thumbs".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -246,6 +248,7 @@ fn serverless_yml_resolves_with_warnings() {
         stage: "dev".into(),
         functions: vec![
             FunctionSpec {
+                stage_routing: StageRouting::Prefix,
                 name: "photos-dev-list".into(),
                 short_name: "list".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -263,6 +266,7 @@ fn serverless_yml_resolves_with_warnings() {
                 ],
             },
             FunctionSpec {
+                stage_routing: StageRouting::Prefix,
                 name: "photos-dev-cleanup".into(),
                 short_name: "cleanup".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {

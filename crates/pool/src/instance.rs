@@ -229,6 +229,7 @@ async fn start(
                 runtime_dir: &shared.runtime_dir,
                 instance_id: &instance.id,
                 now: SystemTime::now(),
+                version: &dep.lambda_version(),
             }));
             let _ = instance.runtime.set(endpoint.clone());
             (command, Vec::new(), Gate::Runtime(endpoint))

@@ -69,6 +69,9 @@ pub struct LambdaEnv<'a> {
     pub runtime_dir: &'a Path,
     pub instance_id: &'a str,
     pub now: SystemTime,
+    /// `$LATEST`, or the number of a version run on its own (an alias or a
+    /// qualified invoke pinned it), as Lambda reports them.
+    pub version: &'a str,
 }
 
 /// The variables Lambda sets for a runtime process (the function's own
@@ -81,7 +84,7 @@ pub fn lambda_env(e: &LambdaEnv<'_>) -> BTreeMap<String, String> {
     set("AWS_LAMBDA_RUNTIME_API", e.runtime_api.to_string());
     set("_HANDLER", e.handler.to_string());
     set("AWS_LAMBDA_FUNCTION_NAME", e.function.to_string());
-    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
+    set("AWS_LAMBDA_FUNCTION_VERSION", e.version.to_string());
     set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", e.memory_mb.to_string());
     set(
         "AWS_LAMBDA_LOG_GROUP_NAME",
@@ -169,6 +172,7 @@ mod tests {
             runtime_dir: Path::new("/data/runtime"),
             instance_id: "abc",
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            version: "$LATEST",
         });
         let get = |k: &str| env.get(k).map(String::as_str);
         assert_eq!(get("AWS_LAMBDA_RUNTIME_API"), Some("127.0.0.1:5555"));

@@ -74,6 +74,20 @@ pub struct Deployment {
     pub version: u32,
     pub artifact: String,
     pub spec: FunctionSpec,
+    /// Runs as its numbered version (an alias or a qualified invoke asked
+    /// for it) rather than as `$LATEST`.
+    pub pinned: bool,
+}
+
+impl Deployment {
+    /// The version as Lambda names it: `$LATEST`, or the number when pinned.
+    pub fn lambda_version(&self) -> String {
+        if self.pinned {
+            self.version.to_string()
+        } else {
+            "$LATEST".to_string()
+        }
+    }
 }
 
 /// One instance as `rouse ls` shows it.
@@ -112,12 +126,16 @@ struct Shared {
 
 struct FunctionPool {
     name: String,
+    /// `Some(v)` for the instances of one version run beside the current
+    /// one (for an alias or a qualified invoke); such a pool never changes
+    /// version, and shares the function's metrics.
+    pinned: Option<u32>,
     deployment: Mutex<Arc<Deployment>>,
     state: Mutex<State>,
     /// Wakes requests waiting for a slot: an instance became ready, failed,
     /// stopped, or a slot was freed.
     changed: Notify,
-    metrics: metrics::FunctionMetrics,
+    metrics: Arc<metrics::FunctionMetrics>,
 }
 
 #[derive(Default)]
@@ -184,10 +202,26 @@ impl Pool {
     /// when every instance is busy and no more may start, for up to the
     /// function's `queueTimeout`.
     pub async fn acquire(&self, name: &str) -> Result<Lease, AcquireError> {
+        self.acquire_version(name, None).await
+    }
+
+    /// [`Pool::acquire`] on a given version of `name` (`None`: the current
+    /// one). A version other than the current runs on instances of its own,
+    /// started on demand and reaped when idle like any other, so versions
+    /// nobody calls cost nothing.
+    pub async fn acquire_version(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Lease, AcquireError> {
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Err(AcquireError::ShuttingDown);
         }
         let fp = self.function(name)?;
+        let fp = match version {
+            Some(v) if v != fp.deployment().version => self.pinned(&fp, v)?,
+            _ => fp,
+        };
         let spec_limits = {
             let dep = fp.deployment();
             (
@@ -318,6 +352,7 @@ impl Pool {
             version: record.version,
             artifact: record.artifact,
             spec: record.spec,
+            pinned: false,
         });
         *fp.deployment.lock().unwrap_or_else(|e| e.into_inner()) = deployment;
         let mut state = fp.lock_state();
@@ -333,30 +368,104 @@ impl Pool {
         Ok(started)
     }
 
-    /// Stops every instance of `name` and forgets it.
+    /// Stops every instance of `name` (of every version) and forgets it.
     pub fn remove(&self, name: &str) {
-        let Some(fp) = self.lock_functions().remove(name) else {
-            return;
+        let removed: Vec<Arc<FunctionPool>> = {
+            let mut functions = self.lock_functions();
+            let pinned_prefix = format!("{name}@");
+            let keys: Vec<String> = functions
+                .keys()
+                .filter(|k| *k == name || k.starts_with(&pinned_prefix))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| functions.remove(k)).collect()
         };
-        let mut state = fp.lock_state();
-        state.removed = true;
-        for slot in &mut state.slots {
-            slot.phase = Phase::Draining;
-            slot.instance.request_stop("function removed");
+        for fp in removed {
+            let mut state = fp.lock_state();
+            state.removed = true;
+            for slot in &mut state.slots {
+                slot.phase = Phase::Draining;
+                slot.instance.request_stop("function removed");
+            }
+            drop(state);
+            fp.changed.notify_waiters();
         }
-        drop(state);
-        fp.changed.notify_waiters();
+    }
+
+    /// Drains the instances of versions of `name` run beside its current one
+    /// that are not in `keep` (the versions its aliases still serve), so a
+    /// version no alias points at stops costing memory at once rather than
+    /// after `idleTimeout`. Calling it by number starts it again.
+    pub fn drain_versions_except(&self, name: &str, keep: &[u32]) {
+        for fp in self.pools_of(name) {
+            if fp.pinned.is_none_or(|v| keep.contains(&v)) {
+                continue;
+            }
+            let mut state = fp.lock_state();
+            for slot in &mut state.slots {
+                if slot.phase != Phase::Draining {
+                    slot.phase = Phase::Draining;
+                    slot.instance.wake.notify_one();
+                }
+            }
+            drop(state);
+            fp.changed.notify_waiters();
+        }
+    }
+
+    /// The pool running version `version` of the function `main` beside
+    /// its current one, created on first use.
+    fn pinned(
+        &self,
+        main: &Arc<FunctionPool>,
+        version: u32,
+    ) -> Result<Arc<FunctionPool>, AcquireError> {
+        let key = format!("{}@{version}", main.name);
+        if let Some(fp) = self.lock_functions().get(&key) {
+            return Ok(fp.clone());
+        }
+        let record = self
+            .shared
+            .store
+            .version(&main.name, version)?
+            .ok_or_else(|| AcquireError::NotFound(format!("{}:{version}", main.name)))?;
+        let fp = Arc::new(FunctionPool {
+            name: main.name.clone(),
+            pinned: Some(version),
+            deployment: Mutex::new(Arc::new(Deployment {
+                version,
+                artifact: record.artifact,
+                spec: record.spec,
+                pinned: true,
+            })),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            metrics: main.metrics.clone(),
+        });
+        Ok(self.lock_functions().entry(key).or_insert(fp).clone())
+    }
+
+    /// The pools of `name`: its current version first, then pinned ones.
+    fn pools_of(&self, name: &str) -> Vec<Arc<FunctionPool>> {
+        let functions = self.lock_functions();
+        let mut pools: Vec<Arc<FunctionPool>> = functions.get(name).cloned().into_iter().collect();
+        let pinned_prefix = format!("{name}@");
+        pools.extend(
+            functions
+                .iter()
+                .filter(|(k, _)| k.starts_with(&pinned_prefix))
+                .map(|(_, fp)| fp.clone()),
+        );
+        pools
     }
 
     /// Instances of `name`, for listings.
     pub fn instances(&self, name: &str) -> Vec<InstanceInfo> {
-        let Some(fp) = self.lock_functions().get(name).cloned() else {
-            return Vec::new();
-        };
-        let state = fp.lock_state();
-        state
-            .slots
+        let pools = self.pools_of(name);
+        let states: Vec<_> = pools.iter().map(|fp| fp.lock_state()).collect();
+        states
             .iter()
+            .flat_map(|state| state.slots.iter())
             .map(|s| InstanceInfo {
                 id: s.instance.id.clone(),
                 pid: s.instance.pid.load(Ordering::Relaxed),
@@ -378,18 +487,25 @@ impl Pool {
     /// pool state and are left out.
     pub fn metrics(&self) -> Vec<metrics::FunctionMetricsSnapshot> {
         let functions: Vec<_> = self.lock_functions().values().cloned().collect();
+        // Pinned versions share their function's counters; only their
+        // instances are added to its gauges.
+        let mut instances: HashMap<&str, [u64; 3]> = HashMap::new();
+        for fp in &functions {
+            let counts = instances.entry(fp.name.as_str()).or_default();
+            for slot in &fp.lock_state().slots {
+                counts[match slot.phase {
+                    Phase::Starting => 0,
+                    Phase::Ready => 1,
+                    Phase::Draining => 2,
+                }] += 1;
+            }
+        }
         let mut out: Vec<_> = functions
             .iter()
+            .filter(|fp| fp.pinned.is_none())
             .map(|fp| {
-                let mut instances = [0u64; 3];
-                for slot in &fp.lock_state().slots {
-                    instances[match slot.phase {
-                        Phase::Starting => 0,
-                        Phase::Ready => 1,
-                        Phase::Draining => 2,
-                    }] += 1;
-                }
-                fp.metrics.snapshot(&fp.name, instances)
+                let counts = instances.get(fp.name.as_str()).copied().unwrap_or_default();
+                fp.metrics.snapshot(&fp.name, counts)
             })
             .collect();
         out.sort_by(|a, b| a.function.cmp(&b.function));
@@ -443,14 +559,16 @@ impl Pool {
             .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
         let fp = Arc::new(FunctionPool {
             name: name.to_string(),
+            pinned: None,
             deployment: Mutex::new(Arc::new(Deployment {
                 version: record.version,
                 artifact: record.artifact,
                 spec: record.spec,
+                pinned: false,
             })),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
-            metrics: metrics::FunctionMetrics::default(),
+            metrics: Arc::new(metrics::FunctionMetrics::default()),
         });
         // Another request may have loaded it meanwhile; keep the first.
         Ok(self

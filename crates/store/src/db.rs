@@ -1,11 +1,12 @@
 //! The SQLite side of the store: schema, migrations and queries.
 
+pub(crate) mod aliases;
 pub(crate) mod deploy;
 
 use std::path::Path;
 use std::time::Duration;
 
-use rouse_manifest::FunctionSpec;
+use rouse_manifest::{FunctionSpec, StageRouting};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError, VersionRecord};
@@ -43,6 +44,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );",
+    // 2: stage routing per route, and aliases (a name pointing at a version,
+    // optionally sending a share of requests to a second one).
+    "ALTER TABLE routes ADD COLUMN stage_routing TEXT NOT NULL DEFAULT 'none';
+    CREATE TABLE aliases (
+        function       TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+        name           TEXT NOT NULL,
+        version        INTEGER NOT NULL,
+        canary_version INTEGER,
+        canary_weight  REAL,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (function, name)
     );",
 ];
 
@@ -108,6 +121,7 @@ fn delete_function(tx: &Transaction<'_>, name: &str) -> Result<bool, StoreError>
     // Explicit rather than relying on ON DELETE CASCADE alone, so the
     // outcome does not hinge on the foreign_keys pragma of this connection.
     tx.execute("DELETE FROM routes WHERE function = ?1", [name])?;
+    tx.execute("DELETE FROM aliases WHERE function = ?1", [name])?;
     tx.execute("DELETE FROM versions WHERE function = ?1", [name])?;
     Ok(tx.execute("DELETE FROM functions WHERE name = ?1", [name])? > 0)
 }
@@ -199,7 +213,8 @@ pub(crate) fn remove_function(conn: &mut Connection, name: &str) -> Result<bool,
 
 pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT function, method, path, shape FROM routes ORDER BY path, method, function",
+        "SELECT function, method, path, shape, stage_routing FROM routes
+         ORDER BY path, method, function",
     )?;
     let rows = stmt
         .query_map([], |row| {
@@ -208,17 +223,24 @@ pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> 
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
-        .map(|(function, method, path, shape)| {
+        .map(|(function, method, path, shape, stage_routing)| {
             let shape = parse_shape(&shape, &function)?;
+            let stage_routing = StageRouting::parse(&stage_routing).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "function {function}: unknown stage routing {stage_routing:?}"
+                ))
+            })?;
             Ok(RouteRecord {
                 function,
                 method,
                 path,
                 shape,
+                stage_routing,
             })
         })
         .collect()

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use artifacts::is_sha256_hex;
 
-use rouse_manifest::{DeploySpec, FunctionSpec};
+use rouse_manifest::{DeploySpec, FunctionSpec, StageRouting};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,22 @@ pub enum StoreError {
         service: String,
         stage: String,
     },
+    /// Like `RouteConflict`, between two stages of one service that serve
+    /// their routes as declared: the message says which setting fixes it.
+    #[error(
+        "route {method} {path} already belongs to function {owner} (stage {stage} of this service); \
+         two stages of one service can only share routes with `stageRouting: prefix` (served under /STAGE/...) \
+         or `host` (on STAGE.DOMAIN): set it at the top level of rouse.yaml, or as `custom.rouse.stageRouting` in serverless.yml"
+    )]
+    StageRouteConflict {
+        method: String,
+        path: String,
+        owner: String,
+        stage: String,
+    },
+    /// An alias name or weight that cannot be used.
+    #[error("{0}")]
+    InvalidAlias(String),
     /// The deploy spec contradicts itself (e.g. two functions with one name).
     #[error("invalid deploy: {0}")]
     InvalidSpec(String),
@@ -67,8 +83,33 @@ pub struct RouteRecord {
     pub function: String,
     /// Upper-case method or `ANY`.
     pub method: String,
+    /// The template as declared, without any stage prefix.
     pub path: String,
     pub shape: RouteShape,
+    /// Where the route is served: as declared, under `/{stage}`, or on
+    /// the host `{stage}.{domain}`.
+    pub stage_routing: StageRouting,
+}
+
+/// A name for a version of a function (`live`, `canary`), optionally
+/// sending a share of its requests to a second version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AliasRecord {
+    pub function: String,
+    pub name: String,
+    pub version: u32,
+    pub canary: Option<Canary>,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// The second version of a weighted alias and the share of requests it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Canary {
+    pub version: u32,
+    /// Between 0 and 1.
+    pub weight: f64,
 }
 
 /// One immutable version of a function.
@@ -205,6 +246,42 @@ impl Store {
     /// All routes, ordered by path, method, function.
     pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
         db::routes(&self.conn())
+    }
+
+    /// One version of a function.
+    pub fn version(&self, name: &str, version: u32) -> Result<Option<VersionRecord>, StoreError> {
+        Ok(self
+            .versions(name)?
+            .into_iter()
+            .find(|v| v.version == version))
+    }
+
+    /// Creates or changes alias `alias` of `function`: it points at
+    /// `version`, and with `canary` sends that share of requests to a second
+    /// version. Both versions must exist.
+    pub fn set_alias(
+        &self,
+        function: &str,
+        alias: &str,
+        version: u32,
+        canary: Option<Canary>,
+    ) -> Result<AliasRecord, StoreError> {
+        db::aliases::set(&mut self.conn(), function, alias, version, canary)
+    }
+
+    /// The aliases of `function`, by name.
+    pub fn aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
+        db::aliases::list(&self.conn(), Some(function))
+    }
+
+    /// Every alias of every function.
+    pub fn all_aliases(&self) -> Result<Vec<AliasRecord>, StoreError> {
+        db::aliases::list(&self.conn(), None)
+    }
+
+    /// `false` if there was no such alias.
+    pub fn remove_alias(&self, function: &str, alias: &str) -> Result<bool, StoreError> {
+        db::aliases::remove(&self.conn(), function, alias)
     }
 
     pub fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {

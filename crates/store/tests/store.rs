@@ -4,9 +4,9 @@ use std::fs;
 use std::path::Path;
 
 use rouse_manifest::{
-    DeploySpec, Event, FunctionKind, FunctionSpec, HttpEvent, LambdaSpec, Scaling,
+    DeploySpec, Event, FunctionKind, FunctionSpec, HttpEvent, LambdaSpec, Scaling, StageRouting,
 };
-use rouse_store::{archive, RouteRecord, RouteShape, Store, StoreError};
+use rouse_store::{archive, Canary, RouteRecord, RouteShape, Store, StoreError};
 
 fn function(service: &str, stage: &str, short: &str, events: Vec<Event>) -> FunctionSpec {
     FunctionSpec {
@@ -22,6 +22,7 @@ fn function(service: &str, stage: &str, short: &str, events: Vec<Event>) -> Func
         concurrency: 1,
         scaling: Scaling::default(),
         events,
+        stage_routing: StageRouting::None,
     }
 }
 
@@ -132,12 +133,14 @@ fn routes_map_event_shapes_and_skip_schedules() {
                 method: "GET".into(),
                 path: "/thumbs/{id}".into(),
                 shape: RouteShape::HttpApi,
+                stage_routing: StageRouting::None,
             },
             RouteRecord {
                 function: "shop-dev-site".into(),
                 method: "ANY".into(),
                 path: "/{proxy+}".into(),
                 shape: RouteShape::Http,
+                stage_routing: StageRouting::None,
             },
         ]
     );
@@ -575,4 +578,151 @@ fn update_spec_and_rollback_make_new_versions_and_keep_history() {
     assert!(store.rollback(&function.name, Some(99)).is_err());
     spec.functions[0].name = "nope".into();
     assert!(store.update_spec(&spec.functions[0]).is_err());
+}
+
+/// One stage of the `site` service with a catch-all route, routed `routing`.
+fn staged(stage: &str, routing: StageRouting) -> DeploySpec {
+    let mut f = function("site", stage, "web", vec![http("any", "/{proxy+}")]);
+    f.stage_routing = routing;
+    spec("site", stage, vec![f])
+}
+
+#[test]
+fn stages_share_routes_only_when_routed_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let sha = artifact(&store, "x");
+    store
+        .deploy(&staged("dev", StageRouting::None), &sha)
+        .unwrap();
+    match store.deploy(&staged("prod", StageRouting::None), &sha) {
+        Err(err @ StoreError::StageRouteConflict { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains("site-dev-web"), "{message}");
+            assert!(message.contains("stageRouting: prefix"), "{message}");
+        }
+        other => panic!("expected a stage route conflict, got {other:?}"),
+    }
+    // Under /prod, or on prod.DOMAIN, the same template is another route.
+    store
+        .deploy(&staged("prod", StageRouting::Prefix), &sha)
+        .unwrap();
+    store
+        .deploy(&staged("test", StageRouting::Host), &sha)
+        .unwrap();
+    store
+        .deploy(&staged("qa", StageRouting::Host), &sha)
+        .unwrap();
+    let routings: Vec<StageRouting> = store
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|r| r.stage_routing)
+        .collect();
+    assert_eq!(routings.len(), 4);
+    assert!(routings.contains(&StageRouting::Prefix));
+
+    // `/prod/{rest+}` of another service is the prefixed catch-all.
+    let other = spec(
+        "other",
+        "dev",
+        vec![function(
+            "other",
+            "dev",
+            "f",
+            vec![http("get", "/prod/{rest+}/")],
+        )],
+    );
+    assert!(matches!(
+        store.deploy(&other, &sha),
+        Err(StoreError::RouteConflict { owner, .. }) if owner == "site-prod-web"
+    ));
+}
+
+#[test]
+fn aliases_point_at_existing_versions_and_go_with_their_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        sha = artifact(&store, "x");
+        store
+            .deploy(&staged("dev", StageRouting::None), &sha)
+            .unwrap();
+        store
+            .deploy(&staged("dev", StageRouting::None), &sha)
+            .unwrap();
+        let canary = Some(Canary {
+            version: 2,
+            weight: 0.25,
+        });
+        let set = store.set_alias("site-dev-web", "live", 1, canary).unwrap();
+        assert_eq!((set.version, set.canary), (1, canary));
+        store.set_alias("site-dev-web", "stable", 2, None).unwrap();
+        store.set_alias("site-dev-web", "stable", 1, None).unwrap();
+    }
+    // Reopened: aliases are in the database.
+    let store = Store::open(dir.path()).unwrap();
+    let aliases = store.aliases("site-dev-web").unwrap();
+    let summary: Vec<(&str, u32, Option<Canary>)> = aliases
+        .iter()
+        .map(|a| (a.name.as_str(), a.version, a.canary))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "live",
+                1,
+                Some(Canary {
+                    version: 2,
+                    weight: 0.25
+                })
+            ),
+            ("stable", 1, None)
+        ]
+    );
+
+    let refused = [
+        store.set_alias("site-dev-web", "live", 3, None),
+        store.set_alias(
+            "site-dev-web",
+            "live",
+            1,
+            Some(Canary {
+                version: 9,
+                weight: 0.5,
+            }),
+        ),
+        store.set_alias(
+            "site-dev-web",
+            "live",
+            1,
+            Some(Canary {
+                version: 2,
+                weight: 1.5,
+            }),
+        ),
+        store.set_alias("site-dev-web", "42", 1, None),
+        store.set_alias("site-dev-web", "$LATEST", 1, None),
+        store.set_alias("nope", "live", 1, None),
+    ];
+    let kinds: Vec<&str> = refused
+        .iter()
+        .map(|r| match r {
+            Err(StoreError::UnknownVersion { .. }) => "version",
+            Err(StoreError::InvalidAlias(_)) => "invalid",
+            Err(StoreError::UnknownFunction(_)) => "function",
+            other => panic!("expected a refusal, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["version", "version", "invalid", "invalid", "invalid", "function"]
+    );
+
+    assert!(store.remove_alias("site-dev-web", "stable").unwrap());
+    assert!(!store.remove_alias("site-dev-web", "stable").unwrap());
+    assert!(store.remove_function("site-dev-web").unwrap());
+    assert!(store.all_aliases().unwrap().is_empty());
 }

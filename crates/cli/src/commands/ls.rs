@@ -25,7 +25,7 @@ pub async fn run(output: Output, conn: &Connection) -> anyhow::Result<ExitCode> 
                 let routes: Vec<String> = f
                     .routes
                     .iter()
-                    .map(|r| format!("{} {}", r.method, r.path))
+                    .map(|r| format!("{} {}", r.method, r.url))
                     .collect();
                 println!(
                     "{:<32} {:<5} {:<7} {:>9}  {}",

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alias;
 pub mod completions;
 pub mod deploy;
 pub mod dev;

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rouse_manifest::{DeploySpec, Event, FunctionSpec};
+use rouse_manifest::{DeploySpec, Event, FunctionSpec, StageRouting};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{delete_function, get_function, shape_name};
@@ -91,19 +91,21 @@ pub(crate) fn replace_version(
 fn insert_routes(tx: &Transaction<'_>, routes: &[RouteRecord]) -> Result<(), StoreError> {
     for route in routes {
         tx.execute(
-            "INSERT INTO routes (function, method, path, shape) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO routes (function, method, path, shape, stage_routing)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 route.function,
                 route.method,
                 route.path,
-                shape_name(route.shape)
+                shape_name(route.shape),
+                route.stage_routing.as_str()
             ],
         )?;
     }
     Ok(())
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -111,9 +113,11 @@ fn now() -> i64 {
 }
 
 /// The path template as far as matching goes: `/users/{id}` and
-/// `/users/{userId}` match the same requests, so they are the same route.
+/// `/users/{userId}` match the same requests, so they are the same route
+/// (and so are `/a/` and `/a`: the router ignores empty segments).
 fn template_key(path: &str) -> String {
     path.split('/')
+        .filter(|segment| !segment.is_empty())
         .map(|segment| match segment.strip_prefix('{') {
             Some(rest) if rest.ends_with("+}") => "{+}",
             Some(rest) if rest.ends_with('}') => "{}",
@@ -121,6 +125,17 @@ fn template_key(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Where a route is served, as far as clashes go: the host it answers on
+/// (empty: any host) and its template key with the stage prefix in front
+/// when there is one. Two routes clash only with the same scope.
+fn route_scope(stage: &str, routing: StageRouting, path: &str) -> (String, String) {
+    match routing {
+        StageRouting::None => (String::new(), template_key(path)),
+        StageRouting::Prefix => (String::new(), template_key(&format!("/{stage}/{path}"))),
+        StageRouting::Host => (stage.to_ascii_lowercase(), template_key(path)),
+    }
 }
 
 fn methods_overlap(a: &str, b: &str) -> bool {
@@ -160,14 +175,16 @@ fn spec_routes(spec: &DeploySpec) -> Result<Vec<RouteRecord>, StoreError> {
                 method: http.method.to_ascii_uppercase(),
                 path: http.path.clone(),
                 shape,
+                stage_routing: function.stage_routing,
             };
             if routes.contains(&route) {
                 // The same event listed twice says nothing new.
                 continue;
             }
-            let key = template_key(&route.path);
+            let key = route_scope(&spec.stage, route.stage_routing, &route.path);
             let clash = routes.iter().find(|r| {
-                methods_overlap(&r.method, &route.method) && template_key(&r.path) == key
+                methods_overlap(&r.method, &route.method)
+                    && route_scope(&spec.stage, r.stage_routing, &r.path) == key
             });
             if let Some(owner) = clash {
                 return Err(StoreError::RouteConflict {
@@ -189,42 +206,65 @@ fn check_foreign_routes(
     routes: &[RouteRecord],
 ) -> Result<(), StoreError> {
     let mut stmt = tx.prepare(
-        "SELECT r.function, r.method, r.path FROM routes r
+        "SELECT r.function, r.method, r.path, r.stage_routing, f.service, f.stage FROM routes r
          JOIN functions f ON f.name = r.function
          WHERE f.service <> ?1 OR f.stage <> ?2",
     )?;
     let rows = stmt.query_map(params![spec.service, spec.stage], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-        ))
+        Ok(Taken {
+            function: row.get(0)?,
+            method: row.get(1)?,
+            path: row.get(2)?,
+            stage_routing: row.get(3)?,
+            service: row.get(4)?,
+            stage: row.get(5)?,
+        })
     })?;
-    // Keyed by template: a server may hold many thousands of routes.
-    let mut taken: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    // Keyed by scope: a server may hold many thousands of routes.
+    let mut taken: HashMap<(String, String), Vec<Taken>> = HashMap::new();
     for row in rows {
-        let (function, method, path) = row?;
+        let row = row?;
+        let routing = StageRouting::parse(&row.stage_routing).unwrap_or_default();
         taken
-            .entry(template_key(&path))
+            .entry(route_scope(&row.stage, routing, &row.path))
             .or_default()
-            .push((method, function));
+            .push(row);
     }
 
     for route in routes {
-        let clash = taken.get(&template_key(&route.path)).and_then(|owners| {
+        let scope = route_scope(&spec.stage, route.stage_routing, &route.path);
+        let clash = taken.get(&scope).and_then(|owners| {
             owners
                 .iter()
-                .find(|(method, _)| methods_overlap(method, &route.method))
+                .find(|t| methods_overlap(&t.method, &route.method))
         });
-        if let Some((_, owner)) = clash {
+        if let Some(owner) = clash {
+            if owner.service == spec.service && route.stage_routing == StageRouting::None {
+                return Err(StoreError::StageRouteConflict {
+                    method: route.method.clone(),
+                    path: route.path.clone(),
+                    owner: owner.function.clone(),
+                    stage: owner.stage.clone(),
+                });
+            }
             return Err(StoreError::RouteConflict {
                 method: route.method.clone(),
                 path: route.path.clone(),
-                owner: owner.clone(),
+                owner: owner.function.clone(),
             });
         }
     }
     Ok(())
+}
+
+/// A route another service or stage owns.
+struct Taken {
+    function: String,
+    method: String,
+    path: String,
+    stage_routing: String,
+    service: String,
+    stage: String,
 }
 
 /// Refuses to take over a function name that another service+stage owns.
