@@ -266,6 +266,28 @@ async fn python_example_answers_through_the_gateway_and_the_invoke_api() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_relative_data_dir_still_runs_python_handlers() {
+    // Instances run in their own directories: the bootstrap path rouse hands
+    // them must not be relative to the directory rouse was started in.
+    let tmp = open_tempdir();
+    let server = Server::start_in(tmp.path(), "data");
+    server.deploy(&example("python-lambda"));
+    let resp = invoke_json(
+        &client(),
+        &server,
+        "pylambda-dev-py",
+        json!({"name": "rel"}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        header(&resp, "x-amz-function-error").is_none(),
+        "{}",
+        resp.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn node_example_answers_through_the_gateway_and_the_invoke_api() {
     let tmp = open_tempdir();
     let server = Server::start(&tmp.path().join("data"));

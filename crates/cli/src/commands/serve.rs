@@ -56,6 +56,10 @@ impl Server {
     pub async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        // Absolute from here on: instances run in their own directories, and
+        // paths handed to them (the runtime bootstraps) must not depend on cwd.
+        let data_dir = &std::fs::canonicalize(data_dir)
+            .with_context(|| format!("resolving the data directory {}", data_dir.display()))?;
         let store = Arc::new(
             Store::open(data_dir)
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?,

@@ -45,7 +45,22 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
-        let mut child = Command::new(rouse_bin())
+        Server::launch(None, data_dir, extra_args)
+    }
+
+    /// `rouse serve` run from `cwd` with `--data-dir` as written (say, relative).
+    pub fn start_in(cwd: &Path, data_dir: &str) -> Server {
+        let mut server = Server::launch(Some(cwd), Path::new(data_dir), &[]);
+        server.data_dir = cwd.join(data_dir);
+        server
+    }
+
+    fn launch(cwd: Option<&Path>, data_dir: &Path, extra_args: &[&str]) -> Server {
+        let mut command = Command::new(rouse_bin());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
