@@ -18,7 +18,7 @@ pub async fn run(output: Output, conn: &Connection) -> anyhow::Result<ExitCode> 
         }
         Output::Text => {
             println!(
-                "{:<32} {:<5} {:<7} {:>9}  ROUTES",
+                "{:<32} {:<6} {:<7} {:>9}  ROUTES",
                 "NAME", "KIND", "VERSION", "INSTANCES"
             );
             for f in &functions {
@@ -28,7 +28,7 @@ pub async fn run(output: Output, conn: &Connection) -> anyhow::Result<ExitCode> 
                     .map(|r| format!("{} {}", r.method, r.url))
                     .collect();
                 println!(
-                    "{:<32} {:<5} {:<7} {:>9}  {}",
+                    "{:<32} {:<6} {:<7} {:>9}  {}",
                     f.name,
                     f.kind,
                     f.version,
