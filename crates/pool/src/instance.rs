@@ -48,6 +48,8 @@ pub(crate) struct Instance {
     /// Set when the process is gone (its exit status), so an invocation in
     /// flight ends at once instead of waiting for its timeout.
     pub exit: watch::Sender<Option<Arc<str>>>,
+    /// Set (before `exit`) when the kernel killed it at its memory limit.
+    pub out_of_memory: std::sync::atomic::AtomicBool,
     stop_reason: Mutex<Option<String>>,
 }
 
@@ -68,6 +70,7 @@ impl Instance {
             output: OnceLock::new(),
             init_duration: Mutex::new(None),
             exit: watch::Sender::new(None),
+            out_of_memory: std::sync::atomic::AtomicBool::new(false),
             stop_reason: Mutex::new(None),
         }
     }
@@ -244,6 +247,12 @@ async fn start(
             logs.write(&function, &source, line)
         })
     };
+    let isolation = shared.confinement.instance(
+        fp.uid,
+        format!("{}-{}", fp.name, instance.id),
+        dep.spec.memory_size,
+        &shared.runtime_dir,
+    );
     let spawned = Instant::now();
     let mut process = rouse_sandbox::spawn(SpawnSpec {
         code_dir,
@@ -253,6 +262,7 @@ async fn start(
         rewrite,
         sink,
         keep_last_lines: LAST_LINES,
+        isolation,
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -289,6 +299,11 @@ async fn start(
     };
     if let Err(mut err) = ready {
         process.stop(STOP_GRACE).await;
+        if let Some(limit) = process.out_of_memory() {
+            report_out_of_memory(shared, fp, instance, limit);
+            err.message
+                .push_str(&format!(" (killed: out of memory, limit {limit} MB)"));
+        }
         leftovers::forget(&shared.instances_dir, &instance.id);
         let last = process.last_lines();
         rouse_sandbox::remove_work_dir(process.work_dir());
@@ -337,6 +352,9 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
         tokio::select! {
             status = process.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                if let Some(limit) = process.out_of_memory() {
+                    report_out_of_memory(shared, fp, instance, limit);
+                }
                 instance.exit.send_replace(Some(status.as_str().into()));
                 break fp.exited(shared, instance, &status, process.last_lines());
             }
@@ -353,6 +371,18 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
     shared.logs.platform(
         &fp.name,
         &format!("instance {} stopped: {reason}", instance.id),
+    );
+}
+
+/// Marks the instance as killed at its memory limit and says so in the log.
+fn report_out_of_memory(shared: &Shared, fp: &FunctionPool, instance: &Instance, limit_mb: u32) {
+    instance.out_of_memory.store(true, Ordering::Release);
+    shared.logs.platform(
+        &fp.name,
+        &format!(
+            "instance {} killed: out of memory (limit {limit_mb} MB)",
+            instance.id
+        ),
     );
 }
 

@@ -21,6 +21,9 @@ const OUTPUT_SETTLE: Duration = Duration::from_millis(50);
 pub enum InvokeFailure {
     #[error("Runtime exited with error: {0}")]
     Exited(String),
+    /// The kernel killed the runtime at the function's memory limit.
+    #[error("Runtime exited with error: signal: killed")]
+    OutOfMemory,
     #[error("function {0} is not a lambda function")]
     NotLambda(String),
 }
@@ -94,7 +97,11 @@ impl Lease {
                     .ok()
                     .and_then(|s| s.as_deref().map(str::to_string))
                     .unwrap_or_else(|| "unknown".into());
-                Err(InvokeFailure::Exited(status))
+                if self.instance.out_of_memory.load(std::sync::atomic::Ordering::Acquire) {
+                    Err(InvokeFailure::OutOfMemory)
+                } else {
+                    Err(InvokeFailure::Exited(status))
+                }
             }
         };
         // The handler's output travels through a pipe and can trail its

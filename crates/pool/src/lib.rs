@@ -9,6 +9,7 @@
 
 mod backoff;
 mod capture;
+mod confinement;
 mod instance;
 pub mod lambda;
 mod lease;
@@ -108,6 +109,7 @@ struct Shared {
     all_stopped: Notify,
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
+    confinement: confinement::Confinement,
 }
 
 struct FunctionPool {
@@ -118,6 +120,8 @@ struct FunctionPool {
     /// stopped, or a slot was freed.
     changed: Notify,
     metrics: metrics::FunctionMetrics,
+    /// The uid (and gid) its instances run as when isolated.
+    uid: u32,
 }
 
 #[derive(Default)]
@@ -149,6 +153,16 @@ impl Pool {
     /// Must be called inside the tokio runtime that is to run the instance
     /// supervisors.
     pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
+        Pool::with_isolation(store, logs, rouse_sandbox::isolation::Level::None)
+    }
+
+    /// Like [`Pool::new`], running instances at isolation `level` (which the
+    /// caller has checked the host supports).
+    pub fn with_isolation(
+        store: Arc<Store>,
+        logs: Arc<LogBook>,
+        level: rouse_sandbox::isolation::Level,
+    ) -> std::io::Result<Pool> {
         let instances_dir = store.data_dir().join("instances");
         let killed = leftovers::kill_recorded(&instances_dir);
         if killed > 0 {
@@ -163,6 +177,7 @@ impl Pool {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
+        let confinement = confinement::Confinement::prepare(level, store.data_dir())?;
         Ok(Pool {
             shared: Arc::new(Shared {
                 store,
@@ -175,6 +190,7 @@ impl Pool {
                 live_instances: AtomicUsize::new(0),
                 all_stopped: Notify::new(),
                 runtime: tokio::runtime::Handle::current(),
+                confinement,
             }),
         })
     }
@@ -441,6 +457,7 @@ impl Pool {
             .store
             .get_function(name)?
             .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
+        let number = self.shared.store.function_number(name)?.unwrap_or(0);
         let fp = Arc::new(FunctionPool {
             name: name.to_string(),
             deployment: Mutex::new(Arc::new(Deployment {
@@ -451,6 +468,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             metrics: metrics::FunctionMetrics::default(),
+            uid: confinement::function_uid(number),
         });
         // Another request may have loaded it meanwhile; keep the first.
         Ok(self

@@ -1,0 +1,104 @@
+//! The pool's side of instance isolation: the server-wide cgroup tree, the
+//! data dir's permissions, a uid per function, and what one instance gets.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rouse_sandbox::cgroup::{self, CgroupTree, Limits};
+use rouse_sandbox::isolation::Level;
+use rouse_sandbox::Isolate;
+
+/// Function uids (and gids) are this plus the function's number in the store:
+/// far above the uids distributions hand out to people and daemons.
+pub const UID_BASE: u32 = 200_000;
+
+/// Isolation in force for every instance of this server.
+pub(crate) struct Confinement {
+    pub level: Level,
+    /// Present when `level` is above `None`.
+    tree: Option<Arc<CgroupTree>>,
+}
+
+impl Confinement {
+    pub fn none() -> Confinement {
+        Confinement {
+            level: Level::None,
+            tree: None,
+        }
+    }
+
+    /// Sets up `level` for the server using `data_dir`: kills and removes the
+    /// cgroups a previous run left, and makes the data dir reachable by
+    /// function uids while keeping rouse's own files private.
+    pub fn prepare(level: Level, data_dir: &Path) -> std::io::Result<Confinement> {
+        if level == Level::None {
+            return Ok(Confinement::none());
+        }
+        let kind = cgroup::detect().map_err(std::io::Error::other)?;
+        let tree = CgroupTree::open(kind, &cgroup::tree_key(data_dir))?;
+        let cleaned = tree.clean_leftovers();
+        if cleaned > 0 {
+            tracing::warn!(
+                cleaned,
+                "removed instance cgroups a previous run left behind"
+            );
+        }
+        protect_data_dir(data_dir)?;
+        Ok(Confinement {
+            level,
+            tree: Some(Arc::new(tree)),
+        })
+    }
+
+    /// How to confine one instance; `None` when isolation is off.
+    pub fn instance(
+        &self,
+        uid: u32,
+        cgroup_name: String,
+        memory_mb: u32,
+        runtime_dir: &Path,
+    ) -> Option<Isolate> {
+        let tree = self.tree.as_ref()?;
+        Some(Isolate {
+            level: self.level,
+            uid,
+            cgroups: tree.clone(),
+            cgroup_name,
+            limits: Limits {
+                memory_mb,
+                pids: cgroup::PIDS_MAX,
+            },
+            visible: vec![runtime_dir.to_path_buf()],
+        })
+    }
+}
+
+/// Function uids may traverse the data dir (to reach `instances/<id>/` and
+/// `runtime/`) but not list it or read anything else: the store, the admin
+/// token, logs and artifacts are rouse's alone.
+fn protect_data_dir(data_dir: &Path) -> std::io::Result<()> {
+    set_mode(data_dir, 0o711)?;
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let path: PathBuf = entry.path();
+        let mode = match entry.file_name().to_str() {
+            Some("runtime") => 0o755,
+            Some("instances") => 0o711,
+            _ if entry.file_type()?.is_dir() => 0o700,
+            _ => 0o600,
+        };
+        set_mode(&path, mode)?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// The uid (and gid) instances of the function numbered `number` run as.
+pub(crate) fn function_uid(number: i64) -> u32 {
+    UID_BASE.saturating_add(u32::try_from(number).unwrap_or(u32::MAX - UID_BASE))
+}
