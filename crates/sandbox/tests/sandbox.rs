@@ -63,6 +63,7 @@ impl Fixture {
             rewrite: Vec::new(),
             sink,
             keep_last_lines: 50,
+            isolation: None,
         }
     }
 
