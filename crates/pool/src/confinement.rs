@@ -52,6 +52,13 @@ impl Confinement {
         })
     }
 
+    /// Removes the server's (empty) cgroup tree once every instance stopped.
+    pub fn remove_tree(&self) {
+        if let Some(tree) = &self.tree {
+            tree.remove();
+        }
+    }
+
     /// How to confine one instance; `None` when isolation is off.
     pub fn instance(
         &self,

@@ -441,7 +441,11 @@ impl Pool {
             let stopped = self.shared.all_stopped.notified();
             tokio::pin!(stopped);
             stopped.as_mut().enable();
-            if self.live_instances() == 0 || Instant::now() >= deadline {
+            if self.live_instances() == 0 {
+                self.shared.confinement.remove_tree();
+                return;
+            }
+            if Instant::now() >= deadline {
                 return;
             }
             let _ = tokio::time::timeout_at(deadline.into(), stopped).await;

@@ -162,6 +162,18 @@ impl CgroupTree {
         cleaned
     }
 
+    /// Removes `rouse/<tree>` (and `rouse/` when nothing else is in it).
+    /// Best effort: fails harmlessly while an instance cgroup is left.
+    pub fn remove(&self) {
+        for dir in &self.dirs {
+            if fs::remove_dir(dir).is_ok() {
+                if let Some(rouse) = dir.parent() {
+                    let _ = fs::remove_dir(rouse);
+                }
+            }
+        }
+    }
+
     fn leaf(&self, name: &str) -> Cgroup {
         Cgroup {
             v2: matches!(self.kind, CgroupKind::V2 { .. }),
