@@ -261,6 +261,7 @@ fn defaults() {
             port: None,
             readiness: Readiness::default(),
             rewrite: vec![],
+            socket_activation: false,
         })
     );
     assert!(web.warnings.is_empty(), "{:?}", web.warnings);
@@ -830,4 +831,26 @@ functions:
             let _ = load(flavor, None, input);
         }
     }
+}
+
+#[test]
+fn socket_activation_is_a_boolean() {
+    let on = rouse(
+        "service: s\nfunctions:\n  w:\n    web: { command: ./server, socketActivation: true }\n",
+    );
+    let FunctionKind::Web(web) = &only(&on).kind else {
+        panic!("not web")
+    };
+    assert!(web.socket_activation);
+    let err = load(
+        Flavor::Rouse,
+        None,
+        "service: s\nfunctions:\n  w:\n    web: { command: ./server, socketActivation: maybe }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`socketActivation` must be true or false"),
+        "{err}"
+    );
 }

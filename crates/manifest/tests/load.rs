@@ -92,6 +92,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
                         pattern: r"listen\s+\d+;".into(),
                         replace: "listen ${PORT};".into(),
                     }],
+                    socket_activation: false,
                 }),
                 environment: env(&[("LOG_LEVEL", "debug"), ("WORKERS", "4")]),
                 memory_size: 256,

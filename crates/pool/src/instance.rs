@@ -168,6 +168,8 @@ impl From<String> for StartError {
 /// How the instance tells rouse it is ready.
 enum Gate<'a> {
     Port(u16, &'a Readiness),
+    /// Socket activation: rouse's socket takes connections from the start.
+    Listening,
     Runtime(Arc<RuntimeEndpoint>),
 }
 
@@ -191,7 +193,21 @@ async fn start(
     env.insert("ROUSE_FUNCTION".into(), fp.name.clone());
     env.insert("ROUSE_FUNCTION_VERSION".into(), dep.version.to_string());
     env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
+    let mut listener = None;
     let (command, rewrite, gate) = match &dep.spec.kind {
+        FunctionKind::Web(web) if web.socket_activation => {
+            let socket =
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, web.port.unwrap_or(0)))
+                    .map_err(|e| format!("cannot bind the instance's socket: {e}"))?;
+            let port = socket
+                .local_addr()
+                .map_err(|e| format!("cannot bind the instance's socket: {e}"))?
+                .port();
+            instance.port.store(port, Ordering::Relaxed);
+            env.insert("PORT".into(), port.to_string());
+            listener = Some(socket);
+            (web.command.clone(), web.rewrite.clone(), Gate::Listening)
+        }
         FunctionKind::Web(web) => {
             let port = match web.port {
                 Some(port) => port,
@@ -263,6 +279,7 @@ async fn start(
         sink,
         keep_last_lines: LAST_LINES,
         isolation,
+        listener,
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -280,6 +297,7 @@ async fn start(
     );
     let timeout = Duration::from_secs_f64(dep.spec.scaling.start_timeout_secs);
     let ready: Result<(), StartError> = match gate {
+        Gate::Listening => Ok(()),
         Gate::Port(port, readiness) => tokio::select! {
             ready = rouse_sandbox::wait_ready(&mut process, port, readiness, timeout) => ready.map_err(|e| e.to_string().into()),
             () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),

@@ -5,6 +5,7 @@
 //! command in its own process group with its output captured line by line, wait
 //! for readiness, and kill the whole group.
 
+mod activation;
 pub mod cgroup;
 mod confine;
 pub mod isolation;
@@ -72,6 +73,8 @@ pub struct SpawnSpec {
     pub keep_last_lines: usize,
     /// Confinement beyond a process group; `None` runs it as rouse's user.
     pub isolation: Option<Isolate>,
+    /// Socket activation: this listening socket becomes the app's fd 3.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 /// How to confine one instance (levels `process` and `namespaces`).
@@ -139,6 +142,7 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
         sink,
         keep_last_lines,
         isolation,
+        listener,
     } = spec;
 
     let argv: Vec<String> = command.iter().map(|arg| substitute(arg, &env)).collect();
@@ -172,7 +176,16 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
             return Err(SandboxError::Isolate(err));
         }
     };
-    match process::start(argv, env, work_dir.clone(), sink, keep_last_lines, confined) {
+    let started = process::start(
+        argv,
+        env,
+        work_dir.clone(),
+        sink,
+        keep_last_lines,
+        confined,
+        listener,
+    );
+    match started {
         Ok(process) => Ok(process),
         Err(err) => {
             remove_work_dir(&work_dir);

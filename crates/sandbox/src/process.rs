@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+use crate::activation::Activation;
 use crate::cgroup::Cgroup;
 use crate::confine::Plan;
 use crate::output_sync::{Counted, OutputSync, PipeMeter};
@@ -215,6 +216,7 @@ pub(crate) fn start(
     sink: LineSink,
     keep_last_lines: usize,
     confined: Option<(Plan, Cgroup)>,
+    listener: Option<std::net::TcpListener>,
 ) -> Result<Process, SandboxError> {
     let Some(program) = argv.first() else {
         return Err(SandboxError::Spawn {
@@ -254,11 +256,32 @@ pub(crate) fn start(
         Some((plan, cgroup)) => (Some(plan), Some(cgroup)),
         None => (None, None),
     };
-    if let Some(plan) = plan {
-        // SAFETY: `enter` only makes raw, async-signal-safe syscalls on data
-        // prepared before the fork.
+    let activation = match listener
+        .map(|listener| Activation::new(listener, &resolved, &argv, &env))
+        .transpose()
+    {
+        Ok(activation) => activation,
+        Err(err) => {
+            if let Some(cgroup) = cgroup {
+                cgroup.remove();
+            }
+            return Err(spawn_error(err));
+        }
+    };
+    if plan.is_some() || activation.is_some() {
+        let mut activation = activation;
+        // SAFETY: `enter` and `exec` only make raw, async-signal-safe
+        // syscalls on data prepared before the fork.
         unsafe {
-            command.pre_exec(move || plan.enter());
+            command.pre_exec(move || {
+                if let Some(plan) = &plan {
+                    plan.enter()?;
+                }
+                match &mut activation {
+                    Some(activation) => activation.exec(),
+                    None => Ok(()),
+                }
+            });
         }
     }
     let spawned = command.spawn();

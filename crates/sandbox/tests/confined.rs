@@ -67,6 +67,7 @@ impl Fixture {
                 },
                 visible: Vec::<PathBuf>::new(),
             }),
+            listener: None,
         })
         .await
         .unwrap()

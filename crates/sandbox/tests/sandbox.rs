@@ -64,6 +64,7 @@ impl Fixture {
             sink,
             keep_last_lines: 50,
             isolation: None,
+            listener: None,
         }
     }
 
