@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,7 +109,13 @@ async fn an_instance_sees_only_itself_writes_only_tmp_and_runs_unprivileged() {
     }
     let tmp = open_tempdir();
     let server = Server::start(&tmp.path().join("data"));
-    server.deploy(&probe_project(tmp.path(), "alpha", ""));
+    let alpha = probe_project(tmp.path(), "alpha", "");
+    // Owner-only and world-writable files in a project.
+    for (name, mode) in [("secret.conf", 0o600), ("open.txt", 0o666)] {
+        std::fs::write(alpha.join(name), name).unwrap();
+        std::fs::set_permissions(alpha.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    server.deploy(&alpha);
     server.deploy(&probe_project(tmp.path(), "beta", ""));
     let http = client();
 
@@ -131,7 +138,13 @@ async fn an_instance_sees_only_itself_writes_only_tmp_and_runs_unprivileged() {
     assert_eq!(me["hostname"], "localhost", "{me}");
 
     let cwd = me["cwd"].as_str().unwrap().to_string();
+    let doc = ask_json(&http, &server, "alpha", "/read?path=secret.conf").await;
+    assert_eq!(
+        doc["content"], "secret.conf",
+        "its own owner-only file: {doc}"
+    );
     for path in [
+        format!("{cwd}/open.txt"),
         format!("{cwd}/new-file"),
         format!("{cwd}/probe.py"),
         "/new-file".to_string(),
@@ -242,9 +255,18 @@ async fn a_lambda_past_its_memory_gets_runtime_out_of_memory() {
         server.gateway
     );
 
-    let fine = request(&http, "POST", &url, &[], json!({"mb": 8}).to_string()).await;
+    let fine = request(&http, "POST", &url, &[], json!({"mb": 64}).to_string()).await;
     assert_eq!(fine.status, 200, "{}", fine.text());
-    assert_eq!(fine.json()["allocated_mb"], 8);
+    assert_eq!(fine.json()["allocated_mb"], 64);
+    // REPORT's Max Memory Used is the instance's (its cgroup's) peak.
+    let logs = wait_for_log(&server, "greedy-dev-f", "Max Memory Used").await;
+    let used: u64 = logs
+        .split("Max Memory Used: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Max Memory Used in {logs}"));
+    assert!((64..=128).contains(&used), "Max Memory Used: {used} MB");
 
     let oom = request(&http, "POST", &url, &[], json!({"mb": 400}).to_string()).await;
     assert_eq!(oom.status, 200, "{}", oom.text());

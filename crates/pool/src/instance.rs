@@ -50,6 +50,8 @@ pub(crate) struct Instance {
     pub exit: watch::Sender<Option<Arc<str>>>,
     /// Set (before `exit`) when the kernel killed it at its memory limit.
     pub out_of_memory: std::sync::atomic::AtomicBool,
+    /// The cgroup file with its peak memory use (isolated instances).
+    pub memory_peak_file: OnceLock<std::path::PathBuf>,
     stop_reason: Mutex<Option<String>>,
 }
 
@@ -71,6 +73,7 @@ impl Instance {
             init_duration: Mutex::new(None),
             exit: watch::Sender::new(None),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
+            memory_peak_file: OnceLock::new(),
             stop_reason: Mutex::new(None),
         }
     }
@@ -284,6 +287,9 @@ async fn start(
     .await
     .map_err(|e| e.to_string())?;
     instance.pid.store(process.pid(), Ordering::Relaxed);
+    if let Some(file) = process.peak_memory_file() {
+        let _ = instance.memory_peak_file.set(file);
+    }
     let _ = instance.output.set(process.output_sync());
     leftovers::record(&shared.instances_dir, &instance.id, process.pid());
     shared.logs.platform(

@@ -143,9 +143,13 @@ impl Lease {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Peak resident memory of the instance's main process, in MB, where
-    /// the platform reports it (Linux `/proc`).
+    /// Peak memory of the instance in MB: of its whole cgroup when it is
+    /// isolated, else of its main process (Linux `/proc`).
     pub fn max_memory_used_mb(&self) -> Option<u64> {
+        if let Some(file) = self.instance.memory_peak_file.get() {
+            let bytes: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+            return Some(bytes.div_ceil(1024 * 1024));
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let kb: u64 = status
             .lines()

@@ -265,18 +265,14 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// The most memory the instance used, in bytes, if the kernel tracks it.
-    pub fn peak_memory_bytes(&self) -> Option<u64> {
+    /// The file holding the most memory the cgroup has used, in bytes.
+    pub fn peak_memory_file(&self) -> PathBuf {
         let file = if self.v2 {
             "memory.peak"
         } else {
             "memory.max_usage_in_bytes"
         };
-        fs::read_to_string(self.dirs[0].join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.dirs[0].join(file)
     }
 
     fn pids(&self) -> Vec<i32> {

@@ -152,8 +152,11 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
     let prepared = {
         let work_dir = work_dir.clone();
         let env = env.clone();
-        tokio::task::spawn_blocking(move || layout::prepare(&code_dir, &work_dir, &rewrite, &env))
-            .await
+        let owner = isolation.as_ref().map(|iso| iso.uid);
+        tokio::task::spawn_blocking(move || {
+            layout::prepare(&code_dir, &work_dir, &rewrite, &env, owner)
+        })
+        .await
     };
     match prepared {
         Ok(Ok(())) => {}

@@ -150,9 +150,10 @@ impl Process {
         (kills > 0).then_some(self.memory_limit_mb)
     }
 
-    /// The most memory the instance has used, in bytes, when it has a cgroup.
-    pub fn peak_memory_bytes(&self) -> Option<u64> {
-        self.cgroup.as_ref().and_then(Cgroup::peak_memory_bytes)
+    /// Where the kernel keeps the most memory the instance (all its
+    /// processes) has used, in bytes, when it has a cgroup.
+    pub fn peak_memory_file(&self) -> Option<PathBuf> {
+        self.cgroup.as_ref().map(Cgroup::peak_memory_file)
     }
 
     /// Tells when what the process has written so far has reached the sink.

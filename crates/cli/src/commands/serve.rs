@@ -68,7 +68,13 @@ impl Server {
             data_dir,
         )
         .map_err(anyhow::Error::msg)?;
-        tracing::info!("{isolation_line}");
+        if isolation < rouse_sandbox::isolation::Level::Namespaces
+            && args.isolation == rouse_sandbox::isolation::Requested::Auto
+        {
+            tracing::warn!("{isolation_line}");
+        } else {
+            tracing::info!("{isolation_line}");
+        }
         let pool = Pool::with_isolation(store.clone(), logs.clone(), isolation)
             .context("preparing the instance directory")?;
         let config = GatewayConfig {
