@@ -44,7 +44,7 @@ fn rouse_errors() {
     let cases: &[(&str, &str)] = &[
         (
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
-            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite (did you mean `command`?)",
+            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
         ),
         (
             "service: shop\nfuncions: {}\n",

@@ -308,7 +308,7 @@ fn errors_point_at_line_and_column() {
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
             5,
             7,
-            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite (did you mean `command`?)",
+            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
         ),
         (
             "rouse.yaml",

@@ -520,7 +520,8 @@ mod tests {
             resolve_program("tool", dir.path(), Some(&path), false).unwrap(),
             tool
         );
-        // A tempdir is 0700: others cannot reach the tool inside it.
+        // Behind a 0700 directory, others cannot reach the tool.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(resolve_program("tool", dir.path(), Some(&path), true).is_err());
         assert!(
             resolve_program("sh", dir.path(), Some(std::ffi::OsStr::new("/bin")), true).is_ok()
