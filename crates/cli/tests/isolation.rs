@@ -342,19 +342,27 @@ async fn a_fork_bomb_hits_the_pids_limit_and_leaves_nothing_behind() {
 
     // Removing the function stops the instance: every process and the
     // cgroup are gone.
+    let bomb_pids: Vec<u32> = std::fs::read_to_string(cgroups[0].join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(bomb_pids.len() > 100, "{}", bomb_pids.len());
     let out = server.cli(&["rm", "bomb-dev-app"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let alive = || bomb_pids.iter().filter(|pid| process_alive(**pid)).count();
     let gone = eventually(Duration::from_secs(20), || {
-        processes_of(uid).is_empty() && cgroups_of("bomb-dev-app").is_empty()
+        alive() == 0 && processes_of(uid).is_empty() && cgroups_of("bomb-dev-app").is_empty()
     })
     .await;
     assert!(
         gone,
-        "left behind: {} processes, cgroups {:?}",
+        "left behind: {} of the bomb's processes, {} with its uid, cgroups {:?}",
+        alive(),
         processes_of(uid).len(),
         cgroups_of("bomb-dev-app")
     );

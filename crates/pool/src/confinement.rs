@@ -10,13 +10,20 @@ use rouse_sandbox::cgroup::{self, CgroupTree, Limits};
 use rouse_sandbox::isolation::Level;
 use rouse_sandbox::Isolate;
 
-/// Function uids (and gids) are this plus the function's number in the store:
-/// far above the uids distributions hand out to people and daemons.
+/// Function uids (and gids) start here: far above the uids distributions
+/// hand out to people and daemons.
 pub const UID_BASE: u32 = 200_000;
+/// Each server (data dir) gets its own block of uids, so functions of two
+/// servers on one host never share a uid; a function's uid is its block's
+/// start plus its number in the store.
+const UIDS_PER_SERVER: u32 = 65_536;
+const SERVER_BLOCKS: u32 = 1024;
 
 /// Isolation in force for every instance of this server.
 pub(crate) struct Confinement {
     pub level: Level,
+    /// The first uid of this server's block.
+    uid_base: u32,
     /// Present when `level` is above `None`.
     tree: Option<Arc<CgroupTree>>,
 }
@@ -25,6 +32,7 @@ impl Confinement {
     pub fn none() -> Confinement {
         Confinement {
             level: Level::None,
+            uid_base: UID_BASE,
             tree: None,
         }
     }
@@ -48,6 +56,7 @@ impl Confinement {
         protect_data_dir(data_dir)?;
         Ok(Confinement {
             level,
+            uid_base: uid_base(data_dir),
             tree: Some(Arc::new(tree)),
         })
     }
@@ -105,7 +114,41 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
-/// The uid (and gid) instances of the function numbered `number` run as.
-pub(crate) fn function_uid(number: i64) -> u32 {
-    UID_BASE.saturating_add(u32::try_from(number).unwrap_or(u32::MAX - UID_BASE))
+impl Confinement {
+    /// The uid (and gid) instances of the function numbered `number` run as.
+    pub fn function_uid(&self, number: i64) -> u32 {
+        // Numbers past the block (65,535 functions on one server) wrap.
+        let offset = u32::try_from(number.rem_euclid(i64::from(UIDS_PER_SERVER))).unwrap_or(0);
+        self.uid_base + offset
+    }
+}
+
+/// The start of the uid block for the server using `data_dir`.
+fn uid_base(data_dir: &Path) -> u32 {
+    let key = cgroup::tree_key(data_dir);
+    let hash = u64::from_str_radix(&key, 16).unwrap_or(0);
+    let block = u32::try_from(hash % u64::from(SERVER_BLOCKS)).unwrap_or(0);
+    UID_BASE + block * UIDS_PER_SERVER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_distinct_per_function_and_per_server() {
+        let a = Confinement {
+            uid_base: uid_base(Path::new("/srv/a")),
+            ..Confinement::none()
+        };
+        let b = Confinement {
+            uid_base: uid_base(Path::new("/srv/b")),
+            ..Confinement::none()
+        };
+        assert_ne!(a.function_uid(1), a.function_uid(2));
+        assert_ne!(a.function_uid(1), b.function_uid(1));
+        for uid in [a.function_uid(1), b.function_uid(65_535)] {
+            assert!((UID_BASE..UID_BASE + SERVER_BLOCKS * UIDS_PER_SERVER).contains(&uid));
+        }
+    }
 }

@@ -472,7 +472,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             metrics: metrics::FunctionMetrics::default(),
-            uid: confinement::function_uid(number),
+            uid: self.shared.confinement.function_uid(number),
         });
         // Another request may have loaded it meanwhile; keep the first.
         Ok(self
