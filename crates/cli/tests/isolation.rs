@@ -432,6 +432,38 @@ async fn isolation_none_runs_instances_as_plain_children() {
     assert!(cgroups_of("plain-dev-app").is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn isolation_process_gives_a_uid_and_limits_without_namespaces() {
+    if !is_root() {
+        return;
+    }
+    let tmp = open_tempdir();
+    let server = Server::start_with(&tmp.path().join("data"), &["--isolation", "process"]);
+    server.deploy(&probe_project(tmp.path(), "proc", "    memorySize: 256\n"));
+    let http = client();
+    let me = ask_json(&http, &server, "proc", "/whoami").await;
+    assert!(me["uid"].as_u64().unwrap() >= 200_000, "{me}");
+    assert!(
+        me["pids"].as_array().unwrap().len() > 2,
+        "no pid namespace at this level: {me}"
+    );
+    let cgroups = cgroups_of("proc-dev-app");
+    assert_eq!(cgroups.len(), 1, "{cgroups:?}");
+    let doc = ask_json(&http, &server, "proc", "/write?path=probe.py").await;
+    assert_eq!(
+        doc["ok"], false,
+        "the code stays read-only for the function: {doc}"
+    );
+    let big = ask(&http, &server, "proc", "/alloc?mb=400").await;
+    assert_eq!(big.status, 502, "{}", big.text());
+    wait_for_log(
+        &server,
+        "proc-dev-app",
+        "killed: out of memory (limit 256 MB)",
+    )
+    .await;
+}
+
 #[test]
 fn an_unknown_isolation_level_is_refused_at_start() {
     let tmp = open_tempdir();

@@ -19,6 +19,8 @@ use std::path::Path;
 
 use nix::libc::{self, c_char};
 
+use crate::confine::write_decimal;
+
 const LISTEN_FD: libc::c_int = 3;
 const PID_PREFIX: &[u8] = b"LISTEN_PID=";
 /// Room for any pid (at most 2^22 on Linux, 10 digits for any u32).
@@ -115,24 +117,6 @@ impl Activation {
         );
         Err(io::Error::last_os_error())
     }
-}
-
-/// Writes `n` in decimal at the start of `out`; returns the length.
-fn write_decimal(mut n: u32, out: &mut [u8]) -> usize {
-    let mut digits = [0u8; PID_WIDTH];
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for (i, slot) in out.iter_mut().take(len).enumerate() {
-        *slot = digits[len - 1 - i];
-    }
-    len
 }
 
 #[cfg(test)]

@@ -336,8 +336,9 @@ fn fd_path(fd: c_int, out: &mut [u8; 32]) {
     out[at] = 0;
 }
 
-/// Writes `n` in decimal at the start of `out`; returns the length.
-fn write_decimal(mut n: u32, out: &mut [u8]) -> usize {
+/// Writes `n` in decimal at the start of `out` (no allocation: usable
+/// between fork and exec); returns the length.
+pub(crate) fn write_decimal(mut n: u32, out: &mut [u8]) -> usize {
     let mut digits = [0u8; 10];
     let mut len = 0;
     loop {
