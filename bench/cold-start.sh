@@ -13,6 +13,10 @@
 #          examples/nginx-site
 #   tiny7ms  the same C server sleeping 7 ms before it listens: shows how
 #          readiness detection scales with the app's own start time
+#   tinysock, tiny7mssock  the same two with `socketActivation: true`: rouse
+#          binds the socket and passes it as fd 3, so the request queues in
+#          the kernel and no readiness polling happens (their app start is
+#          timed with the app binding its own socket, as tiny and tiny7ms)
 # Each of N rounds (after one discarded round, which also extracts the
 # artifact) alternates: start the app directly and time it; then wait until
 # rouse reports 0 instances (idleTimeout is 0.1 s) and time a cold request
@@ -22,14 +26,16 @@
 # app's) and from when posix_spawn returned (exec done; the brief's exec→ready).
 #
 # Usage: bash bench/cold-start.sh
-# Settings (environment): N=30 APPS="tiny nginx tiny7ms" BENCH_PORT_BASE=28280
-#   LOAD_MAX=1.0 LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1 ROUSE_BIN=path (skip build)
+# Settings (environment): N=30 APPS="tiny nginx tiny7ms tinysock tiny7mssock"
+#   ISOLATION=auto|none|process|namespaces (rouse's --isolation; default: rouse's)
+#   BENCH_PORT_BASE=28280 LOAD_MAX=1.0 LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1
+#   ROUSE_BIN=path (skip build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-COMMAND=$(bench_command cold-start.sh N APPS BENCH_PORT_BASE)
+COMMAND=$(bench_command cold-start.sh N APPS ISOLATION BENCH_PORT_BASE)
 N=${N:-30}
-APPS=${APPS:-"tiny nginx tiny7ms"}
+APPS=${APPS:-"tiny nginx tiny7ms tinysock tiny7mssock"}
 PORT_BASE=${BENCH_PORT_BASE:-28280}
 GW_PORT=$((PORT_BASE + 1))
 ADMIN_PORT=$((PORT_BASE + 2))
@@ -72,6 +78,21 @@ functions:
     scaling: { idleTimeout: 0.1, maxInstances: 1 }
     events:
       - http: { path: "/tiny7ms", method: get }
+  tinysock:
+    web:
+      command: ["./tiny"]
+      socketActivation: true
+    scaling: { idleTimeout: 0.1, maxInstances: 1 }
+    events:
+      - http: { path: "/tinysock", method: get }
+  tiny7mssock:
+    web:
+      command: ["./tiny"]
+      socketActivation: true
+    environment: { START_DELAY_MS: "7" }
+    scaling: { idleTimeout: 0.1, maxInstances: 1 }
+    events:
+      - http: { path: "/tiny7mssock", method: get }
   nginx:
     web:
       command: ["nginx", "-p", ".", "-c", "nginx.conf"]
@@ -93,6 +114,9 @@ sed "s/listen 8080;/listen 127.0.0.1:$DIRECT_PORT;/" "$T/app/nginx.conf" >"$T/di
 SERVE_FLAGS=()
 if "$ROUSE_BIN" serve --help 2>/dev/null | grep -q -- --cold-start-header; then
   SERVE_FLAGS+=(--cold-start-header)
+fi
+if [ -n "${ISOLATION:-}" ]; then
+  SERVE_FLAGS+=(--isolation "$ISOLATION")
 fi
 bench_start_rouse "$GW_PORT" "$ADMIN_PORT" "${SERVE_FLAGS[@]}"
 "$ROUSE_BIN" deploy "$T/app" >"$T/deploy.log" 2>&1 || { cat "$T/deploy.log" >&2; bench_die "deploy failed"; }
@@ -155,6 +179,8 @@ def direct(app):
     argv, extra = {
         "tiny": (["./tiny"], {}),
         "tiny7ms": (["./tiny"], {"START_DELAY_MS": "7"}),
+        "tinysock": (["./tiny"], {}),
+        "tiny7mssock": (["./tiny"], {"START_DELAY_MS": "7"}),
         "nginx": (["nginx", "-p", ".", "-c", "nginx.conf"], {}),
     }[app]
     path = os.path.abspath(argv[0]) if "/" in argv[0] else shutil.which(argv[0])
@@ -315,6 +341,7 @@ for app, n, p50, p90, p50s in summary:
 print("\n".join(out))
 EOF
 
+echo "rouse --isolation: ${ISOLATION:-auto (the default: the strongest the host allows)}" >>"$T/table.txt"
 echo
 cat "$T/table.txt"
 echo

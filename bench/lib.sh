@@ -84,7 +84,8 @@ bench_wait_for_quiet() {
 }
 
 # The part every nginx config in these benchmarks shares: foreground, logs to
-# stderr, pid and temp files inside the prefix (-p), access log off. Prints
+# stderr, pid and temp files in /tmp (the one place an isolated instance may
+# write), access log off. Prints
 # up to and including the opening of the `http {` block; the caller adds the
 # rest and the closing brace.
 # Usage: { bench_nginx_preamble WORKERS CONNECTIONS; cat <<EOF ...; } >nginx.conf
@@ -93,15 +94,15 @@ bench_nginx_preamble() {
 worker_processes $1;
 daemon off;
 error_log stderr warn;
-pid nginx.pid;
+pid /tmp/nginx.pid;
 events { worker_connections $2; }
 http {
     access_log off;
-    client_body_temp_path tmp_client_body;
-    proxy_temp_path tmp_proxy;
-    fastcgi_temp_path tmp_fastcgi;
-    uwsgi_temp_path tmp_uwsgi;
-    scgi_temp_path tmp_scgi;
+    client_body_temp_path /tmp/nginx_client_body;
+    proxy_temp_path /tmp/nginx_proxy;
+    fastcgi_temp_path /tmp/nginx_fastcgi;
+    uwsgi_temp_path /tmp/nginx_uwsgi;
+    scgi_temp_path /tmp/nginx_scgi;
 PREAMBLE
 }
 

@@ -1,6 +1,7 @@
 /* Minimal keep-alive HTTP/1.1 server on 127.0.0.1:$PORT: answers "ok\n" to
  * every request (one per blank line ending a header block). No output.
- * START_DELAY_MS=n: sleep that long before listening (a slower app). */
+ * START_DELAY_MS=n: sleep that long before listening (a slower app).
+ * LISTEN_FDS=1 (socket activation): serve the listening socket on fd 3. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <poll.h>
@@ -12,11 +13,15 @@
 int main(void) {
     const char *p = getenv("PORT"), *d = getenv("START_DELAY_MS");
     if (d) { struct timespec ts = {atoi(d) / 1000, (atoi(d) % 1000) * 1000000L}; nanosleep(&ts, 0); }
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p ? atoi(p) : 8080)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1024)) return 1;
+    const char *fds_env = getenv("LISTEN_FDS");
+    int ls = 3, one = 1;
+    if (!fds_env || atoi(fds_env) != 1) {
+        ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(p ? atoi(p) : 8080)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1024)) return 1;
+    }
     static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
     static const char end[] = "\r\n\r\n";
     struct pollfd fds[MAXC] = {{.fd = ls, .events = POLLIN}};

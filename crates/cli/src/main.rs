@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// How instances are isolated: auto (the strongest this host allows),
+    /// none (process groups), process (+ uid per function and cgroup
+    /// limits), namespaces (+ mount/pid/ipc/uts namespaces, read-only host,
+    /// private /tmp). Asking for a level the host lacks is an error.
+    #[arg(long, env = "ROUSE_ISOLATION", default_value = "auto")]
+    pub isolation: rouse_sandbox::isolation::Requested,
 }
 
 #[derive(Subcommand)]

@@ -278,9 +278,10 @@ async fn rm_stops_the_instance_and_removes_the_route() {
     let server = Server::start(&tmp.path().join("data"));
     server.deploy(&app_project(tmp.path(), "gone", ""));
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     let out = server.cli(&["rm", "app"]);
     assert!(
         out.status.success(),
@@ -306,18 +307,17 @@ async fn max_lifetime_recycles_after_draining_in_flight_requests() {
         "    scaling: { maxLifetime: 1, idleTimeout: 60 }\n",
     ));
     let http = client();
-    let first = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let doc = get(&http, &format!("{}/", server.gateway)).await.json();
+    let first = answered_by(&server, &doc);
     // In flight across the 1 s mark: it must finish on the old instance.
     let slow = get(&http, &format!("{}/sleep?s=1.5", server.gateway)).await;
     assert_eq!(slow.status, 200, "{}", slow.text());
-    assert_eq!(slow.json()["pid"].as_u64().unwrap() as u32, first);
+    assert_eq!(slow.json()["instance"], doc["instance"]);
     let next = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(next.status, 200);
     assert_ne!(
-        next.json()["pid"].as_u64().unwrap() as u32,
-        first,
+        next.json()["instance"],
+        doc["instance"],
         "a fresh instance after maxLifetime"
     );
     assert!(eventually(Duration::from_secs(5), || !process_alive(first)).await);
@@ -361,7 +361,7 @@ async fn redeploy_switches_versions_without_failed_requests() {
     let http = client();
     let old = get(&http, &format!("{}/", server.gateway)).await.json();
     assert_eq!(old["env"]["GREETING"], "v1");
-    let old_pid = old["pid"].as_u64().unwrap() as u32;
+    let old_pid = answered_by(&server, &old);
 
     let manifest = std::fs::read_to_string(dir.join("rouse.yaml"))
         .unwrap()

@@ -497,7 +497,8 @@ async fn timeout_reports_task_timed_out_and_the_next_call_gets_a_fresh_instance(
 
     let first = invoke_json(&http, &server, function, json!({})).await;
     assert_eq!(first.status, 200, "{}", first.text());
-    let pid = first.json()["pid"].as_u64().expect("pid");
+    let instance = first.json()["instance"].clone();
+    assert!(instance.is_string(), "{}", first.text());
 
     let started = Instant::now();
     let slow = invoke_json(
@@ -523,7 +524,7 @@ async fn timeout_reports_task_timed_out_and_the_next_call_gets_a_fresh_instance(
     let next = invoke_json(&http, &server, function, json!({})).await;
     assert_eq!(next.status, 200, "{}", next.text());
     let doc = next.json();
-    assert_ne!(doc["pid"].as_u64(), Some(pid), "a fresh instance: {doc}");
+    assert_ne!(doc["instance"], instance, "a fresh instance: {doc}");
     assert_eq!(doc["calls"], 1, "{doc}");
 
     let logs = logs_containing(&server, function, "Task timed out after 1.00 seconds").await;
@@ -554,7 +555,8 @@ async fn crash_reports_runtime_exit_error_and_the_next_call_gets_a_fresh_instanc
     let http = client();
 
     let first = invoke_json(&http, &server, function, json!({})).await;
-    let pid = first.json()["pid"].as_u64().expect("pid");
+    let instance = first.json()["instance"].clone();
+    assert!(instance.is_string(), "{}", first.text());
 
     let started = Instant::now();
     let crashed = invoke_json(
@@ -581,7 +583,7 @@ async fn crash_reports_runtime_exit_error_and_the_next_call_gets_a_fresh_instanc
 
     let next = invoke_json(&http, &server, function, json!({})).await;
     assert_eq!(next.status, 200, "{}", next.text());
-    assert_ne!(next.json()["pid"].as_u64(), Some(pid), "a fresh instance");
+    assert_ne!(next.json()["instance"], instance, "a fresh instance");
     let logs = logs_containing(&server, function, "Runtime exited with error").await;
     let report = lines_with(&logs, &format!("REPORT RequestId: {id}"));
     assert_eq!(report.len(), 1, "{logs}");

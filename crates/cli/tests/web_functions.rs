@@ -37,13 +37,13 @@ async fn cold_start_then_warm_reuse_of_the_same_process() {
     assert_eq!(first.headers["x-rouse-cold-start"], "true");
     let doc = first.json();
     assert_eq!(doc["path"], "/hello?x=1");
-    let pid = doc["pid"].as_u64().unwrap();
+    let pid = answered_by(&server, &doc);
     for _ in 0..5 {
         let again = get(&http, &format!("{}/again", server.gateway)).await;
         assert_eq!(again.status, 200);
         assert!(again.headers.get("x-rouse-cold-start").is_none());
         assert_eq!(
-            again.json()["pid"].as_u64().unwrap(),
+            answered_by(&server, &again.json()),
             pid,
             "warm requests reuse the instance"
         );
@@ -78,7 +78,7 @@ async fn fifty_concurrent_requests_share_one_cold_start() {
     for task in tasks {
         let resp = task.await.unwrap();
         assert_eq!(resp.status, 200, "{}", resp.text());
-        pids.insert(resp.json()["pid"].as_u64().unwrap());
+        pids.insert(answered_by(&server, &resp.json()));
     }
     assert_eq!(
         pids.len(),
@@ -96,9 +96,10 @@ async fn idle_instances_stop_and_the_next_request_starts_a_new_one() {
     let dir = fixture_project(tmp.path(), "idle", "    scaling: { idleTimeout: 1 }\n");
     server.deploy(&dir);
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     assert!(process_alive(pid));
     assert!(
         eventually(Duration::from_secs(5), || !process_alive(pid)).await,
@@ -113,7 +114,7 @@ async fn idle_instances_stop_and_the_next_request_starts_a_new_one() {
     );
     let again = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(again.status, 200);
-    assert_ne!(again.json()["pid"].as_u64().unwrap() as u32, pid);
+    assert_ne!(answered_by(&server, &again.json()), pid);
     assert!(server.logs("idle-dev-app").contains("stopped: idle"));
 }
 
@@ -141,9 +142,10 @@ async fn instances_left_by_a_killed_server_are_stopped_on_the_next_start() {
     let mut server = Server::start(&tmp.path().join("data"));
     server.deploy(&fixture_project(tmp.path(), "orphan", ""));
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     server.kill();
     assert!(
         process_alive(pid),
@@ -167,16 +169,17 @@ async fn crash_gives_502_then_a_fresh_instance_serves() {
     let dir = fixture_project(tmp.path(), "crash", "");
     server.deploy(&dir);
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap();
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     let crashed = get(&http, &format!("{}/crash", server.gateway)).await;
     assert_eq!(crashed.status, 502, "{}", crashed.text());
     assert!(crashed.json()["message"].is_string());
     let after = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(after.status, 200, "{}", after.text());
     assert_ne!(
-        after.json()["pid"].as_u64().unwrap(),
+        answered_by(&server, &after.json()),
         pid,
         "a new instance took over"
     );
@@ -191,9 +194,10 @@ async fn slow_requests_get_504_and_the_instance_is_replaced() {
     let dir = fixture_project(tmp.path(), "slow", "    timeout: 1\n");
     server.deploy(&dir);
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     let started = std::time::Instant::now();
     let slow = get(&http, &format!("{}/sleep?s=5", server.gateway)).await;
     assert_eq!(slow.status, 504, "{}", slow.text());
@@ -207,7 +211,7 @@ async fn slow_requests_get_504_and_the_instance_is_replaced() {
     );
     let next = get(&http, &format!("{}/", server.gateway)).await;
     assert_eq!(next.status, 200);
-    assert_ne!(next.json()["pid"].as_u64().unwrap() as u32, pid);
+    assert_ne!(answered_by(&server, &next.json()), pid);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -387,9 +391,10 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     let mut server = Server::start(&tmp.path().join("data"));
     server.deploy(&fixture_project(tmp.path(), "drain", ""));
     let http = client();
-    let pid = get(&http, &format!("{}/", server.gateway)).await.json()["pid"]
-        .as_u64()
-        .unwrap() as u32;
+    let pid = answered_by(
+        &server,
+        &get(&http, &format!("{}/", server.gateway)).await.json(),
+    );
     let url = format!("{}/sleep?s=1.5", server.gateway);
     let in_flight = tokio::spawn({
         let http = http.clone();

@@ -93,7 +93,9 @@ impl Gateway {
             Ok(Ok(LambdaResult::FunctionError { .. })) | Ok(Err(InvokeFailure::NotLambda(_))) => {
                 Some(ErrorKind::FunctionError)
             }
-            Ok(Err(InvokeFailure::Exited(_))) => Some(ErrorKind::Crash),
+            Ok(Err(InvokeFailure::Exited(_) | InvokeFailure::OutOfMemory)) => {
+                Some(ErrorKind::Crash)
+            }
             Err(_) => Some(ErrorKind::Timeout),
         };
         // From before the acquire, as for web functions: a caller waits
@@ -117,6 +119,16 @@ impl Gateway {
                         &format!("RequestId: {id} Error: Runtime exited with error: {exit}"),
                     ),
                     Some("Runtime.ExitError".into()),
+                )
+            }
+            Ok(Err(InvokeFailure::OutOfMemory)) => {
+                // Lambda's words for a runtime killed at its memory limit.
+                let message =
+                    format!("RequestId: {id} Error: Runtime exited with error: signal: killed");
+                lease.log(&message);
+                (
+                    platform_error("Runtime.OutOfMemory", &message),
+                    Some("Runtime.OutOfMemory".into()),
                 )
             }
             Ok(Err(InvokeFailure::NotLambda(name))) => (

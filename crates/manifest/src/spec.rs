@@ -96,6 +96,11 @@ pub struct WebSpec {
     pub readiness: Readiness,
     #[serde(default)]
     pub rewrite: Vec<Rewrite>,
+    /// rouse binds the listening socket and passes it as fd 3 (systemd's
+    /// `LISTEN_FDS`/`LISTEN_PID`); requests queue in the kernel while the
+    /// app starts, so no readiness polling.
+    #[serde(default)]
+    pub socket_activation: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -44,7 +44,7 @@ fn rouse_errors() {
     let cases: &[(&str, &str)] = &[
         (
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
-            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite (did you mean `command`?)",
+            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
         ),
         (
             "service: shop\nfuncions: {}\n",
@@ -261,6 +261,7 @@ fn defaults() {
             port: None,
             readiness: Readiness::default(),
             rewrite: vec![],
+            socket_activation: false,
         })
     );
     assert!(web.warnings.is_empty(), "{:?}", web.warnings);
@@ -860,5 +861,27 @@ fn stage_routing_defaults_and_settings() {
     assert_eq!(
         loaded.warnings,
         ["serverless.yml:1:20: `custom.rouse.stageRoute` is not supported by rouse and is ignored (did you mean `stageRouting`?)"]
+    );
+}
+
+#[test]
+fn socket_activation_is_a_boolean() {
+    let on = rouse(
+        "service: s\nfunctions:\n  w:\n    web: { command: ./server, socketActivation: true }\n",
+    );
+    let FunctionKind::Web(web) = &only(&on).kind else {
+        panic!("not web")
+    };
+    assert!(web.socket_activation);
+    let err = load(
+        Flavor::Rouse,
+        None,
+        "service: s\nfunctions:\n  w:\n    web: { command: ./server, socketActivation: maybe }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`socketActivation` must be true or false"),
+        "{err}"
     );
 }

@@ -7,7 +7,13 @@ use crate::error::ManifestError;
 use crate::yaml::{Node, Value};
 use crate::{Readiness, Rewrite, WebSpec};
 
-const WEB_KEYS: &[&str] = &["command", "port", "readiness", "rewrite"];
+const WEB_KEYS: &[&str] = &[
+    "command",
+    "port",
+    "readiness",
+    "rewrite",
+    "socketActivation",
+];
 
 /// Reads `web:`; `key` is the `web` key, where a missing `command` is reported.
 pub(crate) fn read(
@@ -70,11 +76,19 @@ pub(crate) fn read(
         }
         None => Vec::new(),
     };
+    let socket_activation = match fields.get("socketActivation") {
+        Some(n) => match ctx.val(n)?.value {
+            Value::Bool(b) => b,
+            _ => return Err(ctx.expected(n, "socketActivation", "true or false")),
+        },
+        None => false,
+    };
     Ok(WebSpec {
         command,
         port,
         readiness,
         rewrite,
+        socket_activation,
     })
 }
 

@@ -93,6 +93,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
                         pattern: r"listen\s+\d+;".into(),
                         replace: "listen ${PORT};".into(),
                     }],
+                    socket_activation: false,
                 }),
                 environment: env(&[("LOG_LEVEL", "debug"), ("WORKERS", "4")]),
                 memory_size: 256,
@@ -311,7 +312,7 @@ fn errors_point_at_line_and_column() {
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
             5,
             7,
-            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite (did you mean `command`?)",
+            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
         ),
         (
             "rouse.yaml",

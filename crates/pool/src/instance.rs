@@ -48,6 +48,10 @@ pub(crate) struct Instance {
     /// Set when the process is gone (its exit status), so an invocation in
     /// flight ends at once instead of waiting for its timeout.
     pub exit: watch::Sender<Option<Arc<str>>>,
+    /// Set (before `exit`) when the kernel killed it at its memory limit.
+    pub out_of_memory: std::sync::atomic::AtomicBool,
+    /// The cgroup file with its peak memory use (isolated instances).
+    pub memory_peak_file: OnceLock<std::path::PathBuf>,
     stop_reason: Mutex<Option<String>>,
 }
 
@@ -68,6 +72,8 @@ impl Instance {
             output: OnceLock::new(),
             init_duration: Mutex::new(None),
             exit: watch::Sender::new(None),
+            out_of_memory: std::sync::atomic::AtomicBool::new(false),
+            memory_peak_file: OnceLock::new(),
             stop_reason: Mutex::new(None),
         }
     }
@@ -165,6 +171,8 @@ impl From<String> for StartError {
 /// How the instance tells rouse it is ready.
 enum Gate<'a> {
     Port(u16, &'a Readiness),
+    /// Socket activation: rouse's socket takes connections from the start.
+    Listening,
     Runtime(Arc<RuntimeEndpoint>),
 }
 
@@ -188,7 +196,21 @@ async fn start(
     env.insert("ROUSE_FUNCTION".into(), fp.name.clone());
     env.insert("ROUSE_FUNCTION_VERSION".into(), dep.version.to_string());
     env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
+    let mut listener = None;
     let (command, rewrite, gate) = match &dep.spec.kind {
+        FunctionKind::Web(web) if web.socket_activation => {
+            let socket =
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, web.port.unwrap_or(0)))
+                    .map_err(|e| format!("cannot bind the instance's socket: {e}"))?;
+            let port = socket
+                .local_addr()
+                .map_err(|e| format!("cannot bind the instance's socket: {e}"))?
+                .port();
+            instance.port.store(port, Ordering::Relaxed);
+            env.insert("PORT".into(), port.to_string());
+            listener = Some(socket);
+            (web.command.clone(), web.rewrite.clone(), Gate::Listening)
+        }
         FunctionKind::Web(web) => {
             let port = match web.port {
                 Some(port) => port,
@@ -245,6 +267,12 @@ async fn start(
             logs.write(&function, &source, line)
         })
     };
+    let isolation = shared.confinement.instance(
+        fp.uid,
+        format!("{}-{}", fp.name, instance.id),
+        dep.spec.memory_size,
+        &shared.runtime_dir,
+    );
     let spawned = Instant::now();
     let mut process = rouse_sandbox::spawn(SpawnSpec {
         code_dir,
@@ -254,10 +282,15 @@ async fn start(
         rewrite,
         sink,
         keep_last_lines: LAST_LINES,
+        isolation,
+        listener,
     })
     .await
     .map_err(|e| e.to_string())?;
     instance.pid.store(process.pid(), Ordering::Relaxed);
+    if let Some(file) = process.peak_memory_file() {
+        let _ = instance.memory_peak_file.set(file);
+    }
     let _ = instance.output.set(process.output_sync());
     leftovers::record(&shared.instances_dir, &instance.id, process.pid());
     shared.logs.platform(
@@ -271,6 +304,7 @@ async fn start(
     );
     let timeout = Duration::from_secs_f64(dep.spec.scaling.start_timeout_secs);
     let ready: Result<(), StartError> = match gate {
+        Gate::Listening => Ok(()),
         Gate::Port(port, readiness) => tokio::select! {
             ready = rouse_sandbox::wait_ready(&mut process, port, readiness, timeout) => ready.map_err(|e| e.to_string().into()),
             () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
@@ -290,6 +324,11 @@ async fn start(
     };
     if let Err(mut err) = ready {
         process.stop(STOP_GRACE).await;
+        if let Some(limit) = process.out_of_memory() {
+            report_out_of_memory(shared, fp, instance, limit);
+            err.message
+                .push_str(&format!(" (killed: out of memory, limit {limit} MB)"));
+        }
         leftovers::forget(&shared.instances_dir, &instance.id);
         let last = process.last_lines();
         rouse_sandbox::remove_work_dir(process.work_dir());
@@ -338,6 +377,9 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
         tokio::select! {
             status = process.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                if let Some(limit) = process.out_of_memory() {
+                    report_out_of_memory(shared, fp, instance, limit);
+                }
                 instance.exit.send_replace(Some(status.as_str().into()));
                 break fp.exited(shared, instance, &status, process.last_lines());
             }
@@ -354,6 +396,18 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
     shared.logs.platform(
         &fp.name,
         &format!("instance {} stopped: {reason}", instance.id),
+    );
+}
+
+/// Marks the instance as killed at its memory limit and says so in the log.
+fn report_out_of_memory(shared: &Shared, fp: &FunctionPool, instance: &Instance, limit_mb: u32) {
+    instance.out_of_memory.store(true, Ordering::Release);
+    shared.logs.platform(
+        &fp.name,
+        &format!(
+            "instance {} killed: out of memory (limit {limit_mb} MB)",
+            instance.id
+        ),
     );
 }
 

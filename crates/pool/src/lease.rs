@@ -21,6 +21,9 @@ const OUTPUT_SETTLE: Duration = Duration::from_millis(50);
 pub enum InvokeFailure {
     #[error("Runtime exited with error: {0}")]
     Exited(String),
+    /// The kernel killed the runtime at the function's memory limit.
+    #[error("Runtime exited with error: signal: killed")]
+    OutOfMemory,
     #[error("function {0} is not a lambda function")]
     NotLambda(String),
 }
@@ -94,7 +97,11 @@ impl Lease {
                     .ok()
                     .and_then(|s| s.as_deref().map(str::to_string))
                     .unwrap_or_else(|| "unknown".into());
-                Err(InvokeFailure::Exited(status))
+                if self.instance.out_of_memory.load(std::sync::atomic::Ordering::Acquire) {
+                    Err(InvokeFailure::OutOfMemory)
+                } else {
+                    Err(InvokeFailure::Exited(status))
+                }
             }
         };
         // The handler's output travels through a pipe and can trail its
@@ -136,9 +143,13 @@ impl Lease {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Peak resident memory of the instance's main process, in MB, where
-    /// the platform reports it (Linux `/proc`).
+    /// Peak memory of the instance in MB: of its whole cgroup when it is
+    /// isolated, else of its main process (Linux `/proc`).
     pub fn max_memory_used_mb(&self) -> Option<u64> {
+        if let Some(file) = self.instance.memory_peak_file.get() {
+            let bytes: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+            return Some(bytes.div_ceil(1024 * 1024));
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let kb: u64 = status
             .lines()

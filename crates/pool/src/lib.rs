@@ -9,6 +9,7 @@
 
 mod backoff;
 mod capture;
+mod confinement;
 mod instance;
 pub mod lambda;
 mod lease;
@@ -122,6 +123,7 @@ struct Shared {
     all_stopped: Notify,
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
+    confinement: confinement::Confinement,
 }
 
 struct FunctionPool {
@@ -136,6 +138,8 @@ struct FunctionPool {
     /// stopped, or a slot was freed.
     changed: Notify,
     metrics: Arc<metrics::FunctionMetrics>,
+    /// The uid (and gid) its instances run as when isolated.
+    uid: u32,
 }
 
 #[derive(Default)]
@@ -167,6 +171,16 @@ impl Pool {
     /// Must be called inside the tokio runtime that is to run the instance
     /// supervisors.
     pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
+        Pool::with_isolation(store, logs, rouse_sandbox::isolation::Level::None)
+    }
+
+    /// Like [`Pool::new`], running instances at isolation `level` (which the
+    /// caller has checked the host supports).
+    pub fn with_isolation(
+        store: Arc<Store>,
+        logs: Arc<LogBook>,
+        level: rouse_sandbox::isolation::Level,
+    ) -> std::io::Result<Pool> {
         let instances_dir = store.data_dir().join("instances");
         let killed = leftovers::kill_recorded(&instances_dir);
         if killed > 0 {
@@ -181,6 +195,7 @@ impl Pool {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
+        let confinement = confinement::Confinement::prepare(level, store.data_dir())?;
         Ok(Pool {
             shared: Arc::new(Shared {
                 store,
@@ -193,6 +208,7 @@ impl Pool {
                 live_instances: AtomicUsize::new(0),
                 all_stopped: Notify::new(),
                 runtime: tokio::runtime::Handle::current(),
+                confinement,
             }),
         })
     }
@@ -441,6 +457,8 @@ impl Pool {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             metrics: main.metrics.clone(),
+            // Versions of one function run as the same user.
+            uid: main.uid,
         });
         Ok(self.lock_functions().entry(key).or_insert(fp).clone())
     }
@@ -541,7 +559,11 @@ impl Pool {
             let stopped = self.shared.all_stopped.notified();
             tokio::pin!(stopped);
             stopped.as_mut().enable();
-            if self.live_instances() == 0 || Instant::now() >= deadline {
+            if self.live_instances() == 0 {
+                self.shared.confinement.remove_tree();
+                return;
+            }
+            if Instant::now() >= deadline {
                 return;
             }
             let _ = tokio::time::timeout_at(deadline.into(), stopped).await;
@@ -557,6 +579,7 @@ impl Pool {
             .store
             .get_function(name)?
             .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
+        let number = self.shared.store.function_number(name)?.unwrap_or(0);
         let fp = Arc::new(FunctionPool {
             name: name.to_string(),
             pinned: None,
@@ -569,6 +592,7 @@ impl Pool {
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             metrics: Arc::new(metrics::FunctionMetrics::default()),
+            uid: self.shared.confinement.function_uid(number),
         });
         // Another request may have loaded it meanwhile; keep the first.
         Ok(self

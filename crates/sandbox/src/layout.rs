@@ -25,17 +25,49 @@ pub(crate) enum PrepareFailure {
 }
 
 /// Creates `work_dir`, mirrors `code_dir` into it and applies `rewrites`.
+///
+/// `owner`: the uid (and gid) an isolated instance runs as. Files it could
+/// not read through a shared link (owner-only modes), or could write to
+/// (group/other write, which would change the artifact for everyone), get a
+/// private copy instead, owned by that uid, without group/other write; so
+/// do rewritten files.
 pub(crate) fn prepare(
     code_dir: &Path,
     work_dir: &Path,
     rewrites: &[Rewrite],
     env: &BTreeMap<String, String>,
+    owner: Option<u32>,
 ) -> Result<(), PrepareFailure> {
     create_work_dir(work_dir).map_err(|e| PrepareFailure::NotCreated(SandboxError::Prepare(e)))?;
-    mirror_dir(code_dir, work_dir)
+    mirror_dir(code_dir, work_dir, owner.is_some())
         .map_err(|e| PrepareFailure::Created(SandboxError::Prepare(e)))?;
     for rewrite in rewrites {
         apply_rewrite(work_dir, rewrite, env).map_err(PrepareFailure::Created)?;
+    }
+    if let Some(uid) = owner {
+        give_private_files(work_dir, uid)
+            .map_err(|e| PrepareFailure::Created(SandboxError::Prepare(e)))?;
+    }
+    Ok(())
+}
+
+/// Whether an isolated instance needs its own copy of a file with `mode`.
+fn needs_private_copy(mode: u32) -> bool {
+    mode & 0o004 == 0 || mode & 0o022 != 0
+}
+
+/// Hands the files only this instance has (private copies, rewrites: one
+/// link) to `uid`; shared links stay rouse's.
+fn give_private_files(dir: &Path, uid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            give_private_files(&entry.path(), uid)?;
+        } else if kind.is_file() && entry.metadata()?.nlink() == 1 {
+            std::os::unix::fs::chown(entry.path(), Some(uid), Some(uid))?;
+        }
     }
     Ok(())
 }
@@ -55,7 +87,7 @@ fn create_work_dir(work_dir: &Path) -> io::Result<()> {
 /// Directories get the default mode rather than the artifact's: a read-only
 /// directory would stop rewrites (which create a file next to the original),
 /// the instance's own scratch files, and later removal of the instance dir.
-fn mirror_dir(src: &Path, dst: &Path) -> io::Result<()> {
+fn mirror_dir(src: &Path, dst: &Path, isolated: bool) -> io::Result<()> {
     for entry in fs::read_dir(src)? {
         let entry = entry?;
         let from = entry.path();
@@ -65,9 +97,17 @@ fn mirror_dir(src: &Path, dst: &Path) -> io::Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             fs::create_dir(&to)?;
-            mirror_dir(&from, &to)?;
+            mirror_dir(&from, &to, isolated)?;
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if kind.is_file() && isolated {
+            let mode = entry.metadata()?.permissions().mode() & 0o7777;
+            if needs_private_copy(mode) {
+                fs::copy(&from, &to)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(mode & !0o022))?;
+            } else {
+                link_or_copy(&from, &to)?;
+            }
         } else if kind.is_file() {
             link_or_copy(&from, &to)?;
         } else {
@@ -192,6 +232,31 @@ fn replace_file(path: &Path, content: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isolated_instances_get_private_copies_of_unreadable_or_writable_files() {
+        use std::os::unix::fs::MetadataExt;
+        let code = tempfile::tempdir().unwrap();
+        for (name, mode) in [("public", 0o644), ("secret", 0o600), ("shared-rw", 0o666)] {
+            fs::write(code.path().join(name), name).unwrap();
+            fs::set_permissions(code.path().join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("w");
+        let me = nix::unistd::getuid().as_raw();
+        assert!(prepare(code.path(), &work, &[], &BTreeMap::new(), Some(me)).is_ok());
+        let meta = |n: &str| fs::metadata(work.join(n)).unwrap();
+        assert_eq!(
+            meta("public").nlink(),
+            2,
+            "readable files stay shared links"
+        );
+        assert_eq!(meta("secret").nlink(), 1, "owner-only files are copied");
+        assert_eq!(meta("secret").permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta("shared-rw").nlink(), 1, "writable files are copied");
+        assert_eq!(meta("shared-rw").permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::read(work.join("secret")).unwrap(), b"secret");
+    }
 
     #[test]
     fn target_path_rejects_escapes() {

@@ -5,6 +5,10 @@
 //! command in its own process group with its output captured line by line, wait
 //! for readiness, and kill the whole group.
 
+mod activation;
+pub mod cgroup;
+mod confine;
+pub mod isolation;
 mod layout;
 mod output_sync;
 mod process;
@@ -43,6 +47,8 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    #[error("isolating the instance: {0}")]
+    Isolate(#[source] std::io::Error),
     #[error("the instance exited before it was ready ({status})")]
     ExitedBeforeReady { status: ExitStatus },
     #[error("the instance was not ready within {0:?}")]
@@ -65,6 +71,24 @@ pub struct SpawnSpec {
     pub sink: LineSink,
     /// How many of the last output lines to keep for error reports.
     pub keep_last_lines: usize,
+    /// Confinement beyond a process group; `None` runs it as rouse's user.
+    pub isolation: Option<Isolate>,
+    /// Socket activation: this listening socket becomes the app's fd 3.
+    pub listener: Option<std::net::TcpListener>,
+}
+
+/// How to confine one instance (levels `process` and `namespaces`).
+pub struct Isolate {
+    /// `Process` or `Namespaces`.
+    pub level: isolation::Level,
+    /// The function's uid (and gid).
+    pub uid: u32,
+    /// The server's cgroup tree; the instance gets `cgroup_name` in it.
+    pub cgroups: Arc<cgroup::CgroupTree>,
+    pub cgroup_name: String,
+    pub limits: cgroup::Limits,
+    /// Directories besides the instance dir it must read (runtime bootstraps).
+    pub visible: Vec<PathBuf>,
 }
 
 /// Substitutes `${NAME}` from `vars`; unknown names are left as written.
@@ -117,6 +141,8 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
         rewrite,
         sink,
         keep_last_lines,
+        isolation,
+        listener,
     } = spec;
 
     let argv: Vec<String> = command.iter().map(|arg| substitute(arg, &env)).collect();
@@ -126,8 +152,11 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
     let prepared = {
         let work_dir = work_dir.clone();
         let env = env.clone();
-        tokio::task::spawn_blocking(move || layout::prepare(&code_dir, &work_dir, &rewrite, &env))
-            .await
+        let owner = isolation.as_ref().map(|iso| iso.uid);
+        tokio::task::spawn_blocking(move || {
+            layout::prepare(&code_dir, &work_dir, &rewrite, &env, owner)
+        })
+        .await
     };
     match prepared {
         Ok(Ok(())) => {}
@@ -143,10 +172,48 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
         }
     }
 
-    match process::start(argv, env, work_dir.clone(), sink, keep_last_lines) {
+    let confined = match isolation.map(|iso| confine(iso, &work_dir)).transpose() {
+        Ok(confined) => confined,
+        Err(err) => {
+            remove_work_dir(&work_dir);
+            return Err(SandboxError::Isolate(err));
+        }
+    };
+    let started = process::start(
+        argv,
+        env,
+        work_dir.clone(),
+        sink,
+        keep_last_lines,
+        confined,
+        listener,
+    );
+    match started {
         Ok(process) => Ok(process),
         Err(err) => {
             remove_work_dir(&work_dir);
+            Err(err)
+        }
+    }
+}
+
+/// Creates the instance's cgroup and prepares what the child does before
+/// exec; the cgroup is removed again if preparing fails.
+fn confine(iso: Isolate, work_dir: &Path) -> std::io::Result<(confine::Plan, cgroup::Cgroup)> {
+    let cgroup = iso.cgroups.create(&iso.cgroup_name, iso.limits)?;
+    let plan = cgroup.open_procs().and_then(|procs| {
+        confine::Plan::new(
+            procs,
+            iso.uid,
+            iso.level >= isolation::Level::Namespaces,
+            work_dir,
+            &iso.visible,
+        )
+    });
+    match plan {
+        Ok(plan) => Ok((plan, cgroup)),
+        Err(err) => {
+            cgroup.remove();
             Err(err)
         }
     }

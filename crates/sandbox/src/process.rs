@@ -18,6 +18,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+use crate::activation::Activation;
+use crate::cgroup::Cgroup;
+use crate::confine::Plan;
 use crate::output_sync::{Counted, OutputSync, PipeMeter};
 use crate::{LineSink, SandboxError, Stream};
 
@@ -45,6 +48,11 @@ pub struct Process {
     output_drained: bool,
     /// SIGKILL has gone to the group; later stops need not signal again.
     group_killed: AtomicBool,
+    /// The instance's cgroup while it exists (isolated instances only).
+    cgroup: Option<Cgroup>,
+    /// OOM kills seen when the cgroup was removed.
+    oom_kills: u64,
+    memory_limit_mb: u32,
 }
 
 impl std::fmt::Debug for Process {
@@ -115,12 +123,37 @@ impl Process {
         if let Err(err) = self.wait().await {
             tracing::warn!(pid = self.pid, error = %err, "waiting for a killed instance");
         }
+        if let Some(cgroup) = self.cgroup.take() {
+            self.oom_kills = cgroup.oom_kills();
+            // Removal retries while the last processes finish exiting.
+            let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+        }
     }
 
-    /// SIGKILL to the whole group, without waiting.
+    /// SIGKILL to the whole group (and to everything in its cgroup, which
+    /// also catches processes that left the group), without waiting.
     pub fn kill_now(&self) {
         self.signal_group(Signal::SIGKILL);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
         self.group_killed.store(true, Ordering::Relaxed);
+    }
+
+    /// The memory limit in MB if the kernel killed a process of this
+    /// instance for exceeding it (isolated instances only).
+    pub fn out_of_memory(&self) -> Option<u32> {
+        let kills = match &self.cgroup {
+            Some(cgroup) => cgroup.oom_kills(),
+            None => self.oom_kills,
+        };
+        (kills > 0).then_some(self.memory_limit_mb)
+    }
+
+    /// Where the kernel keeps the most memory the instance (all its
+    /// processes) has used, in bytes, when it has a cgroup.
+    pub fn peak_memory_file(&self) -> Option<PathBuf> {
+        self.cgroup.as_ref().map(Cgroup::peak_memory_file)
     }
 
     /// Tells when what the process has written so far has reached the sink.
@@ -169,6 +202,9 @@ impl Drop for Process {
         if self.status.is_none() {
             self.signal_group(Signal::SIGKILL);
         }
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.remove();
+        }
     }
 }
 
@@ -180,6 +216,8 @@ pub(crate) fn start(
     work_dir: PathBuf,
     sink: LineSink,
     keep_last_lines: usize,
+    confined: Option<(Plan, Cgroup)>,
+    listener: Option<std::net::TcpListener>,
 ) -> Result<Process, SandboxError> {
     let Some(program) = argv.first() else {
         return Err(SandboxError::Spawn {
@@ -196,7 +234,11 @@ pub(crate) fn start(
         .get("PATH")
         .map(|p| p.clone().into())
         .or_else(|| std::env::var_os("PATH"));
-    let resolved = resolve_program(program, &work_dir, path_var.as_deref()).map_err(spawn_error)?;
+    // An instance running as a function uid cannot execute what only root
+    // can reach (a `/root/.pyenv/shims/python3` early in PATH, say).
+    let for_others = confined.is_some();
+    let resolved = resolve_program(program, &work_dir, path_var.as_deref(), for_others)
+        .map_err(spawn_error)?;
 
     let mut command = Command::new(&resolved);
     command
@@ -211,7 +253,49 @@ pub(crate) fn start(
         // Its own group, so one killpg reaches everything it starts.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(spawn_error)?;
+    let (plan, cgroup) = match confined {
+        Some((plan, cgroup)) => (Some(plan), Some(cgroup)),
+        None => (None, None),
+    };
+    let activation = match listener
+        .map(|listener| Activation::new(listener, &resolved, &argv, &env))
+        .transpose()
+    {
+        Ok(activation) => activation,
+        Err(err) => {
+            if let Some(cgroup) = cgroup {
+                cgroup.remove();
+            }
+            return Err(spawn_error(err));
+        }
+    };
+    if plan.is_some() || activation.is_some() {
+        let mut activation = activation;
+        // SAFETY: `enter` and `exec` only make raw, async-signal-safe
+        // syscalls on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(plan) = &plan {
+                    plan.enter()?;
+                }
+                match &mut activation {
+                    Some(activation) => activation.exec(),
+                    None => Ok(()),
+                }
+            });
+        }
+    }
+    let spawned = command.spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            if let Some(cgroup) = cgroup {
+                cgroup.remove();
+            }
+            return Err(spawn_error(err));
+        }
+    };
+    let memory_limit_mb = cgroup.as_ref().map_or(0, Cgroup::memory_limit_mb);
 
     let pid = child
         .id()
@@ -246,6 +330,9 @@ pub(crate) fn start(
         output,
         output_drained: false,
         group_killed: AtomicBool::new(false),
+        cgroup,
+        oom_kills: 0,
+        memory_limit_mb,
     })
 }
 
@@ -259,6 +346,7 @@ pub(crate) fn resolve_program(
     program: &str,
     work_dir: &Path,
     path_var: Option<&OsStr>,
+    for_others: bool,
 ) -> io::Result<PathBuf> {
     if program.is_empty() {
         return Err(io::Error::new(
@@ -281,7 +369,9 @@ pub(crate) fn resolve_program(
             };
             dir.join(program)
         })
-        .find(|candidate| is_executable(candidate));
+        .find(|candidate| {
+            is_executable(candidate) && (!for_others || reachable_by_others(candidate))
+        });
     found.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
@@ -292,6 +382,13 @@ pub(crate) fn resolve_program(
 
 fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether a user other than the owner may execute `path`: the file has
+/// `o+x` and every directory above it `o+x`.
+fn reachable_by_others(path: &Path) -> bool {
+    path.ancestors()
+        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
 }
 
 /// The most recent output lines, shared between the two readers.
@@ -403,11 +500,11 @@ mod tests {
     fn resolve_relative_and_bare_names() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            resolve_program("./server", dir.path(), None).unwrap(),
+            resolve_program("./server", dir.path(), None, false).unwrap(),
             dir.path().join("./server")
         );
         assert_eq!(
-            resolve_program("/bin/sh", dir.path(), None).unwrap(),
+            resolve_program("/bin/sh", dir.path(), None, false).unwrap(),
             Path::new("/bin/sh")
         );
 
@@ -417,16 +514,22 @@ mod tests {
         std::fs::write(&tool, "#!/bin/sh\n").unwrap();
         let path = std::env::join_paths(["/nonexistent", bin.to_str().unwrap()]).unwrap();
         // Not executable yet: skipped.
-        assert!(resolve_program("tool", dir.path(), Some(&path)).is_err());
+        assert!(resolve_program("tool", dir.path(), Some(&path), false).is_err());
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(
-            resolve_program("tool", dir.path(), Some(&path)).unwrap(),
+            resolve_program("tool", dir.path(), Some(&path), false).unwrap(),
             tool
         );
+        // Behind a 0700 directory, others cannot reach the tool.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(resolve_program("tool", dir.path(), Some(&path), true).is_err());
+        assert!(
+            resolve_program("sh", dir.path(), Some(std::ffi::OsStr::new("/bin")), true).is_ok()
+        );
 
-        let err = resolve_program("no-such-tool", dir.path(), Some(&path)).unwrap_err();
+        let err = resolve_program("no-such-tool", dir.path(), Some(&path), false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(resolve_program("", dir.path(), Some(&path)).is_err());
+        assert!(resolve_program("", dir.path(), Some(&path), false).is_err());
     }
 
     #[tokio::test]

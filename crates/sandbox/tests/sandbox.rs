@@ -63,6 +63,8 @@ impl Fixture {
             rewrite: Vec::new(),
             sink,
             keep_last_lines: 50,
+            isolation: None,
+            listener: None,
         }
     }
 

@@ -204,6 +204,18 @@ pub(crate) fn get_function(
     .transpose()
 }
 
+/// The function's row id: stable for as long as the function exists, never
+/// shared with another existing function.
+pub(crate) fn function_number(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT rowid FROM functions WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
 pub(crate) fn remove_function(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let removed = delete_function(&tx, name)?;

@@ -205,6 +205,12 @@ impl Store {
         db::get_function(&self.conn(), name)
     }
 
+    /// A small number unique among existing functions and stable across
+    /// redeploys (the instance uid is derived from it).
+    pub fn function_number(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        db::function_number(&self.conn(), name)
+    }
+
     /// Removes the function, its versions and its routes. `false` if it did not exist.
     pub fn remove_function(&self, name: &str) -> Result<bool, StoreError> {
         db::remove_function(&mut self.conn(), name)

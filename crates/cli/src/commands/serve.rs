@@ -66,8 +66,21 @@ impl Server {
         );
         let logs =
             Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
-        let pool =
-            Pool::new(store.clone(), logs.clone()).context("preparing the instance directory")?;
+        let (isolation, isolation_line) = rouse_sandbox::isolation::choose(
+            args.isolation,
+            &rouse_sandbox::isolation::probe(),
+            data_dir,
+        )
+        .map_err(anyhow::Error::msg)?;
+        if isolation < rouse_sandbox::isolation::Level::Namespaces
+            && args.isolation == rouse_sandbox::isolation::Requested::Auto
+        {
+            tracing::warn!("{isolation_line}");
+        } else {
+            tracing::info!("{isolation_line}");
+        }
+        let pool = Pool::with_isolation(store.clone(), logs.clone(), isolation)
+            .context("preparing the instance directory")?;
         let config = GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             domain: args.domain.clone(),

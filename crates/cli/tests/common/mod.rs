@@ -194,6 +194,25 @@ pub fn process_alive(pid: u32) -> bool {
             .unwrap_or(true)
 }
 
+/// The host pid of the instance that produced `doc` (a fixture's answer
+/// naming its `instance`), from `rouse ls`. An isolated app's own
+/// `getpid()` counts in its pid namespace, so only rouse knows this one.
+pub fn answered_by(server: &Server, doc: &serde_json::Value) -> u32 {
+    let id = doc["instance"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no instance id in {doc}"));
+    let ls = server.cli(&["ls", "--output", "json"]);
+    let functions: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("ls json");
+    functions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["instances"].as_array().into_iter().flatten())
+        .find(|i| i["id"] == id)
+        .and_then(|i| i["pid"].as_u64())
+        .unwrap_or_else(|| panic!("instance {id} is not live: {functions}")) as u32
+}
+
 /// A project directory: `rouse.yaml` plus files.
 pub fn project(parent: &Path, name: &str, manifest: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = parent.join(name);
