@@ -349,6 +349,18 @@ fn doctor_sees_a_running_server_and_its_ports() {
         let status = check(&doc, name)["status"].as_str().unwrap().to_string();
         assert!(status == "ok" || status == "warn", "{name}: {status}");
     }
+    // As root (CI), doctor reports what the server itself chose at start.
+    if nix::unistd::geteuid().is_root() {
+        let isolation = check(&doc, "isolation");
+        assert_eq!(isolation["status"], "ok", "{isolation}");
+        assert!(
+            isolation["detail"]
+                .as_str()
+                .unwrap()
+                .contains("gives namespaces"),
+            "{isolation}"
+        );
+    }
     let python = check(&doc, "python3");
     if python["status"] == "ok" {
         assert!(

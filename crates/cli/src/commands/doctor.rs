@@ -124,7 +124,7 @@ pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode
         .await,
         server(conn).await,
     ];
-    checks.push(isolation_support().into_check());
+    checks.push(isolation_check());
 
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     match args.output {
@@ -418,83 +418,26 @@ async fn server(conn: &Connection) -> Check {
 }
 
 // ---------------------------------------------------------------- isolation
-//
-// What the kernel offers for isolating instances. Stand-in until the sandbox
-// crate exposes its own probe; swap `isolation_support()` for it then.
 
-struct IsolationSupport {
-    root: bool,
-    unshare: Option<PathBuf>,
-    /// Controllers listed by a cgroup v2 mount at /sys/fs/cgroup.
-    cgroup_v2: Option<String>,
-    user_namespaces: bool,
-}
-
-fn isolation_support() -> IsolationSupport {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the effective user of the process reading it.
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let cgroup_v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-        .ok()
-        .map(|c| c.trim().to_string());
-    let user_namespaces = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > 0);
-    IsolationSupport {
-        root,
-        unshare: find_in_path("unshare"),
-        cgroup_v2,
-        user_namespaces,
-    }
-}
-
-impl IsolationSupport {
-    fn into_check(self) -> Check {
-        const NAME: &str = "isolation";
-        let mut have = Vec::new();
-        let mut missing = Vec::new();
-        let mut note = |ok: bool, what: String| {
-            if ok {
-                have.push(what)
-            } else {
-                missing.push(what)
-            }
-        };
-        note(self.root, "root".into());
-        note(self.unshare.is_some(), "unshare".into());
-        note(self.user_namespaces, "user namespaces".into());
-        match &self.cgroup_v2 {
-            Some(c) if !c.is_empty() => note(true, format!("cgroup v2 ({c})")),
-            Some(_) => note(true, "cgroup v2 (no controllers)".into()),
-            None => note(false, "cgroup v2 at /sys/fs/cgroup".into()),
-        }
-        let detail = if missing.is_empty() {
-            format!("has {}", have.join(", "))
-        } else {
-            format!(
-                "has {}; missing {}",
-                none_if_empty(&have),
-                missing.join(", ")
-            )
-        };
-        if missing.is_empty() {
-            Check::ok(NAME, detail)
-        } else {
-            // Instances still run, each in its own process group.
-            Check::warn(
-                NAME,
-                detail,
-                "functions run without namespace or cgroup isolation here",
-            )
-        }
-    }
-}
-
-fn none_if_empty(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
+/// What `rouse serve --isolation auto` would get on this host, from the same
+/// probe the server runs at start.
+fn isolation_check() -> Check {
+    use rouse_sandbox::isolation::{probe, Level};
+    const NAME: &str = "isolation";
+    let support = probe();
+    let best = support.best();
+    let cgroups = match &support.cgroups {
+        Ok(kind) => kind.name().to_string(),
+        Err(why) => format!("no cgroups ({why})"),
+    };
+    let detail = format!("`--isolation auto` gives {best} here; {cgroups}");
+    match support.missing_for(Level::Namespaces) {
+        None => Check::ok(NAME, detail),
+        // Instances still run, each in its own process group.
+        Some(missing) => Check::warn(
+            NAME,
+            format!("{detail}; namespaces need: {missing}"),
+            "run rouse as root (or with CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_KILL) for namespaces, a uid per function and cgroup limits",
+        ),
     }
 }
