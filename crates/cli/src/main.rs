@@ -67,6 +67,14 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// Most instances running at once over all functions (default: no cap
+    /// besides the memory budget).
+    #[arg(long, env = "ROUSE_MAX_INSTANCES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_instances: Option<u32>,
+    /// Most memory (MB) the `memorySize` of all running instances may add up
+    /// to (default: 90% of the machine's RAM).
+    #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_budget: Option<u64>,
 }
 
 #[derive(Subcommand)]

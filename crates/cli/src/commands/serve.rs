@@ -12,7 +12,7 @@ use anyhow::Context;
 use rouse_api::AdminState;
 use rouse_gateway::{Gateway, GatewayConfig, GatewayServer};
 use rouse_logs::LogBook;
-use rouse_pool::Pool;
+use rouse_pool::{NodeLimits, Pool};
 use rouse_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -62,8 +62,14 @@ impl Server {
         );
         let logs =
             Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
-        let pool =
-            Pool::new(store.clone(), logs.clone()).context("preparing the instance directory")?;
+        let node_limits = NodeLimits {
+            max_instances: args.max_instances,
+            memory_mb: args
+                .memory_budget
+                .unwrap_or_else(rouse_pool::default_memory_budget_mb),
+        };
+        let pool = Pool::with_node_limits(store.clone(), logs.clone(), node_limits)
+            .context("preparing the instance directory")?;
         let config = GatewayConfig {
             max_body_bytes: args.max_body_bytes,
             domain: args.domain.clone(),
@@ -120,8 +126,11 @@ impl Server {
                 tracing::error!(%err, "admin API stopped");
             }
         });
+        // Functions that keep instances warm get them now, not at their
+        // first request.
+        let warmed = pool.warm_all().context("starting minInstances")?;
         let functions = store.list_functions()?.len();
-        tracing::info!(%gateway_addr, %admin_addr, functions, "rouse started");
+        tracing::info!(%gateway_addr, %admin_addr, functions, warmed, "rouse started");
         Ok(Server {
             gateway_addr,
             admin_addr,
