@@ -112,6 +112,9 @@ enum Command {
     Ls {
         #[arg(long, short, value_enum, default_value = "text")]
         output: commands::Output,
+        /// Show at most this many functions (by name); default: all.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -233,7 +236,11 @@ fn main() -> ExitCode {
                 conn,
             } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
-            Command::Ls { output, conn } => commands::ls::run(output, &conn).await,
+            Command::Ls {
+                output,
+                limit,
+                conn,
+            } => commands::ls::run(output, limit.map(|n| n as usize), &conn).await,
             Command::Rm {
                 function,
                 stage,
