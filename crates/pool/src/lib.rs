@@ -26,7 +26,7 @@ pub mod placement;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,8 +38,8 @@ use tokio::sync::Notify;
 use backoff::CrashStreak;
 use burst::TokenBucket;
 pub use lease::{InvokeFailure, Lease};
-pub use node::{default_memory_budget_mb, NodeLimits};
 use node::NodeUsage;
+pub use node::{default_memory_budget_mb, NodeLimits};
 pub use placement::Limit;
 use placement::{Decision, Gates, Limits, Phase, SlotView};
 pub use rouse_runtime_api::{Invocation, Outcome};
@@ -130,6 +130,10 @@ struct Shared {
     /// An idle instance is being stopped to make room on the node; one at a
     /// time, so a crowd of waiters does not empty the node.
     evicting: AtomicBool,
+    /// Requests queued on the node's limits. While there are any, a freed
+    /// slot anywhere wakes them too: the instance it left idle may be
+    /// stopped for them.
+    node_waiters: AtomicU64,
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
 }
@@ -219,6 +223,7 @@ impl Pool {
                 node_usage: Mutex::new(NodeUsage::default()),
                 node_changed: Notify::new(),
                 evicting: AtomicBool::new(false),
+                node_waiters: AtomicU64::new(0),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })
@@ -332,10 +337,11 @@ impl Pool {
                     retry_after: retry_after(limit, retry_at, now),
                 });
             }
-            if limit == Limit::Node {
-                self.stop_an_idle_instance_for(&fp);
-            }
             queued.get_or_insert_with(|| metrics::Gauge::enter(&fp.metrics.queued));
+            let _node_waiter = (limit == Limit::Node).then(|| {
+                self.stop_an_idle_instance_for(&fp);
+                metrics::Gauge::enter(&self.shared.node_waiters)
+            });
             let wake_at = retry_at.map_or(queue_deadline, |at| at.min(queue_deadline));
             tokio::select! {
                 _ = changed => {}
@@ -413,10 +419,9 @@ impl Pool {
         };
         other.retire(&instance);
         let reason = format!("stopped early to make room on the node for {}", fp.name);
-        self.shared.logs.platform(
-            &other.name,
-            &format!("instance {} {reason}", instance.id),
-        );
+        self.shared
+            .logs
+            .platform(&other.name, &format!("instance {} {reason}", instance.id));
         instance.request_stop(&reason);
     }
 

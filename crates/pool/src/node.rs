@@ -59,11 +59,8 @@ impl NodeUsage {
     /// than the whole budget still runs when the node is otherwise empty,
     /// so a big function is slow to scale rather than impossible to start.
     pub fn has_room(&self, limits: &NodeLimits, memory_mb: u64) -> bool {
-        let instances_ok = limits
-            .max_instances
-            .is_none_or(|max| self.instances < max);
-        let memory_ok =
-            self.instances == 0 || self.memory_mb + memory_mb <= limits.memory_mb;
+        let instances_ok = limits.max_instances.is_none_or(|max| self.instances < max);
+        let memory_ok = self.instances == 0 || self.memory_mb + memory_mb <= limits.memory_mb;
         instances_ok && memory_ok
     }
 

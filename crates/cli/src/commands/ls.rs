@@ -43,7 +43,11 @@ pub async fn fetch(
     }
 }
 
-pub async fn run(output: Output, limit: Option<usize>, conn: &Connection) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    output: Output,
+    limit: Option<usize>,
+    conn: &Connection,
+) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
     let functions = fetch(&client, limit).await?;
     match output {
