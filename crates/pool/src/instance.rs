@@ -410,13 +410,20 @@ impl FunctionPool {
         if let Some(reason) = instance.stop_reason() {
             return Next::Stop(reason);
         }
+        let current = self.deployment().version;
         let state = self.lock_state();
+        // Only the current version is kept warm; an older instance left
+        // over from a redeploy is reaped when idle.
         let live = state
             .slots
             .iter()
-            .filter(|s| s.phase != Phase::Draining)
+            .filter(|s| s.phase != Phase::Draining && s.instance.deployment.version == current)
             .count();
-        let min = instance.deployment.spec.scaling.min_instances as usize;
+        let min = if instance.deployment.version == current {
+            instance.deployment.spec.scaling.min_instances as usize
+        } else {
+            0
+        };
         let Some(slot) = state
             .slots
             .iter()

@@ -690,7 +690,10 @@ pub(crate) fn keep_min_warm(
     if state.removed {
         return started;
     }
-    let missing = placement::missing_for_min(&fp.views(&state), min);
+    // Instances of an older version do not count: they drain once the
+    // current version is ready.
+    let current: Vec<SlotView> = fp.views(&state).into_iter().filter(|v| v.current).collect();
+    let missing = placement::missing_for_min(&current, min);
     if missing == 0 {
         return started;
     }
@@ -797,7 +800,14 @@ impl FunctionPool {
             }
         }
         drop(state);
-        self.changed.notify_waiters();
+        // One slot freed is one request served: waking one queued request,
+        // not all of them, keeps a deep queue from re-running placement
+        // for every waiter on every release. No wake-up is lost: a waiter
+        // that was woken but leaves without taking the slot (its queue
+        // timeout fired, its client went away, or it was served another
+        // way) passes the wake-up on when its `Notified` is dropped, and
+        // with nobody waiting the permit is kept for the next one.
+        self.changed.notify_one();
     }
 }
 
