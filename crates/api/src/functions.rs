@@ -18,7 +18,7 @@ use crate::AdminState;
 pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok".into(),
-        functions: state.store.list_functions()?.len(),
+        functions: state.store.count_functions()?,
         instances: state.pool.live_instances(),
     }))
 }

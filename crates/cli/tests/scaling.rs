@@ -421,3 +421,28 @@ async fn ls_pages_through_hundreds_of_functions() {
     let bad = server.cli(&["ls", "--limit", "0"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn node_limits_must_be_positive() {
+    for (flag, value) in [
+        ("--max-instances", "0"),
+        ("--memory-budget", "0"),
+        ("--memory-budget", "lots"),
+    ] {
+        let out = std::process::Command::new(rouse_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                flag,
+                value,
+            ])
+            .output()
+            .expect("run rouse");
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}

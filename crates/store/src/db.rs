@@ -176,6 +176,11 @@ pub(crate) fn list_functions(conn: &Connection) -> Result<Vec<FunctionRecord>, S
     raws.into_iter().map(RawRecord::parse).collect()
 }
 
+pub(crate) fn count_functions(conn: &Connection) -> Result<usize, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// Up to `limit` functions with names after `after`, by name: one page of
 /// a listing, read through the primary key without touching the rest.
 pub(crate) fn list_functions_page(

@@ -160,6 +160,11 @@ impl Store {
         db::list_functions(&self.conn())
     }
 
+    /// How many functions are deployed, without reading them.
+    pub fn count_functions(&self) -> Result<usize, StoreError> {
+        db::count_functions(&self.conn())
+    }
+
     /// Up to `limit` functions whose names sort after `after`, by name.
     pub fn list_functions_page(
         &self,
