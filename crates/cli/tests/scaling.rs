@@ -268,6 +268,14 @@ async fn the_node_instance_cap_spans_functions_and_idle_ones_make_room() {
         stopped_early.contains("stopped early to make room on the node for node-dev-other"),
         "{stopped_early}"
     );
+    let metrics = admin_get(&server, "/metrics").await.text();
+    for line in [
+        r#"rouse_throttles_total{function="node-dev-web",reason="node"} 1"#,
+        r#"rouse_throttles_total{function="node-dev-fn",reason="node"} 1"#,
+        r#"rouse_throttles_total{function="node-dev-web",reason="max_instances"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     let health = admin_get(&server, "/v1/health").await.json();
     assert!(health["instances"].as_u64().unwrap() <= 2, "{health}");
 }

@@ -330,7 +330,7 @@ impl Pool {
             };
             let now = Instant::now();
             if now >= queue_deadline {
-                fp.metrics.throttles.fetch_add(1, Ordering::Relaxed);
+                fp.metrics.throttled(limit);
                 return Err(AcquireError::Throttled {
                     function: name.to_string(),
                     limit,

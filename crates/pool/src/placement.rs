@@ -57,6 +57,19 @@ pub enum Limit {
     Node,
 }
 
+impl Limit {
+    pub const ALL: [Limit; 3] = [Limit::MaxInstances, Limit::Burst, Limit::Node];
+
+    /// The `reason` label of `rouse_throttles_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::MaxInstances => "max_instances",
+            Limit::Burst => "burst",
+            Limit::Node => "node",
+        }
+    }
+}
+
 pub struct Limits {
     pub concurrency: u32,
     pub max_instances: u32,
