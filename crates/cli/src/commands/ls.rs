@@ -9,7 +9,7 @@ use crate::client::AdminClient;
 use crate::Connection;
 
 /// Functions asked for per call when listing everything.
-const PAGE: usize = 500;
+const PAGE: usize = 100;
 
 /// Deployed functions by name, fetched page by page: all of them, or the
 /// first `limit`.
