@@ -76,6 +76,9 @@ functions:
       command: ["./server"]
     concurrency: $CONCURRENCY
     timeout: 30
+    # Small, so the node's default memory budget (90% of RAM) never caps
+    # the burst below maxInstances on a small machine.
+    memorySize: 128
     scaling: { maxInstances: $MAX_INSTANCES, queueTimeout: 30, idleTimeout: 300 }
     events:
       - http: { path: "/{proxy+}", method: get }

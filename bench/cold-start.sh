@@ -142,7 +142,7 @@ def admin_get(path):
         return json.load(r)
 
 names = {}
-for f in admin_get("/v1/functions"):
+for f in admin_get("/v1/functions?limit=1000")["functions"]:
     for app in apps:
         if f["name"].endswith("-" + app):
             names[app] = f["name"]

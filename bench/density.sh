@@ -12,7 +12,9 @@
 #   with the number already deployed shows up as later deploys getting slower.
 #   Then, after SETTLE seconds: rouse's VmRSS/VmHWM (/proc/PID/status), its
 #   threads, the instance processes (children of rouse, and `rouse ls`), and
-#   the CPU time rouse spends over IDLE seconds doing nothing (/proc/PID/stat).
+#   the CPU time rouse spends over IDLE seconds doing nothing (/proc/PID/stat),
+#   and how long `rouse ls` takes to page through all of them and to show
+#   the first 100.
 #   Then one request warms `/f9999` (the last function deployed) and wrk -c1
 #   measures its latency.
 # Phase 2 (a second `rouse serve`, fresh data dir): the same function alone,
@@ -107,6 +109,13 @@ data = json.load(sys.stdin)
 fns = data["functions"] if isinstance(data, dict) and "functions" in data else data
 print(len(fns), sum(len(f.get("instances", [])) for f in fns))'
 }
+ls_ms() { # [ARGS]: how long `rouse ls --output json ARGS` takes, in ms
+  local t0 t1
+  t0=$(date +%s%N)
+  "$ROUSE_BIN" ls --output json "$@" >/dev/null
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
 latency() { # LABEL: ROUNDS wrk -c1 runs on /f$LAST, median p50/p99
   local label=$1 r out
   curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/f$LAST" || bench_die "GET /f$LAST failed ($label; see $T/rouse.log)"
@@ -134,6 +143,8 @@ measure_idle() { # LABEL
     echo "$label.hwm_kb=$(status_kb "$ROUSE_PID" VmHWM)"
     echo "$label.threads=$(status_kb "$ROUSE_PID" Threads)"
     echo "$label.idle_cpu_ms=$(((c1 - c0) * 1000 / HZ))"
+    echo "$label.ls_all_ms=$(ls_ms)"
+    echo "$label.ls_page_ms=$(ls_ms --limit 100)"
   } >>"$T/measure.txt"
   bench_log "$label: $(grep "^$label\." "$T/measure.txt" | tr '\n' ' ')"
 }
@@ -216,6 +227,8 @@ rows = [
     ("RSS after the latency runs (MB)", "rss_warm_kb", mb),
     ("threads", "threads", str),
     (f"CPU over {idle} s idle (ms)", "idle_cpu_ms", str),
+    ("rouse ls, every page (ms)", "ls_all_ms", str),
+    ("rouse ls --limit 100 (ms)", "ls_page_ms", str),
 ]
 for title, key, fmt in rows:
     out.append(f"{title:<36} {fmt(g('many.' + key)):>16} {fmt(g('one.' + key)):>13}")

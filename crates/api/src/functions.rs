@@ -3,36 +3,78 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rouse_manifest::{FunctionKind, StageRouting};
 use rouse_store::{FunctionRecord, RouteRecord};
 
 use crate::error::ApiError;
-use crate::types::{FunctionSummary, Health, InstanceSummary, RouteSummary};
+use serde::Deserialize;
+
+use crate::types::{FunctionPage, FunctionSummary, Health, InstanceSummary, RouteSummary};
 use crate::AdminState;
 
 pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok".into(),
-        functions: state.store.list_functions()?.len(),
+        functions: state.store.count_functions()?,
         instances: state.pool.live_instances(),
     }))
 }
 
+/// Functions on one page when the caller does not say.
+pub const DEFAULT_PAGE: usize = 100;
+/// The largest page one call may ask for.
+pub const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Functions per page (1 to [`MAX_PAGE`]); a string, so that a bad
+    /// value gets this API's JSON error rather than the extractor's.
+    limit: Option<String>,
+    /// The `next` of the previous page: list names after this one.
+    after: Option<String>,
+}
+
+/// One page of functions by name. Reads only that page (and its routes)
+/// from the store, so listing stays cheap with thousands deployed.
 pub async fn list(
     State(state): State<Arc<AdminState>>,
-) -> Result<Json<Vec<FunctionSummary>>, ApiError> {
-    let routes = state.store.routes()?;
-    let grouped = routes_by_function(&routes);
-    let functions = state.store.list_functions()?;
-    Ok(Json(
-        functions
-            .iter()
-            .map(|f| summarize(&state, f, &grouped))
-            .collect(),
-    ))
+    Query(query): Query<ListQuery>,
+) -> Result<Json<FunctionPage>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`limit` must be a whole number from 1 to {MAX_PAGE}, found {text:?}"
+                ))
+            })?,
+    };
+    // One more than asked tells whether another page follows.
+    let mut functions = state
+        .store
+        .list_functions_page(query.after.as_deref(), limit + 1)?;
+    let next = if functions.len() > limit {
+        functions.truncate(limit);
+        functions.last().map(|f| f.name.clone())
+    } else {
+        None
+    };
+    let mut summaries = Vec::with_capacity(functions.len());
+    for f in &functions {
+        let routes = state.store.routes_of(&f.name)?;
+        let grouped = routes_by_function(&routes);
+        summaries.push(summarize(&state, f, &grouped));
+    }
+    Ok(Json(FunctionPage {
+        functions: summaries,
+        next,
+    }))
 }
 
 pub async fn show(

@@ -88,12 +88,22 @@ pub fn render(functions: &[FunctionMetricsSnapshot], process: &ProcessStats) -> 
             );
         }
     }
-    counter(
+    header(
         &mut out,
         "rouse_throttles_total",
-        "Requests refused with 429 after queueing for queueTimeout.",
-        |f| f.throttles,
+        "Requests refused with 429 after queueing for queueTimeout, by the limit that stopped them: max_instances, burst, node.",
+        "counter",
     );
+    for f in functions {
+        for (limit, n) in &f.throttles {
+            sample(
+                &mut out,
+                "rouse_throttles_total",
+                &[("function", &f.function), ("reason", limit.as_str())],
+                *n,
+            );
+        }
+    }
     counter(
         &mut out,
         "rouse_cold_starts_total",
@@ -244,6 +254,7 @@ fn escape_help(v: &str) -> String {
 mod tests {
     use super::*;
     use rouse_pool::metrics::ErrorKind;
+    use rouse_pool::Limit;
 
     fn hist(cumulative_last: u64, sum_secs: f64) -> HistogramSnapshot {
         let mut cumulative = [0; DURATION_BUCKETS.len() + 1];
@@ -261,7 +272,7 @@ mod tests {
             function: name.into(),
             invocations: 3,
             errors: ErrorKind::ALL.map(|k| (k, u64::from(k == ErrorKind::Timeout))),
-            throttles: 0,
+            throttles: Limit::ALL.map(|l| (l, 0)),
             cold_starts: 1,
             request_duration: hist(3, 1.5),
             init_duration: hist(1, 0.25),

@@ -40,6 +40,16 @@ pub struct FunctionSummary {
     pub updated_at: i64,
 }
 
+/// One page of `GET /v1/functions?limit=&after=`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FunctionPage {
+    /// By name.
+    pub functions: Vec<FunctionSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RouteSummary {
     pub method: String,

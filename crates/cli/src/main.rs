@@ -74,6 +74,14 @@ pub struct ServeArgs {
     /// private /tmp). Asking for a level the host lacks is an error.
     #[arg(long, env = "ROUSE_ISOLATION", default_value = "auto")]
     pub isolation: rouse_sandbox::isolation::Requested,
+    /// Most instances running at once over all functions (default: no cap
+    /// besides the memory budget).
+    #[arg(long, env = "ROUSE_MAX_INSTANCES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_instances: Option<u32>,
+    /// Most memory (MB) the `memorySize` of all running instances may add up
+    /// to (default: 90% of the machine's RAM).
+    #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_budget: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +119,9 @@ enum Command {
     Ls {
         #[arg(long, short, value_enum, default_value = "text")]
         output: commands::Output,
+        /// Show at most this many functions (by name); default: all.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -260,7 +271,11 @@ fn main() -> ExitCode {
                 conn,
             } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
-            Command::Ls { output, conn } => commands::ls::run(output, &conn).await,
+            Command::Ls {
+                output,
+                limit,
+                conn,
+            } => commands::ls::run(output, limit.map(|n| n as usize), &conn).await,
             Command::Rm {
                 function,
                 stage,

@@ -12,7 +12,7 @@ pub async fn function_name(
     name: &str,
     stage: Option<&str>,
 ) -> anyhow::Result<String> {
-    let functions: Vec<FunctionSummary> = client.get("/v1/functions").await?;
+    let functions = crate::commands::ls::fetch(client, None).await?;
     pick(&functions, name, stage)
 }
 

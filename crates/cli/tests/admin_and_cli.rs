@@ -31,7 +31,7 @@ async fn admin_api_needs_the_token_and_answers_errors_in_json() {
     let auth = format!("Bearer {TOKEN}");
     let ok = request(&http, "GET", &url, &[("authorization", &auth)], "").await;
     assert_eq!(ok.status, 200);
-    assert_eq!(ok.json(), serde_json::json!([]));
+    assert_eq!(ok.json(), serde_json::json!({ "functions": [] }));
 
     let missing = request(
         &http,

@@ -191,7 +191,10 @@ async fn metrics_count_what_the_traffic_did() {
     assert_eq!(errors("bad_gateway"), 0.0);
     assert_eq!(errors("start_failed"), 0.0);
     assert_eq!(errors("function_error"), 0.0);
-    assert_eq!(m.value("rouse_throttles_total", &f), 0.0);
+    for reason in ["max_instances", "burst", "node"] {
+        let labels = [("function", function), ("reason", reason)];
+        assert_eq!(m.value("rouse_throttles_total", &labels), 0.0);
+    }
     // The first start, one after each timed-out instance and one after the crash.
     let cold = m.value("rouse_cold_starts_total", &f);
     assert!((1.0..=4.0).contains(&cold), "cold starts {cold}");

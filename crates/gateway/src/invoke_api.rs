@@ -7,7 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use rouse_pool::AcquireError;
+use rouse_pool::{AcquireError, Limit};
 
 use crate::aws::{self, FunctionRef, InvocationType};
 use crate::body::{empty, full, BoxError, ProxyBody};
@@ -177,7 +177,12 @@ impl Gateway {
                     payload,
                 ) {
                     Ok(()) => with_request_id(status_only(StatusCode::ACCEPTED), &request_id),
-                    Err(_) => throttled(&request_id, "The asynchronous invocation queue is full."),
+                    Err(_) => throttled(
+                        &request_id,
+                        "The asynchronous invocation queue is full.",
+                        "ReservedFunctionConcurrentInvocationLimitExceeded",
+                        Duration::from_secs(1),
+                    ),
                 }
             }
             InvocationType::RequestResponse => {
@@ -242,7 +247,9 @@ fn acquire_error_aws(err: AcquireError, function: &str, request_id: &str) -> Res
             ),
             request_id,
         ),
-        AcquireError::Throttled { .. } => throttled(request_id, "Rate Exceeded."),
+        AcquireError::Throttled {
+            limit, retry_after, ..
+        } => throttled(request_id, "Rate Exceeded.", reason(limit), retry_after),
         AcquireError::BackingOff { retry_after, .. } => {
             let mut resp = aws::error(
                 StatusCode::BAD_GATEWAY,
@@ -277,13 +284,28 @@ fn acquire_error_aws(err: AcquireError, function: &str, request_id: &str) -> Res
     }
 }
 
-fn throttled(request_id: &str, message: &str) -> Response<ProxyBody> {
+/// Lambda's throttle `Reason` for the limit that was hit.
+fn reason(limit: Limit) -> &'static str {
+    match limit {
+        Limit::MaxInstances => "ReservedFunctionConcurrentInvocationLimitExceeded",
+        Limit::Burst => "FunctionInvocationRateLimitExceeded",
+        Limit::Node => "ConcurrentInvocationLimitExceeded",
+    }
+}
+
+/// Lambda's 429 `TooManyRequestsException`.
+fn throttled(
+    request_id: &str,
+    message: &str,
+    reason: &str,
+    retry_after: Duration,
+) -> Response<ProxyBody> {
     let body = serde_json::json!({
         "__type": "TooManyRequestsException",
         "Type": "User",
         "message": message,
         "Message": message,
-        "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+        "Reason": reason,
     });
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -296,7 +318,7 @@ fn throttled(request_id: &str, message: &str) -> Response<ProxyBody> {
         "x-amzn-errortype",
         HeaderValue::from_static("TooManyRequestsException"),
     );
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert(header::RETRY_AFTER, crate::retry_after_secs(retry_after));
     with_request_id(resp, request_id)
 }
 

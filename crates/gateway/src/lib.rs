@@ -415,10 +415,8 @@ pub(crate) fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
         AcquireError::NotFound(_) => json_error(StatusCode::NOT_FOUND, "Not Found"),
         AcquireError::Throttled { retry_after, .. } => {
             let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs(retry_after));
             resp
         }
         AcquireError::BackingOff { retry_after, .. } => {
@@ -446,6 +444,11 @@ pub(crate) fn acquire_error(err: AcquireError) -> Response<ProxyBody> {
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up and at least 1.
+pub(crate) fn retry_after_secs(wait: std::time::Duration) -> HeaderValue {
+    HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64)
 }
 
 /// A `Content-Length` over `limit`: answered 413 before any body is read.

@@ -13,6 +13,8 @@ const KEYS: &[&str] = &[
     "minInstances",
     "startTimeout",
     "queueTimeout",
+    "burst",
+    "burstRefillPerMinute",
 ];
 
 /// A value and where it was set, so that a conflict between keys set in
@@ -32,6 +34,8 @@ pub(crate) struct ScalingLayer {
     min: Option<Setting<u32>>,
     start: Option<Setting<f64>>,
     queue: Option<Setting<f64>>,
+    burst: Option<Setting<u32>>,
+    refill: Option<Setting<u32>>,
 }
 
 pub(crate) fn read(
@@ -70,6 +74,8 @@ pub(crate) fn read(
         min: count("minInstances", 0)?,
         start: seconds("startTimeout")?,
         queue: seconds("queueTimeout")?,
+        burst: count("burst", 1)?,
+        refill: count("burstRefillPerMinute", 0)?,
     })
 }
 
@@ -91,6 +97,8 @@ pub(crate) fn resolve(
         min_instances: layer.min.map_or(d.min_instances, |s| s.value),
         start_timeout_secs: layer.start.map_or(d.start_timeout_secs, |s| s.value),
         queue_timeout_secs: layer.queue.map_or(d.queue_timeout_secs, |s| s.value),
+        burst: layer.burst.map_or(d.burst, |s| s.value),
+        burst_refill_per_minute: layer.refill.map_or(d.burst_refill_per_minute, |s| s.value),
     };
     if scaling.min_instances > scaling.max_instances {
         let blamed = [own.min, own.max, top.min, top.max]
@@ -120,6 +128,8 @@ impl ScalingLayer {
             min: self.min.or(base.min),
             start: self.start.or(base.start),
             queue: self.queue.or(base.queue),
+            burst: self.burst.or(base.burst),
+            refill: self.refill.or(base.refill),
         }
     }
 }

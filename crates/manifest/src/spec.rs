@@ -133,7 +133,9 @@ pub struct LambdaSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+// Missing keys take their defaults, so records stored before a key existed
+// still load.
+#[serde(rename_all = "camelCase", default)]
 pub struct Scaling {
     /// Seconds an instance may sit without requests before it is stopped.
     pub idle_timeout_secs: f64,
@@ -145,7 +147,18 @@ pub struct Scaling {
     pub start_timeout_secs: f64,
     /// Seconds a request may wait for a free slot before 429.
     pub queue_timeout_secs: f64,
+    /// Instance starts the function may make at once: the size of its
+    /// scale-out token bucket.
+    pub burst: u32,
+    /// Instance starts added back to the bucket per minute, continuously.
+    pub burst_refill_per_minute: u32,
 }
+
+/// Lambda's scale-out rate since November 2023: up to 1,000 new execution
+/// environments per function every 10 seconds, refilled continuously and
+/// never banked beyond that.
+pub const DEFAULT_BURST: u32 = 1000;
+pub const DEFAULT_BURST_REFILL_PER_MINUTE: u32 = 6000;
 
 impl Default for Scaling {
     fn default() -> Self {
@@ -156,6 +169,8 @@ impl Default for Scaling {
             min_instances: 0,
             start_timeout_secs: 30.0,
             queue_timeout_secs: 30.0,
+            burst: DEFAULT_BURST,
+            burst_refill_per_minute: DEFAULT_BURST_REFILL_PER_MINUTE,
         }
     }
 }

@@ -155,6 +155,10 @@ fn rouse_errors() {
             "rouse.yaml:6:30: `minInstances` (3) must not be more than `maxInstances` (2)",
         ),
         (
+            "service: shop\nscaling: { burst: 0 }\nfunctions: {}\n",
+            "rouse.yaml:2:19: `burst` must be at least 1, found 0",
+        ),
+        (
             "service: shop\nscaling: { maxInstances: 0 }\nfunctions: {}\n",
             "rouse.yaml:2:26: `maxInstances` must be at least 1, found 0",
         ),
@@ -342,11 +346,11 @@ functions:
 fn scaling_overlays_key_by_key() {
     let loaded = rouse(
         "service: shop
-scaling: { idleTimeout: 120, maxInstances: 4, queueTimeout: 5 }
+scaling: { idleTimeout: 120, maxInstances: 4, queueTimeout: 5, burstRefillPerMinute: 60 }
 functions:
   a:
     web: { command: x }
-    scaling: { idleTimeout: 60, minInstances: 1 }
+    scaling: { idleTimeout: 60, minInstances: 1, burst: 3 }
     events: [ { http: GET /a } ]
   b:
     web: { command: x }
@@ -360,14 +364,17 @@ functions:
         idle_timeout_secs: 120.0,
         max_instances: 4,
         queue_timeout_secs: 5.0,
+        burst_refill_per_minute: 60,
         ..Scaling::default()
     };
     assert_eq!(b.scaling, base);
+    assert_eq!(b.scaling.burst, crate::DEFAULT_BURST);
     assert_eq!(
         a.scaling,
         Scaling {
             idle_timeout_secs: 60.0,
             min_instances: 1,
+            burst: 3,
             ..base
         }
     );

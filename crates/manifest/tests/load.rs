@@ -71,6 +71,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
         min_instances: 0,
         start_timeout_secs: 30.0,
         queue_timeout_secs: 30.0,
+        ..Scaling::default()
     };
     let expected = DeploySpec {
         service: "shop".into(),

@@ -13,7 +13,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::capture::Capture;
 use crate::placement::Phase;
-use crate::{far_future, lambda, leftovers, Deployment, FunctionPool, Shared, StartFailure};
+use crate::{
+    far_future, keep_min_warm, lambda, leftovers, Deployment, FunctionPool, Shared, StartFailure,
+};
 
 /// Time between SIGTERM and SIGKILL when stopping an instance.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -147,9 +149,13 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
         }
     }
     fp.remove_slot(&instance);
+    shared.unreserve(u64::from(instance.deployment.spec.memory_size));
     if shared.live_instances.fetch_sub(1, Ordering::AcqRel) == 1 {
         shared.all_stopped.notify_waiters();
     }
+    // A crashed, recycled or failed instance is replaced if the function
+    // keeps some warm.
+    keep_min_warm(&shared, &fp);
 }
 
 /// Why an instance did not become ready.
@@ -357,7 +363,12 @@ async fn start(
 }
 
 /// The warm life of an instance, until something says it must stop.
-async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &mut Process) {
+async fn run(
+    shared: &Arc<Shared>,
+    fp: &Arc<FunctionPool>,
+    instance: &Instance,
+    process: &mut Process,
+) {
     let dep = &instance.deployment;
     let idle_timeout = Duration::from_secs_f64(dep.spec.scaling.idle_timeout_secs);
     let retire_at = instance.started + Duration::from_secs_f64(dep.spec.scaling.max_lifetime_secs);
@@ -367,6 +378,8 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
     fp.drain_older_than(dep.version);
     instance.startup.send_replace(Startup::Ready);
     fp.changed.notify_waiters();
+    // After a redeploy, the rest of `minInstances` runs the new version.
+    keep_min_warm(shared, fp);
 
     let reason = loop {
         let next = fp.next_step(instance, idle_timeout, Instant::now());
@@ -387,6 +400,8 @@ async fn run(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &
             () = tokio::time::sleep_until(retire_at.into()), if Instant::now() < retire_at => {
                 shared.logs.platform(&fp.name, &format!("instance {} reached maxLifetime; draining", instance.id));
                 fp.retire(instance);
+                // Its replacement starts now, not when it has drained.
+                keep_min_warm(shared, fp);
             }
             () = instance.wake.notified() => {}
         }
@@ -450,13 +465,20 @@ impl FunctionPool {
         if let Some(reason) = instance.stop_reason() {
             return Next::Stop(reason);
         }
+        let current = self.deployment().version;
         let state = self.lock_state();
+        // Only the current version is kept warm; an older instance left
+        // over from a redeploy is reaped when idle.
         let live = state
             .slots
             .iter()
-            .filter(|s| s.phase != Phase::Draining)
+            .filter(|s| s.phase != Phase::Draining && s.instance.deployment.version == current)
             .count();
-        let min = instance.deployment.spec.scaling.min_instances as usize;
+        let min = if instance.deployment.version == current {
+            instance.deployment.spec.scaling.min_instances as usize
+        } else {
+            0
+        };
         let Some(slot) = state
             .slots
             .iter()
@@ -477,8 +499,15 @@ impl FunctionPool {
         } else {
             slot.last_used + idle_timeout
         };
-        if slot.in_flight == 0 && idle_deadline <= now && live > min {
-            return Next::Stop(format!("idle for {}s", idle_timeout.as_secs_f64()));
+        if slot.in_flight == 0 && idle_deadline <= now {
+            if live > min {
+                return Next::Stop(format!("idle for {}s", idle_timeout.as_secs_f64()));
+            }
+            // Kept warm for `minInstances`: look again an idle timeout
+            // later, when another instance may have made it surplus.
+            return Next::Sleep {
+                idle_deadline: now + idle_timeout,
+            };
         }
         Next::Sleep { idle_deadline }
     }

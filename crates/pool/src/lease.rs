@@ -203,6 +203,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.function.release(&self.instance);
+        if self.shared.node_waiters.load(Ordering::Acquire) > 0 {
+            self.shared.node_changed.notify_waiters();
+        }
         self.function
             .metrics
             .concurrent

@@ -6,8 +6,15 @@
 //! back. Each instance has one supervisor task that owns its process and
 //! decides when it stops (idle, max lifetime, drained, crashed). A function
 //! with no instances has no tasks and no timers at all.
+//!
+//! Starts are limited per function (`maxInstances`, the `burst` token
+//! bucket, crash back-off) and per node ([`NodeLimits`]); a request that
+//! finds no slot queues until one frees up or its `queueTimeout` ends in
+//! [`AcquireError::Throttled`]. `minInstances` are started at deploy, when
+//! rouse starts ([`Pool::warm_all`]) and whenever one stops.
 
 mod backoff;
+mod burst;
 mod capture;
 mod confinement;
 mod instance;
@@ -15,11 +22,12 @@ pub mod lambda;
 mod lease;
 mod leftovers;
 pub mod metrics;
+mod node;
 pub mod placement;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,18 +37,27 @@ use rouse_store::Store;
 use tokio::sync::Notify;
 
 use backoff::CrashStreak;
+use burst::TokenBucket;
 pub use lease::{InvokeFailure, Lease};
-use placement::{Decision, Limits, Phase, SlotView};
+use node::NodeUsage;
+pub use node::{default_memory_budget_mb, NodeLimits};
+pub use placement::Limit;
+use placement::{Decision, Gates, Limits, Phase, SlotView};
 pub use rouse_runtime_api::{Invocation, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcquireError {
     #[error("function {0} not found")]
     NotFound(String),
-    #[error("function {function} has no free instance (all {max_instances} busy)")]
+    #[error("function {function} has no free instance ({})", match .limit {
+        Limit::MaxInstances => "all of its maxInstances are busy",
+        Limit::Burst => "its scale-out rate (burst) is used up",
+        Limit::Node => "the node's instance or memory limit is reached",
+    })]
     Throttled {
         function: String,
-        max_instances: u32,
+        /// Which limit kept it from starting another instance.
+        limit: Limit,
         retry_after: Duration,
     },
     #[error("instance failed to start: {}", .0.message)]
@@ -121,6 +138,17 @@ struct Shared {
     shutting_down: AtomicBool,
     live_instances: AtomicUsize,
     all_stopped: Notify,
+    node_limits: NodeLimits,
+    node_usage: Mutex<NodeUsage>,
+    /// Wakes requests queued on the node's limits: some instance stopped.
+    node_changed: Notify,
+    /// An idle instance is being stopped to make room on the node; one at a
+    /// time, so a crowd of waiters does not empty the node.
+    evicting: AtomicBool,
+    /// Requests queued on the node's limits. While there are any, a freed
+    /// slot anywhere wakes them too: the instance it left idle may be
+    /// stopped for them.
+    node_waiters: AtomicU64,
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
     confinement: confinement::Confinement,
@@ -148,6 +176,10 @@ struct State {
     streak: CrashStreak,
     backoff_until: Option<Instant>,
     removed: bool,
+    /// Scale-out rate: spent by starts that requests ask for.
+    bucket: TokenBucket,
+    /// A task waits for the crash back-off to end to restore `minInstances`.
+    warm_retry_pending: bool,
 }
 
 struct Slot {
@@ -161,8 +193,12 @@ struct Slot {
 enum Action {
     Serve(Arc<instance::Instance>),
     AwaitStart(Arc<instance::Instance>),
-    Wait(Instant),
+    Queue(Limit, Option<Instant>),
 }
+
+/// `Retry-After` when no better estimate exists: slots free up as requests
+/// finish, usually well within a second.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Variables rouse passes on from its own environment to every instance.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "TMPDIR"];
@@ -171,15 +207,21 @@ impl Pool {
     /// Must be called inside the tokio runtime that is to run the instance
     /// supervisors.
     pub fn new(store: Arc<Store>, logs: Arc<LogBook>) -> std::io::Result<Pool> {
-        Pool::with_isolation(store, logs, rouse_sandbox::isolation::Level::None)
+        Pool::configured(
+            store,
+            logs,
+            rouse_sandbox::isolation::Level::None,
+            NodeLimits::for_this_machine(),
+        )
     }
 
     /// Like [`Pool::new`], running instances at isolation `level` (which the
-    /// caller has checked the host supports).
-    pub fn with_isolation(
+    /// caller has checked the host supports) within the node-wide limits.
+    pub fn configured(
         store: Arc<Store>,
         logs: Arc<LogBook>,
         level: rouse_sandbox::isolation::Level,
+        node_limits: NodeLimits,
     ) -> std::io::Result<Pool> {
         let instances_dir = store.data_dir().join("instances");
         let killed = leftovers::kill_recorded(&instances_dir);
@@ -207,6 +249,11 @@ impl Pool {
                 shutting_down: AtomicBool::new(false),
                 live_instances: AtomicUsize::new(0),
                 all_stopped: Notify::new(),
+                node_limits,
+                node_usage: Mutex::new(NodeUsage::default()),
+                node_changed: Notify::new(),
+                evicting: AtomicBool::new(false),
+                node_waiters: AtomicU64::new(0),
                 runtime: tokio::runtime::Handle::current(),
                 confinement,
             }),
@@ -238,17 +285,22 @@ impl Pool {
             Some(v) if v != fp.deployment().version => self.pinned(&fp, v)?,
             _ => fp,
         };
-        let spec_limits = {
+        let (limits, queue_timeout, rate, memory_mb) = {
             let dep = fp.deployment();
+            let scaling = &dep.spec.scaling;
             (
                 Limits {
                     concurrency: dep.spec.concurrency.max(1),
-                    max_instances: dep.spec.scaling.max_instances.max(1),
+                    max_instances: scaling.max_instances.max(1),
                 },
-                Duration::from_secs_f64(dep.spec.scaling.queue_timeout_secs),
+                Duration::from_secs_f64(scaling.queue_timeout_secs),
+                burst::Rate {
+                    capacity: scaling.burst.max(1),
+                    per_minute: scaling.burst_refill_per_minute,
+                },
+                u64::from(dep.spec.memory_size),
             )
         };
-        let (limits, queue_timeout) = spec_limits;
         let started = Instant::now();
         let queue_deadline = started + queue_timeout;
         // Held while this request waits for a busy function to free a slot.
@@ -257,23 +309,32 @@ impl Pool {
             let changed = fp.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            let node_changed = self.shared.node_changed.notified();
+            tokio::pin!(node_changed);
+            node_changed.as_mut().enable();
 
             let action = {
                 let mut state = fp.lock_state();
                 if state.removed {
                     return Err(AcquireError::NotFound(name.to_string()));
                 }
-                let current = fp.deployment().version;
-                let views: Vec<SlotView> = state
-                    .slots
-                    .iter()
-                    .map(|s| SlotView {
-                        phase: s.phase,
-                        in_flight: s.in_flight,
-                        current: s.instance.deployment.version == current,
-                    })
-                    .collect();
-                match placement::decide(&views, &limits, state.backoff_until, Instant::now()) {
+                let views = fp.views(&state);
+                let now = Instant::now();
+                let gates = Gates {
+                    backoff_until: state.backoff_until,
+                    burst: state.bucket.blocked_until(rate, now),
+                    node_full: false,
+                };
+                let mut decision = placement::decide(&views, &limits, &gates, now);
+                // The node is the last gate; checking it only here keeps
+                // the node-wide lock off the warm path.
+                if decision == Decision::Start && !self.shared.reserve(memory_mb, false) {
+                    decision = Decision::Queue {
+                        limit: Limit::Node,
+                        retry_at: None,
+                    };
+                }
+                match decision {
                     Decision::Use(i) => {
                         let slot = &mut state.slots[i];
                         slot.in_flight += 1;
@@ -284,19 +345,22 @@ impl Pool {
                         slot.in_flight += 1;
                         Action::AwaitStart(slot.instance.clone())
                     }
-                    Decision::Start => Action::AwaitStart(self.start_instance(&fp, &mut state, 1)),
-                    Decision::Wait { until: Some(until) } => {
+                    Decision::Start => {
+                        state.bucket.take(rate, now);
+                        Action::AwaitStart(start_instance(&self.shared, &fp, &mut state, 1))
+                    }
+                    Decision::BackingOff { until } => {
                         fp.metrics
                             .record(Some(metrics::ErrorKind::StartFailed), started.elapsed());
                         return Err(AcquireError::BackingOff {
                             function: name.to_string(),
-                            retry_after: until.saturating_duration_since(Instant::now()),
+                            retry_after: until.saturating_duration_since(now),
                         });
                     }
-                    Decision::Wait { until: None } => Action::Wait(queue_deadline),
+                    Decision::Queue { limit, retry_at } => Action::Queue(limit, retry_at),
                 }
             };
-            let wait_until = match action {
+            let (limit, retry_at) = match action {
                 Action::Serve(instance) => {
                     return Ok(Lease::new(self.shared.clone(), fp.clone(), instance, false));
                 }
@@ -309,25 +373,103 @@ impl Pool {
                     }
                     return result;
                 }
-                Action::Wait(until) => until,
+                Action::Queue(limit, retry_at) => (limit, retry_at),
             };
-            if Instant::now() >= queue_deadline {
-                fp.metrics.throttles.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            if now >= queue_deadline {
+                fp.metrics.throttled(limit);
                 return Err(AcquireError::Throttled {
                     function: name.to_string(),
-                    max_instances: limits.max_instances,
-                    retry_after: Duration::from_secs(1),
+                    limit,
+                    retry_after: retry_after(limit, retry_at, now),
                 });
             }
             queued.get_or_insert_with(|| metrics::Gauge::enter(&fp.metrics.queued));
+            let _node_waiter = (limit == Limit::Node).then(|| {
+                self.stop_an_idle_instance_for(&fp);
+                metrics::Gauge::enter(&self.shared.node_waiters)
+            });
+            let wake_at = retry_at.map_or(queue_deadline, |at| at.min(queue_deadline));
             tokio::select! {
                 _ = changed => {}
-                _ = tokio::time::sleep_until(wait_until.into()) => {}
+                _ = node_changed, if limit == Limit::Node => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
                 return Err(AcquireError::ShuttingDown);
             }
         }
+    }
+
+    /// Starts instances of `name` until its `minInstances` are up (without
+    /// spending its scale-out tokens: they are provisioned, not demanded).
+    /// Returns how many it started. A node without room starts fewer, and
+    /// says so in the function's log.
+    pub fn warm(&self, name: &str) -> Result<usize, AcquireError> {
+        let fp = self.function(name)?;
+        Ok(keep_min_warm(&self.shared, &fp).len())
+    }
+
+    /// [`Pool::warm`] for every deployed function with `minInstances`, when
+    /// rouse starts. Returns how many instances were started.
+    pub fn warm_all(&self) -> Result<usize, AcquireError> {
+        let mut started = 0;
+        for record in self.shared.store.list_functions()? {
+            if record.spec.scaling.min_instances > 0 {
+                started += self.warm(&record.name)?;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Node-wide limits are reached and `fp` needs an instance: stop the
+    /// least recently used idle instance of another function (never below
+    /// its `minInstances`), so one busy function is not starved by others'
+    /// idle instances waiting for their `idleTimeout`. Its stop wakes the
+    /// requests queued on the node.
+    fn stop_an_idle_instance_for(&self, fp: &Arc<FunctionPool>) {
+        if self.shared.evicting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let others: Vec<Arc<FunctionPool>> = self
+            .lock_functions()
+            .values()
+            .filter(|other| !Arc::ptr_eq(other, fp))
+            .cloned()
+            .collect();
+        let mut oldest: Option<(Instant, Arc<FunctionPool>, Arc<instance::Instance>)> = None;
+        for other in others {
+            let min = other.deployment().spec.scaling.min_instances as usize;
+            let state = other.lock_state();
+            let live = state
+                .slots
+                .iter()
+                .filter(|s| s.phase != Phase::Draining)
+                .count();
+            if live <= min {
+                continue;
+            }
+            let idle = state
+                .slots
+                .iter()
+                .filter(|s| s.phase == Phase::Ready && s.in_flight == 0)
+                .min_by_key(|s| s.last_used);
+            if let Some(slot) = idle {
+                if oldest.as_ref().is_none_or(|(t, _, _)| slot.last_used < *t) {
+                    oldest = Some((slot.last_used, other.clone(), slot.instance.clone()));
+                }
+            }
+        }
+        let Some((_, other, instance)) = oldest else {
+            self.shared.evicting.store(false, Ordering::Release);
+            return;
+        };
+        other.retire(&instance);
+        let reason = format!("stopped early to make room on the node for {}", fp.name);
+        self.shared
+            .logs
+            .platform(&other.name, &format!("instance {} {reason}", instance.id));
+        instance.request_stop(&reason);
     }
 
     /// Picks up a new deployment of `name` from the store. Running instances
@@ -343,26 +485,28 @@ impl Pool {
     /// returns, new requests reach the new version. `Err(StartFailed)` says
     /// the new version did not start.
     pub async fn reload_and_wait(&self, name: &str) -> Result<(), AcquireError> {
-        let Some(instance) = self.start_new_version(name)? else {
-            return Ok(());
-        };
-        instance
-            .started_up()
-            .await
-            .map_err(AcquireError::StartFailed)
+        for instance in self.start_new_version(name)? {
+            instance
+                .started_up()
+                .await
+                .map_err(AcquireError::StartFailed)?;
+        }
+        Ok(())
     }
 
-    fn start_new_version(
-        &self,
-        name: &str,
-    ) -> Result<Option<Arc<instance::Instance>>, AcquireError> {
+    /// Returns the instances it started: the new version's first one when
+    /// warm instances are replaced, and those `minInstances` asks for.
+    fn start_new_version(&self, name: &str) -> Result<Vec<Arc<instance::Instance>>, AcquireError> {
         let Some(record) = self.shared.store.get_function(name)? else {
             self.remove(name);
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let existing = self.lock_functions().get(name).cloned();
         let Some(fp) = existing else {
-            return Ok(None); // loaded fresh on its next request
+            if record.spec.scaling.min_instances > 0 {
+                return Ok(keep_min_warm(&self.shared, &self.function(name)?));
+            }
+            return Ok(Vec::new()); // loaded fresh on its next request
         };
         let deployment = Arc::new(Deployment {
             version: record.version,
@@ -370,16 +514,34 @@ impl Pool {
             spec: record.spec,
             pinned: false,
         });
+        let max_instances = deployment.spec.scaling.max_instances.max(1);
+        let memory_mb = u64::from(deployment.spec.memory_size);
         *fp.deployment.lock().unwrap_or_else(|e| e.into_inner()) = deployment;
         let mut state = fp.lock_state();
         state.streak.reset();
         state.backoff_until = None;
+        // A lowered `maxInstances` applies now: the surplus finishes its
+        // requests and stops.
+        let views = fp.views(&state);
+        for i in placement::surplus(&views, max_instances) {
+            state.slots[i].phase = Phase::Draining;
+            state.slots[i].instance.wake.notify_one();
+        }
         let warm = state.slots.iter().any(|s| s.phase == Phase::Ready);
-        let started = (warm && !self.shared.shutting_down.load(Ordering::Acquire))
+        let mut started = Vec::new();
+        if warm && !self.shared.shutting_down.load(Ordering::Acquire) {
             // Zero-downtime deploy: start the new version now; its
-            // supervisor drains the old instances once it is ready.
-            .then(|| self.start_instance(&fp, &mut state, 0));
+            // supervisor drains the old instances once it is ready (and
+            // then starts the rest of `minInstances`). It may exceed the
+            // node's limits for that moment, or a full node could never
+            // be redeployed.
+            self.shared.reserve(memory_mb, true);
+            started.push(start_instance(&self.shared, &fp, &mut state, 0));
+        }
         drop(state);
+        if !warm {
+            started.extend(keep_min_warm(&self.shared, &fp));
+        }
         fp.changed.notify_waiters();
         Ok(started)
     }
@@ -609,30 +771,6 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a starting instance with `reserved` slots already taken and
-    /// spawns its supervisor.
-    fn start_instance(
-        &self,
-        fp: &Arc<FunctionPool>,
-        state: &mut State,
-        reserved: u32,
-    ) -> Arc<instance::Instance> {
-        let instance = Arc::new(instance::Instance::new(fp.deployment()));
-        state.slots.push(Slot {
-            instance: instance.clone(),
-            phase: Phase::Starting,
-            in_flight: reserved,
-            last_used: Instant::now(),
-        });
-        self.shared.live_instances.fetch_add(1, Ordering::AcqRel);
-        self.shared.runtime.spawn(instance::supervise(
-            self.shared.clone(),
-            fp.clone(),
-            instance.clone(),
-        ));
-        instance
-    }
-
     /// Waits for a starting instance on which a slot is already reserved.
     async fn await_start(
         &self,
@@ -650,7 +788,130 @@ impl Pool {
     }
 }
 
+/// Adds a starting instance with `reserved` slots already taken and spawns
+/// its supervisor. The caller has counted it in the node's usage.
+fn start_instance(
+    shared: &Arc<Shared>,
+    fp: &Arc<FunctionPool>,
+    state: &mut State,
+    reserved: u32,
+) -> Arc<instance::Instance> {
+    let instance = Arc::new(instance::Instance::new(fp.deployment()));
+    state.slots.push(Slot {
+        instance: instance.clone(),
+        phase: Phase::Starting,
+        in_flight: reserved,
+        last_used: Instant::now(),
+    });
+    shared.live_instances.fetch_add(1, Ordering::AcqRel);
+    shared.runtime.spawn(instance::supervise(
+        shared.clone(),
+        fp.clone(),
+        instance.clone(),
+    ));
+    instance
+}
+
+/// Starts instances of `fp` until its `minInstances` are up, as far as the
+/// node has room; during a crash back-off, once it ends. Returns the
+/// instances started.
+pub(crate) fn keep_min_warm(
+    shared: &Arc<Shared>,
+    fp: &Arc<FunctionPool>,
+) -> Vec<Arc<instance::Instance>> {
+    let dep = fp.deployment();
+    let min = dep.spec.scaling.min_instances;
+    let mut started = Vec::new();
+    if min == 0 || shared.shutting_down.load(Ordering::Acquire) {
+        return started;
+    }
+    let mut state = fp.lock_state();
+    if state.removed {
+        return started;
+    }
+    // Instances of an older version do not count: they drain once the
+    // current version is ready.
+    let current: Vec<SlotView> = fp.views(&state).into_iter().filter(|v| v.current).collect();
+    let missing = placement::missing_for_min(&current, min);
+    if missing == 0 {
+        return started;
+    }
+    if let Some(until) = state.backoff_until.filter(|&t| t > Instant::now()) {
+        if !std::mem::replace(&mut state.warm_retry_pending, true) {
+            let (shared, fp) = (shared.clone(), fp.clone());
+            shared.runtime.clone().spawn(async move {
+                tokio::time::sleep_until(until.into()).await;
+                fp.lock_state().warm_retry_pending = false;
+                keep_min_warm(&shared, &fp);
+            });
+        }
+        return started;
+    }
+    for _ in 0..missing {
+        if !shared.reserve(u64::from(dep.spec.memory_size), false) {
+            shared.logs.platform(
+                &fp.name,
+                &format!(
+                    "minInstances: {} of {min} running; the node has no room for more (see --max-instances, --memory-budget)",
+                    min - missing + started.len() as u32
+                ),
+            );
+            break;
+        }
+        started.push(start_instance(shared, fp, &mut state, 0));
+    }
+    started
+}
+
+/// `Retry-After` for a request throttled by `limit`: when the next
+/// scale-out token arrives, or [`DEFAULT_RETRY_AFTER`] for a busy function
+/// or node. A bucket that never refills suggests a minute.
+fn retry_after(limit: Limit, retry_at: Option<Instant>, now: Instant) -> Duration {
+    match (limit, retry_at) {
+        (Limit::Burst, Some(at)) => at.saturating_duration_since(now).max(DEFAULT_RETRY_AFTER),
+        (Limit::Burst, None) => Duration::from_secs(60),
+        _ => DEFAULT_RETRY_AFTER,
+    }
+}
+
+impl Shared {
+    /// Counts one more instance of `memory_mb` against the node's limits;
+    /// `false` (nothing counted) if it does not fit, unless `force`.
+    fn reserve(&self, memory_mb: u64, force: bool) -> bool {
+        let mut usage = self.node_usage.lock().unwrap_or_else(|e| e.into_inner());
+        if !force && !usage.has_room(&self.node_limits, memory_mb) {
+            return false;
+        }
+        usage.add(memory_mb);
+        true
+    }
+
+    /// An instance is gone: its share of the node is free again.
+    pub(crate) fn unreserve(&self, memory_mb: u64) {
+        self.node_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(memory_mb);
+        self.evicting.store(false, Ordering::Release);
+        self.node_changed.notify_waiters();
+    }
+}
+
 impl FunctionPool {
+    /// What placement needs to know about the instances in `state`.
+    fn views(&self, state: &State) -> Vec<SlotView> {
+        let current = self.deployment().version;
+        state
+            .slots
+            .iter()
+            .map(|s| SlotView {
+                phase: s.phase,
+                in_flight: s.in_flight,
+                current: s.instance.deployment.version == current,
+            })
+            .collect()
+    }
+
     fn deployment(&self) -> Arc<Deployment> {
         self.deployment
             .lock()
@@ -678,7 +939,14 @@ impl FunctionPool {
             }
         }
         drop(state);
-        self.changed.notify_waiters();
+        // One slot freed is one request served: waking one queued request,
+        // not all of them, keeps a deep queue from re-running placement
+        // for every waiter on every release. No wake-up is lost: a waiter
+        // that was woken but leaves without taking the slot (its queue
+        // timeout fired, its client went away, or it was served another
+        // way) passes the wake-up on when its `Notified` is dropped, and
+        // with nobody waiting the permit is kept for the next one.
+        self.changed.notify_one();
     }
 }
 

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::placement::Limit;
+
 /// Upper bounds (seconds) of the duration histograms' buckets; one more
 /// bucket past the last catches everything slower (`+Inf`).
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -103,7 +105,8 @@ impl HistogramSnapshot {
 pub(crate) struct FunctionMetrics {
     invocations: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],
-    pub throttles: AtomicU64,
+    /// Requests refused with 429, by the limit that stopped them.
+    throttles: [AtomicU64; Limit::ALL.len()],
     cold_starts: AtomicU64,
     request_duration: Histogram,
     init_duration: Histogram,
@@ -123,6 +126,11 @@ impl FunctionMetrics {
         self.request_duration.observe(duration);
     }
 
+    /// A request got 429 after queueing, stopped by `limit`.
+    pub fn throttled(&self, limit: Limit) {
+        self.throttles[limit as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An instance became ready `init` after it was spawned.
     pub fn cold_start(&self, init: Duration) {
         self.cold_starts.fetch_add(1, Ordering::Relaxed);
@@ -134,7 +142,7 @@ impl FunctionMetrics {
             function: function.to_string(),
             invocations: self.invocations.load(Ordering::Relaxed),
             errors: ErrorKind::ALL.map(|k| (k, self.errors[k.index()].load(Ordering::Relaxed))),
-            throttles: self.throttles.load(Ordering::Relaxed),
+            throttles: Limit::ALL.map(|l| (l, self.throttles[l as usize].load(Ordering::Relaxed))),
             cold_starts: self.cold_starts.load(Ordering::Relaxed),
             request_duration: self.request_duration.snapshot(),
             init_duration: self.init_duration.snapshot(),
@@ -168,7 +176,8 @@ pub struct FunctionMetricsSnapshot {
     pub function: String,
     pub invocations: u64,
     pub errors: [(ErrorKind, u64); ErrorKind::ALL.len()],
-    pub throttles: u64,
+    /// By the limit that refused them.
+    pub throttles: [(Limit, u64); Limit::ALL.len()],
     pub cold_starts: u64,
     pub request_duration: HistogramSnapshot,
     pub init_duration: HistogramSnapshot,

@@ -190,6 +190,28 @@ pub(crate) fn list_functions(conn: &Connection) -> Result<Vec<FunctionRecord>, S
     raws.into_iter().map(RawRecord::parse).collect()
 }
 
+pub(crate) fn count_functions(conn: &Connection) -> Result<usize, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Up to `limit` functions with names after `after`, by name: one page of
+/// a listing, read through the primary key without touching the rest.
+pub(crate) fn list_functions_page(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<FunctionRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT_RECORDS} WHERE f.name > ?1 ORDER BY f.name LIMIT ?2"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let raws = stmt
+        .query_map(rusqlite::params![after.unwrap_or(""), limit], raw_record)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(RawRecord::parse).collect()
+}
+
 pub(crate) fn get_function(
     conn: &Connection,
     name: &str,
@@ -228,8 +250,22 @@ pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> 
         "SELECT function, method, path, shape, stage_routing FROM routes
          ORDER BY path, method, function",
     )?;
-    let rows = stmt
-        .query_map([], |row| {
+    let routes = route_rows(stmt.query([])?);
+    routes
+}
+
+/// The routes of one function, ordered by path and method.
+pub(crate) fn routes_of(conn: &Connection, function: &str) -> Result<Vec<RouteRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT function, method, path, shape, stage_routing FROM routes WHERE function = ?1 ORDER BY path, method",
+    )?;
+    let routes = route_rows(stmt.query([function])?);
+    routes
+}
+
+fn route_rows(rows: rusqlite::Rows<'_>) -> Result<Vec<RouteRecord>, StoreError> {
+    let rows = rows
+        .mapped(|row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -237,8 +273,8 @@ pub(crate) fn routes(conn: &Connection) -> Result<Vec<RouteRecord>, StoreError> 
                 row.get::<_, String>(3)?,
                 row.get::<_, String>(4)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        })
+        .collect::<Result<Vec<(String, String, String, String, String)>, _>>()?;
     rows.into_iter()
         .map(|(function, method, path, shape, stage_routing)| {
             let shape = parse_shape(&shape, &function)?;

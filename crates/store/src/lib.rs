@@ -201,6 +201,25 @@ impl Store {
         db::list_functions(&self.conn())
     }
 
+    /// How many functions are deployed, without reading them.
+    pub fn count_functions(&self) -> Result<usize, StoreError> {
+        db::count_functions(&self.conn())
+    }
+
+    /// Up to `limit` functions whose names sort after `after`, by name.
+    pub fn list_functions_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionRecord>, StoreError> {
+        db::list_functions_page(&self.conn(), after, limit)
+    }
+
+    /// The routes of `function`, ordered by path and method.
+    pub fn routes_of(&self, function: &str) -> Result<Vec<RouteRecord>, StoreError> {
+        db::routes_of(&self.conn(), function)
+    }
+
     pub fn get_function(&self, name: &str) -> Result<Option<FunctionRecord>, StoreError> {
         db::get_function(&self.conn(), name)
     }

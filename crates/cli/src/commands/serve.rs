@@ -12,7 +12,7 @@ use anyhow::Context;
 use rouse_api::AdminState;
 use rouse_gateway::{Gateway, GatewayConfig, GatewayServer};
 use rouse_logs::LogBook;
-use rouse_pool::Pool;
+use rouse_pool::{NodeLimits, Pool};
 use rouse_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -79,7 +79,13 @@ impl Server {
         } else {
             tracing::info!("{isolation_line}");
         }
-        let pool = Pool::with_isolation(store.clone(), logs.clone(), isolation)
+        let node_limits = NodeLimits {
+            max_instances: args.max_instances,
+            memory_mb: args
+                .memory_budget
+                .unwrap_or_else(rouse_pool::default_memory_budget_mb),
+        };
+        let pool = Pool::configured(store.clone(), logs.clone(), isolation, node_limits)
             .context("preparing the instance directory")?;
         let config = GatewayConfig {
             max_body_bytes: args.max_body_bytes,
@@ -137,8 +143,11 @@ impl Server {
                 tracing::error!(%err, "admin API stopped");
             }
         });
+        // Functions that keep instances warm get them now, not at their
+        // first request.
+        let warmed = pool.warm_all().context("starting minInstances")?;
         let functions = store.list_functions()?.len();
-        tracing::info!(%gateway_addr, %admin_addr, functions, "rouse started");
+        tracing::info!(%gateway_addr, %admin_addr, functions, warmed, "rouse started");
         Ok(Server {
             gateway_addr,
             admin_addr,
