@@ -471,3 +471,28 @@ async fn an_idle_server_uses_no_cpu() {
     let used = cpu(server.pid()) - before;
     assert!(used <= 2, "idle rouse used {used} ticks of CPU in 2 s");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_requests_are_not_held_up_by_delayed_acks() {
+    // Python's http.server sends headers and body separately. With Nagle on
+    // the app's side and a delayed ACK on a reused upstream connection, each
+    // such response used to wait about 40 ms for the body.
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    server.deploy(&repo_root().join("examples/python-web"));
+    let http = client();
+    let url = format!("{}/warm", server.gateway);
+    assert_eq!(get(&http, &url).await.status, 200);
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        assert_eq!(get(&http, &url).await.status, 200);
+        took.push(started.elapsed());
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    assert!(
+        median < Duration::from_millis(20),
+        "median warm request {median:?}; all: {took:?}"
+    );
+}

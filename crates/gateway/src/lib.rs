@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod router;
 mod server;
 mod stage_prefix;
+mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -20,12 +21,12 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rouse_pool::metrics::ErrorKind;
 use rouse_pool::{AcquireError, Pool};
 use rouse_store::Store;
+use upstream::UpstreamConnector;
 
 pub use async_invoke::QueueFull;
 pub use body::{empty, full, BoxError, ProxyBody};
@@ -385,17 +386,15 @@ thread_local! {
     /// One upstream client (and connection pool) per thread: the gateway runs
     /// a single-threaded runtime per core, and a connection whose task lives
     /// on the same thread as the request costs no cross-thread wake-ups.
-    static UPSTREAM: Client<HttpConnector, ProxyBody> = {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+    static UPSTREAM: Client<UpstreamConnector, ProxyBody> = {
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(UPSTREAM_IDLE)
             .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector)
+            .build(UpstreamConnector::new())
     };
 }
 
-fn upstream_client() -> Client<HttpConnector, ProxyBody> {
+fn upstream_client() -> Client<UpstreamConnector, ProxyBody> {
     UPSTREAM.with(Client::clone)
 }
 
