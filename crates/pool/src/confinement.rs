@@ -45,6 +45,7 @@ impl Confinement {
             return Ok(Confinement::none());
         }
         let kind = cgroup::detect().map_err(std::io::Error::other)?;
+        favor_dynamic_changes(&kind, data_dir);
         let tree = CgroupTree::open(kind, &cgroup::tree_key(data_dir))?;
         let cleaned = tree.clean_leftovers();
         if cleaned > 0 {
@@ -129,6 +130,22 @@ fn uid_base(data_dir: &Path) -> u32 {
     let hash = u64::from_str_radix(&key, 16).unwrap_or(0);
     let block = u32::try_from(hash % u64::from(SERVER_BLOCKS)).unwrap_or(0);
     UID_BASE + block * UIDS_PER_SERVER
+}
+
+/// Switches the host's cgroup v1 hierarchies to fast migrations, unless
+/// `ROUSE_CGROUP_FAVORDYNMODS=0`; see [`cgroup::favor_dynamic_changes`].
+fn favor_dynamic_changes(kind: &cgroup::CgroupKind, data_dir: &Path) {
+    if std::env::var("ROUSE_CGROUP_FAVORDYNMODS").is_ok_and(|v| v == "0") {
+        return;
+    }
+    match cgroup::favor_dynamic_changes(kind, &data_dir.join(".cgroup-favordynmods")) {
+        Ok(true) => tracing::info!(
+            "cgroup v1: favordynmods on, so joining an instance's cgroup does not wait for an RCU grace period (ROUSE_CGROUP_FAVORDYNMODS=0 leaves the host as it is)"
+        ),
+        Ok(false) => {}
+        // An old kernel without the option: cold starts are slower, nothing else.
+        Err(err) => tracing::debug!(error = %err, "cgroup favordynmods not available"),
+    }
 }
 
 #[cfg(test)]
