@@ -106,6 +106,33 @@ http {
 PREAMBLE
 }
 
+# An nginx `proxy_pass` config (upstream keep-alive, HTTP/1.1) listening on
+# PORT and proxying to 127.0.0.1:UPSTREAM_PORT, the reference rouse's gateway
+# is measured against.
+# Usage: bench_nginx_proxy_conf WORKERS PORT UPSTREAM_PORT >nginx.conf
+bench_nginx_proxy_conf() {
+  local workers=$1 port=$2 upstream=$3
+  bench_nginx_preamble "$workers" 4096
+  cat <<EOF
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    upstream app {
+        server 127.0.0.1:$upstream;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
 bench_track() { BENCH_TRACKED+=("$1:$2:$3"); }
 
 # True while PID runs (a zombie child waiting to be reaped does not count).

@@ -48,25 +48,7 @@ functions:
 EOF
 
 mkdir -p "$T/proxy"
-{
-  bench_nginx_preamble 1 1024
-  cat <<EOF
-    keepalive_timeout 65;
-    upstream app {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 16;
-    }
-    server {
-        listen 127.0.0.1:$NGX_PORT;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-} >"$T/proxy/nginx.conf"
+bench_nginx_proxy_conf 1 "$NGX_PORT" "$UP_PORT" >"$T/proxy/nginx.conf"
 
 cat >"$T/report.lua" <<'EOF'
 done = function(summary, latency, requests)

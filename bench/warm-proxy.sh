@@ -75,27 +75,7 @@ EOF
 
 # --- the nginx proxy under test ---------------------------------------------
 mkdir -p "$T/proxy"
-{
-  bench_nginx_preamble $PROXY_WORKERS 4096
-  cat <<EOF
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    upstream app {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGX_PORT backlog=4096;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-} >"$T/proxy/nginx.conf"
+bench_nginx_proxy_conf "$PROXY_WORKERS" "$NGX_PORT" "$UP_PORT" >"$T/proxy/nginx.conf"
 
 # wrk reports exact percentiles (µs) and error counts through this script.
 cat >"$T/report.lua" <<'EOF'
