@@ -10,12 +10,17 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn activated_project(parent: &Path, service: &str, delay: &str) -> PathBuf {
+    activated_project_with(parent, service, delay, "")
+}
+
+/// `extra_web` is added to the function's `web:` block (indented lines).
+fn activated_project_with(parent: &Path, service: &str, delay: &str, extra_web: &str) -> PathBuf {
     let app = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/socket_activated.py"),
     )
     .expect("fixture");
     let manifest = format!(
-        "service: {service}\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n      socketActivation: true\n    environment: {{ START_DELAY: \"{delay}\" }}\n    events:\n      - http: {{ path: \"/{{proxy+}}\", method: any }}\n"
+        "service: {service}\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n      socketActivation: true\n{extra_web}    environment: {{ START_DELAY: \"{delay}\", OUTBOUND: \"127.0.0.1:9\" }}\n    events:\n      - http: {{ path: \"/{{proxy+}}\", method: any }}\n"
     );
     project(parent, service, &manifest, &[("app.py", &app)])
 }
@@ -61,4 +66,63 @@ async fn a_socket_activated_app_serves_on_fd_3_and_requests_queue_while_it_start
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_activation_without_isolation() {
     check_inherited_socket(&["--isolation", "none"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_none_leaves_the_app_only_its_socket() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: network namespaces need root");
+        return;
+    }
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let http = client();
+    // The app tries to reach the gateway itself: possible only with a network.
+    let gateway = server.gateway.trim_start_matches("http://").to_string();
+    let answer = |service: &'static str, network: &'static str| {
+        let dir = activated_project_with(tmp.path(), service, "0", network);
+        let manifest = dir.join("rouse.yaml");
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        std::fs::write(&manifest, text.replace("127.0.0.1:9", &gateway)).expect("manifest");
+        server.deploy(&dir);
+        let (http, url) = (&http, format!("{}/", server.gateway));
+        async move {
+            let resp = get(http, &url).await;
+            assert_eq!(resp.status, 200, "{}", resp.text());
+            resp.json()
+        }
+    };
+
+    let closed = answer("closed", "      network: none\n").await;
+    assert_eq!(closed["interfaces"], serde_json::json!(["lo"]), "{closed}");
+    assert!(
+        closed["outbound"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("error"),
+        "{closed}"
+    );
+    server.cli(&["rm", "closed-dev-app"]);
+
+    let open = answer("open", "").await;
+    assert_eq!(open["outbound"], "connected", "{open}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_none_is_refused_without_namespaces() {
+    let tmp = open_tempdir();
+    let server = Server::start_with(&tmp.path().join("data"), &["--isolation", "none"]);
+    server.deploy(&activated_project_with(
+        tmp.path(),
+        "closed",
+        "0",
+        "      network: none\n",
+    ));
+    let resp = get(&client(), &format!("{}/", server.gateway)).await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    let logs = server.logs("closed-dev-app");
+    assert!(
+        logs.contains("`network: none` needs namespace isolation"),
+        "{logs}"
+    );
 }

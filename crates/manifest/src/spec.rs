@@ -101,6 +101,11 @@ pub struct WebSpec {
     /// app starts, so no readiness polling.
     #[serde(default)]
     pub socket_activation: bool,
+    /// `network: none`: the instance gets a network namespace of its own
+    /// with nothing in it, and reaches the world only through the socket
+    /// rouse hands it (so it needs `socket_activation`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_network: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -44,7 +44,7 @@ fn rouse_errors() {
     let cases: &[(&str, &str)] = &[
         (
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
-            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
+            "rouse.yaml:5:7: unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation, network (did you mean `command`?)",
         ),
         (
             "service: shop\nfuncions: {}\n",
@@ -266,6 +266,7 @@ fn defaults() {
             readiness: Readiness::default(),
             rewrite: vec![],
             socket_activation: false,
+            no_network: false,
         })
     );
     assert!(web.warnings.is_empty(), "{:?}", web.warnings);
@@ -891,4 +892,32 @@ fn socket_activation_is_a_boolean() {
         err.contains("`socketActivation` must be true or false"),
         "{err}"
     );
+}
+
+#[test]
+fn network_none_needs_socket_activation() {
+    let web = |extra: &str| {
+        format!("service: s\nfunctions:\n  w:\n    web: {{ command: ./server, {extra} }}\n")
+    };
+    let on = rouse(&web("socketActivation: true, network: none"));
+    let FunctionKind::Web(spec) = &only(&on).kind else {
+        panic!("not web")
+    };
+    assert!(spec.no_network);
+
+    let err = load(Flavor::Rouse, None, &web("network: none"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("rouse.yaml:4:") && err.contains("needs `socketActivation: true`"),
+        "{err}"
+    );
+    let err = load(
+        Flavor::Rouse,
+        None,
+        &web("socketActivation: true, network: off"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`network` must be none or host"), "{err}");
 }

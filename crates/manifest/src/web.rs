@@ -13,6 +13,7 @@ const WEB_KEYS: &[&str] = &[
     "readiness",
     "rewrite",
     "socketActivation",
+    "network",
 ];
 
 /// Reads `web:`; `key` is the `web` key, where a missing `command` is reported.
@@ -83,12 +84,30 @@ pub(crate) fn read(
         },
         None => false,
     };
+    let no_network =
+        match fields.get("network") {
+            Some(n) => {
+                let value = ctx.string(n, "network")?;
+                match value.as_str() {
+                    "none" if socket_activation => true,
+                    "none" => return Err(ctx.error(
+                        n.loc,
+                        "`network: none` needs `socketActivation: true`: with no network the app \
+                         can only serve on the socket rouse hands it",
+                    )),
+                    "host" => false,
+                    _ => return Err(ctx.expected(n, "network", "none or host")),
+                }
+            }
+            None => false,
+        };
     Ok(WebSpec {
         command,
         port,
         readiness,
         rewrite,
         socket_activation,
+        no_network,
     })
 }
 

@@ -95,6 +95,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
                         replace: "listen ${PORT};".into(),
                     }],
                     socket_activation: false,
+                    no_network: false,
                 }),
                 environment: env(&[("LOG_LEVEL", "debug"), ("WORKERS", "4")]),
                 memory_size: 256,
@@ -313,7 +314,7 @@ fn errors_point_at_line_and_column() {
             "service: shop\nfunctions:\n  site:\n    web:\n      comand: [\"./server\"]\n",
             5,
             7,
-            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation (did you mean `command`?)",
+            "unknown field `comand` in web, expected one of: command, port, readiness, rewrite, socketActivation, network (did you mean `command`?)",
         ),
         (
             "rouse.yaml",

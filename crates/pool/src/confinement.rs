@@ -76,6 +76,7 @@ impl Confinement {
         cgroup_name: String,
         memory_mb: u32,
         runtime_dir: &Path,
+        no_network: bool,
     ) -> Option<Isolate> {
         let tree = self.tree.as_ref()?;
         Some(Isolate {
@@ -88,6 +89,7 @@ impl Confinement {
                 pids: cgroup::PIDS_MAX,
             },
             visible: vec![runtime_dir.to_path_buf()],
+            no_network,
         })
     }
 }

@@ -273,12 +273,22 @@ async fn start(
             logs.write(&function, &source, line)
         })
     };
+    let no_network = matches!(&dep.spec.kind, FunctionKind::Web(web) if web.no_network);
     let isolation = shared.confinement.instance(
         fp.uid,
         format!("{}-{}", fp.name, instance.id),
         dep.spec.memory_size,
         &shared.runtime_dir,
+        no_network,
     );
+    if no_network && isolation.is_none() {
+        // Starting it with the host's network would quietly break the promise.
+        return Err(format!(
+            "`network: none` needs namespace isolation; this server runs with `--isolation {}`",
+            shared.confinement.level
+        )
+        .into());
+    }
     let spawned = Instant::now();
     let mut process = rouse_sandbox::spawn(SpawnSpec {
         code_dir,

@@ -38,7 +38,16 @@ pub(crate) struct Plan {
     namespaces: Option<Namespaces>,
 }
 
+/// What an instance with namespaces shares with the host.
+pub(crate) struct NamespaceOptions {
+    /// Keep the host's network; without it the instance gets a network
+    /// namespace with only a loopback device, down.
+    pub network: bool,
+}
+
 struct Namespaces {
+    /// `unshare` flags.
+    flags: c_int,
     /// Every mount point to make read-only, with the flags it keeps.
     remounts: Vec<(CString, c_ulong)>,
     /// Directories under `/tmp` (instance dir, runtime bootstraps) that must
@@ -61,11 +70,11 @@ impl Plan {
     pub(crate) fn new(
         cgroup_procs: Vec<File>,
         uid: u32,
-        namespaces: bool,
+        namespaces: Option<NamespaceOptions>,
         work_dir: &Path,
         visible: &[PathBuf],
     ) -> io::Result<Plan> {
-        let namespaces = if namespaces {
+        let namespaces = if let Some(options) = namespaces {
             let mut keeps = Vec::new();
             for dir in std::iter::once(work_dir).chain(visible.iter().map(PathBuf::as_path)) {
                 let real = dir.canonicalize()?;
@@ -85,7 +94,13 @@ impl Plan {
             if keeps.len() > MAX_KEEPS {
                 return Err(io::Error::other("too many directories under /tmp to keep"));
             }
+            let mut flags =
+                libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+            if !options.network {
+                flags |= libc::CLONE_NEWNET;
+            }
             Some(Namespaces {
+                flags,
                 remounts: mount_points()?,
                 keeps,
                 work_dir: cstring(&work_dir.canonicalize()?)?,
@@ -119,9 +134,7 @@ impl Plan {
         let Some(ns) = &self.namespaces else {
             return drop_privileges(self.uid, self.gid);
         };
-        let flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-        if libc::unshare(flags) != 0 {
+        if libc::unshare(ns.flags) != 0 {
             return Err(io::Error::last_os_error());
         }
         match libc::fork() {

@@ -89,6 +89,8 @@ pub struct Isolate {
     pub limits: cgroup::Limits,
     /// Directories besides the instance dir it must read (runtime bootstraps).
     pub visible: Vec<PathBuf>,
+    /// A network namespace of its own with nothing in it (needs `Namespaces`).
+    pub no_network: bool,
 }
 
 /// Substitutes `${NAME}` from `vars`; unknown names are left as written.
@@ -200,12 +202,21 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
 /// Creates the instance's cgroup and prepares what the child does before
 /// exec; the cgroup is removed again if preparing fails.
 fn confine(iso: Isolate, work_dir: &Path) -> std::io::Result<(confine::Plan, cgroup::Cgroup)> {
+    let namespaces = iso.level >= isolation::Level::Namespaces;
+    if iso.no_network && !namespaces {
+        return Err(std::io::Error::other(format!(
+            "`network: none` needs namespace isolation; this server runs with `--isolation {}`",
+            iso.level
+        )));
+    }
     let cgroup = iso.cgroups.create(&iso.cgroup_name, iso.limits)?;
     let plan = cgroup.open_procs().and_then(|procs| {
         confine::Plan::new(
             procs,
             iso.uid,
-            iso.level >= isolation::Level::Namespaces,
+            namespaces.then_some(confine::NamespaceOptions {
+                network: !iso.no_network,
+            }),
             work_dir,
             &iso.visible,
         )

@@ -66,6 +66,7 @@ impl Fixture {
                     pids: cgroup::PIDS_MAX,
                 },
                 visible: Vec::<PathBuf>::new(),
+                no_network: false,
             }),
             listener: None,
         })
