@@ -369,36 +369,58 @@ fn write_optional(path: &Path, value: &str) -> io::Result<()> {
 /// detached again; it cannot be remounted on the host's own hierarchies. The
 /// switch outlives the mount (the hierarchy lingers while processes that
 /// existed when it was mounted do), so the host keeps the mode until reboot.
+/// The mount happens in a private mount namespace and is never visible.
 /// On v2 the option belongs on the host's `/sys/fs/cgroup` mount and is left
 /// to its administrator.
 pub fn favor_dynamic_changes(kind: &CgroupKind, scratch: &Path) -> io::Result<bool> {
-    use std::os::unix::ffi::OsStrExt;
     if matches!(kind, CgroupKind::V2 { .. }) {
         return Ok(false);
     }
     fs::create_dir_all(scratch)?;
-    let target = std::ffi::CString::new(scratch.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("scratch path contains a NUL byte"))?;
-    let flags = nix::libc::MS_NOSUID | nix::libc::MS_NODEV | nix::libc::MS_NOEXEC;
-    // SAFETY: every pointer is a NUL-terminated string that outlives the calls.
-    let mounted = unsafe {
-        nix::libc::mount(
+    let target =
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(scratch.as_os_str()))
+            .map_err(|_| io::Error::other("scratch path contains a NUL byte"))?;
+    // In a thread of its own with a private mount namespace, so the mount is
+    // never seen by anyone else: an instance starting meanwhile copies the
+    // host's mount list and must not find one that vanishes under it.
+    let result = std::thread::spawn(move || mount_favoring_dynmods(&target))
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the mounting thread panicked")));
+    let _ = fs::remove_dir(scratch);
+    result.map(|()| true)
+}
+
+fn mount_favoring_dynmods(target: &std::ffi::CStr) -> io::Result<()> {
+    use nix::libc;
+    let none: *const libc::c_char = std::ptr::null();
+    // SAFETY: plain syscalls on NUL-terminated strings that outlive them;
+    // unsharing the mount namespace affects only this thread, which ends here.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0
+            || libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if libc::mount(
             c"cgroup".as_ptr(),
             target.as_ptr(),
             c"cgroup".as_ptr(),
             flags,
             c"none,name=rouse-dynmods,favordynmods".as_ptr().cast(),
-        )
-    };
-    let result = if mounted == 0 {
-        // SAFETY: as above.
-        unsafe { nix::libc::umount2(target.as_ptr(), nix::libc::MNT_DETACH) };
-        Ok(true)
-    } else {
-        Err(io::Error::last_os_error())
-    };
-    let _ = fs::remove_dir(scratch);
-    result
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+    }
+    Ok(())
 }
 
 pub fn tree_key(data_dir: &Path) -> String {

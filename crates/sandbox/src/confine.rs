@@ -279,7 +279,11 @@ unsafe fn setup_mounts(ns: &Namespaces) {
     }
     for (path, flags) in &ns.remounts {
         let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags;
-        if libc::mount(none, path.as_ptr(), none, flags, std::ptr::null()) != 0 {
+        if libc::mount(none, path.as_ptr(), none, flags, std::ptr::null()) != 0
+            // Listed by the parent, unmounted and removed by someone else
+            // since: there is nothing left there to protect.
+            && *libc::__errno_location() != libc::ENOENT
+        {
             fail(b"remounting read-only", Some(path));
         }
     }
