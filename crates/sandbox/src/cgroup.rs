@@ -392,19 +392,10 @@ pub fn favor_dynamic_changes(kind: &CgroupKind, scratch: &Path) -> io::Result<bo
 
 fn mount_favoring_dynmods(target: &std::ffi::CStr) -> io::Result<()> {
     use nix::libc;
-    let none: *const libc::c_char = std::ptr::null();
     // SAFETY: plain syscalls on NUL-terminated strings that outlive them;
     // unsharing the mount namespace affects only this thread, which ends here.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0
-            || libc::mount(
-                none,
-                c"/".as_ptr(),
-                none,
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-        {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 || !crate::confine::make_mounts_private() {
             return Err(io::Error::last_os_error());
         }
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;

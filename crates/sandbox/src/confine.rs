@@ -251,19 +251,27 @@ unsafe fn drop_privileges(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> 
     Ok(())
 }
 
+/// Makes every mount of the calling thread's mount namespace private, so
+/// nothing mounted or unmounted from here on propagates back to the host.
+/// One raw syscall: safe between fork and exec.
+///
+/// # Safety
+/// Only in a mount namespace of its own (after `unshare(CLONE_NEWNS)`).
+pub(crate) unsafe fn make_mounts_private() -> bool {
+    libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) == 0
+}
+
 /// `G`: a read-only view of the host with a fresh `/proc`, a private `/tmp`
 /// and `/dev/shm`, and the kept directories bound read-only into the new `/tmp`.
 unsafe fn setup_mounts(ns: &Namespaces) {
     let none: *const libc::c_char = std::ptr::null();
-    // Nothing done here may propagate back to the host.
-    if libc::mount(
-        none,
-        c"/".as_ptr(),
-        none,
-        libc::MS_REC | libc::MS_PRIVATE,
-        std::ptr::null(),
-    ) != 0
-    {
+    if !make_mounts_private() {
         fail(b"making / private", None);
     }
     // Handles on the kept directories before /tmp is covered.
