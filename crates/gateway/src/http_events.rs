@@ -10,8 +10,11 @@ use http_body_util::{BodyExt, Limited};
 use rouse_events::{HttpRequest, RequestContext, Shape};
 
 use crate::body::{full, BoxError, ProxyBody};
+use crate::ingress::{admit, too_large};
 use crate::lambda::{LambdaCall, LambdaResult};
-use crate::{acquire_error, declares_more_than, headers, json_error, too_large, Gateway};
+use crate::proxy::live_version;
+use crate::router::RouteMatch;
+use crate::{json_error, responses::acquire_error, stage_prefix, Gateway};
 
 /// Where an HTTP request goes when its function is a lambda function.
 pub(crate) struct LambdaTarget {
@@ -26,6 +29,36 @@ pub(crate) struct LambdaTarget {
     pub path: String,
     /// The version to run when not the current one (the `live` alias).
     pub version: Option<u32>,
+}
+
+impl LambdaTarget {
+    /// The target of a route to a lambda function; `path` is the request's.
+    pub(crate) fn new(route: &RouteMatch<'_>, path: &str) -> LambdaTarget {
+        let shape = match route.shape {
+            rouse_store::RouteShape::Http => Shape::RestV1,
+            rouse_store::RouteShape::HttpApi => Shape::HttpApiV2,
+        };
+        // A REST event's `path` leaves the stage out (its
+        // `requestContext.path` has it); an HTTP API's `rawPath` keeps it.
+        let path = match (route.stage_prefix, shape) {
+            (Some(_), Shape::RestV1) => stage_prefix::without_first_segment(path),
+            _ => path,
+        };
+        LambdaTarget {
+            function: route.function.name.clone(),
+            shape,
+            resource: route.template.map(str::to_string),
+            any_method: route.any_method,
+            params: route
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            stage: route.function.stage.clone(),
+            path: path.to_string(),
+            version: live_version(route),
+        }
+    }
 }
 
 /// `apiId` in events: API Gateway ids are 10 characters.
@@ -44,8 +77,8 @@ impl Gateway {
     {
         let limit = self.inner.config.max_body_bytes;
         let (mut parts, body) = req.into_parts();
-        if declares_more_than(&parts.headers, limit) {
-            return too_large(limit);
+        if let Err(refused) = admit(&mut parts, client, limit) {
+            return refused.response();
         }
         let body = match Limited::new(body, limit as usize).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -57,45 +90,13 @@ impl Gateway {
                 )
             }
         };
-        headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarded(&mut parts.headers, client, "http");
-        let domain_name = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-            .to_string();
-        let request = HttpRequest {
-            method: parts.method,
-            path: target.path,
-            query: parts.uri.query().map(str::to_string),
-            version: parts.version,
-            headers: parts.headers,
-            body,
-            source_ip: client.ip(),
-        };
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let context = RequestContext {
-            resource: target.resource,
-            any_method: target.any_method,
-            path_params: target.params,
-            stage: target.stage,
-            request_id: request_id.clone(),
-            time_epoch_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            account_id: rouse_pool::lambda::ACCOUNT_ID.into(),
-            api_id: API_ID.into(),
-            domain_name,
-            region: rouse_pool::lambda::REGION.into(),
-            function_name: target.function.clone(),
-        };
-        let event = rouse_events::to_event(target.shape, &request, &context);
+        let (shape, version, function) = (target.shape, target.version, target.function.clone());
+        let (request_id, event) = event(parts, body, target, client);
         let call = LambdaCall {
-            function: &target.function,
-            version: target.version,
+            function: &function,
+            version,
             request_id,
-            payload: Bytes::from(event.to_string()),
+            payload: event,
             client_context: None,
             trace_id: None,
         };
@@ -103,27 +104,74 @@ impl Gateway {
             Ok(invoked) => invoked,
             Err(err) => return acquire_error(err),
         };
-        match invoked.result {
-            LambdaResult::Ok { body, .. } => match rouse_events::from_result(target.shape, &body) {
-                Ok(resp) => {
-                    let mut out = Response::new(full(resp.body));
-                    *out.status_mut() = resp.status;
-                    *out.headers_mut() = resp.headers;
-                    out
-                }
-                Err(err) => {
-                    tracing::warn!(function = %target.function, %err, "malformed lambda response");
-                    json_error(StatusCode::BAD_GATEWAY, "Internal server error")
-                }
-            },
-            // API Gateway's answers: an integration timeout is a 504, any
-            // other function error a 502.
-            LambdaResult::FunctionError { error_type, .. } if error_type == "Sandbox.Timedout" => {
-                json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+        http_response(shape, &function, invoked.result)
+    }
+}
+
+/// The event for one request: its id and JSON.
+fn event(
+    parts: http::request::Parts,
+    body: Bytes,
+    target: LambdaTarget,
+    client: SocketAddr,
+) -> (String, Bytes) {
+    let domain_name = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let request = HttpRequest {
+        method: parts.method,
+        path: target.path,
+        query: parts.uri.query().map(str::to_string),
+        version: parts.version,
+        headers: parts.headers,
+        body,
+        source_ip: client.ip(),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let context = RequestContext {
+        resource: target.resource,
+        any_method: target.any_method,
+        path_params: target.params,
+        stage: target.stage,
+        request_id: request_id.clone(),
+        time_epoch_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        account_id: rouse_pool::lambda::ACCOUNT_ID.into(),
+        api_id: API_ID.into(),
+        domain_name,
+        region: rouse_pool::lambda::REGION.into(),
+        function_name: target.function,
+    };
+    let event = rouse_events::to_event(target.shape, &request, &context);
+    (request_id, Bytes::from(event.to_string()))
+}
+
+/// The HTTP response for a handler's result, as API Gateway gives it.
+fn http_response(shape: Shape, function: &str, result: LambdaResult) -> Response<ProxyBody> {
+    match result {
+        LambdaResult::Ok { body, .. } => match rouse_events::from_result(shape, &body) {
+            Ok(resp) => {
+                let mut out = Response::new(full(resp.body));
+                *out.status_mut() = resp.status;
+                *out.headers_mut() = resp.headers;
+                out
             }
-            LambdaResult::FunctionError { .. } => {
+            Err(err) => {
+                tracing::warn!(function, %err, "malformed lambda response");
                 json_error(StatusCode::BAD_GATEWAY, "Internal server error")
             }
+        },
+        // API Gateway's answers: an integration timeout is a 504, any
+        // other function error a 502.
+        LambdaResult::FunctionError { error_type, .. } if error_type == "Sandbox.Timedout" => {
+            json_error(StatusCode::GATEWAY_TIMEOUT, "Endpoint request timed out")
+        }
+        LambdaResult::FunctionError { .. } => {
+            json_error(StatusCode::BAD_GATEWAY, "Internal server error")
         }
     }
 }
