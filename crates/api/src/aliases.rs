@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use rouse_store::{AliasRecord, Canary};
 
+use crate::apply::apply_aliases;
 use crate::error::ApiError;
 use crate::types::{AliasSummary, CanarySummary, SetAliasRequest};
 use crate::AdminState;
@@ -36,8 +37,6 @@ pub async fn set(
         weight: c.weight,
     });
     let record = state.store.set_alias(&name, &alias, req.version, canary)?;
-    state.gateway.reload_routes()?;
-    drain_unaliased(&state, &name)?;
     let target = match record.canary {
         Some(c) => format!(
             "version {} and version {} for {:.0}% of requests",
@@ -47,9 +46,7 @@ pub async fn set(
         ),
         None => format!("version {}", record.version),
     };
-    state
-        .logs
-        .platform(&name, &format!("alias {alias} now serves {target}"));
+    apply_aliases(&state, &name, &format!("alias {alias} now serves {target}"))?;
     Ok(Json(summary(&record)))
 }
 
@@ -63,24 +60,8 @@ pub async fn remove(
             "alias {alias} of function {name}"
         )));
     }
-    state.gateway.reload_routes()?;
-    drain_unaliased(&state, &name)?;
-    state
-        .logs
-        .platform(&name, &format!("alias {alias} removed"));
+    apply_aliases(&state, &name, &format!("alias {alias} removed"))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Stops the instances of older versions that no alias serves any more.
-fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
-    let keep: Vec<u32> = state
-        .store
-        .aliases(name)?
-        .iter()
-        .flat_map(|a| std::iter::once(a.version).chain(a.canary.map(|c| c.version)))
-        .collect();
-    state.pool.drain_versions_except(name, &keep);
-    Ok(())
 }
 
 fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {

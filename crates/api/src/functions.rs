@@ -9,6 +9,7 @@ use axum::Json;
 use rouse_manifest::{FunctionKind, StageRouting};
 use rouse_store::{FunctionRecord, RouteRecord};
 
+use crate::apply::{self, Change, Removal};
 use crate::error::ApiError;
 use serde::Deserialize;
 
@@ -100,10 +101,8 @@ pub async fn remove(
     if !state.store.remove_function(&name)? {
         return Err(ApiError::not_found(format!("function {name}")));
     }
-    state.scheduler.remove_function(&name);
-    state.pool.remove(&name);
-    state.gateway.reload_routes()?;
-    state.logs.platform(&name, "function removed");
+    let change = Change::removal(std::slice::from_ref(&name), Removal::Removed);
+    apply::apply(&state, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

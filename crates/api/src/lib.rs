@@ -14,6 +14,7 @@
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 mod aliases;
+mod apply;
 mod auth;
 mod deploy;
 pub mod error;

@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod function;
 mod resolve;
+pub mod rules;
 mod scaling;
 pub mod spec;
 mod suggest;
