@@ -13,6 +13,8 @@
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
+#![forbid(unsafe_code)]
+
 mod aliases;
 mod apply;
 mod auth;

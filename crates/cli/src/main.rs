@@ -1,5 +1,7 @@
 //! `rouse`: self-hosted serverless functions in one binary.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod commands;
 mod exit;

@@ -56,6 +56,8 @@
 //! HTTP/1.1 clients (and lower-case for HTTP/2 ones), so handlers must
 //! already compare header names case-insensitively to work everywhere.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod fields;
 mod maps;

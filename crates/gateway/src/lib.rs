@@ -1,5 +1,7 @@
 //! The public HTTP front door: routing and proxying to function instances.
 
+#![forbid(unsafe_code)]
+
 mod async_invoke;
 mod aws;
 mod body;

@@ -9,6 +9,8 @@
 //! # Ok::<(), rouse_manifest::ManifestError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod ctx;
 mod error;
 mod events;

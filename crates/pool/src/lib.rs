@@ -13,6 +13,8 @@
 //! [`AcquireError::Throttled`]. `minInstances` are started at deploy, when
 //! rouse starts ([`Pool::warm_all`]) and whenever one stops.
 
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod burst;
 mod capture;
