@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::types::{AliasSummary, CanarySummary, SetAliasRequest};
 use crate::AdminState;
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<AliasSummary>>, ApiError> {
@@ -24,7 +24,7 @@ pub async fn list(
     ))
 }
 
-pub async fn set(
+pub(crate) async fn set(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -50,7 +50,7 @@ pub async fn set(
     Ok(Json(summary(&record)))
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

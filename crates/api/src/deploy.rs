@@ -15,7 +15,7 @@ use crate::functions::{routes_by_function, summarize};
 use crate::types::{ArtifactUploaded, DeployRequest, DeployResponse};
 use crate::AdminState;
 
-pub async fn upload_artifact(
+pub(crate) async fn upload_artifact(
     State(state): State<Arc<AdminState>>,
     body: Body,
 ) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
@@ -42,7 +42,7 @@ pub async fn upload_artifact(
 }
 
 /// `POST /v1/deployments`: parse → validate → store → apply.
-pub async fn deploy(
+pub(crate) async fn deploy(
     State(state): State<Arc<AdminState>>,
     body: axum::body::Bytes,
 ) -> Result<Json<DeployResponse>, ApiError> {

@@ -19,7 +19,7 @@ mod aliases;
 mod apply;
 mod auth;
 mod deploy;
-pub mod error;
+mod error;
 mod functions;
 mod invoke;
 mod logs;

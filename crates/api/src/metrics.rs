@@ -15,14 +15,14 @@ use crate::AdminState;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     let text = render(&state.pool.metrics(), &ProcessStats::read());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
 
 /// rouse's own process, from `/proc/self` (absent elsewhere).
 #[derive(Debug, Default)]
-pub struct ProcessStats {
+pub(crate) struct ProcessStats {
     pub resident_bytes: Option<u64>,
     pub open_fds: Option<u64>,
 }
@@ -57,7 +57,7 @@ fn vm_rss_bytes(status: &str) -> Option<u64> {
 
 /// The whole exposition: every family has its HELP and TYPE even when no
 /// function has been called yet, so dashboards see the names from the start.
-pub fn render(functions: &[FunctionMetricsSnapshot], process: &ProcessStats) -> String {
+pub(crate) fn render(functions: &[FunctionMetricsSnapshot], process: &ProcessStats) -> String {
     let mut out = String::new();
     let counter =
         |out: &mut String, name: &str, help: &str, value: fn(&FunctionMetricsSnapshot) -> u64| {

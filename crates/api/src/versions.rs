@@ -16,7 +16,7 @@ use crate::functions::{routes_by_function, summarize};
 use crate::types::{EnvResponse, FunctionSummary, VersionSummary};
 use crate::AdminState;
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
@@ -36,12 +36,12 @@ pub async fn list(
 }
 
 #[derive(Deserialize, Default)]
-pub struct RollbackRequest {
+pub(crate) struct RollbackRequest {
     #[serde(default)]
     to: Option<u32>,
 }
 
-pub async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
@@ -64,7 +64,7 @@ pub async fn rollback(
     Ok(Json(summarize(&state, &record, &grouped)))
 }
 
-pub async fn env(
+pub(crate) async fn env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EnvResponse>, ApiError> {
@@ -76,14 +76,14 @@ pub async fn env(
 }
 
 #[derive(Deserialize)]
-pub struct EnvChange {
+pub(crate) struct EnvChange {
     #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
     unset: Vec<String>,
 }
 
-pub async fn change_env(
+pub(crate) async fn change_env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,

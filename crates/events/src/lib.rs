@@ -59,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+pub mod civil;
 mod fields;
 mod maps;
 mod query;

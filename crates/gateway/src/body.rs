@@ -25,13 +25,13 @@ pub fn empty() -> ProxyBody {
 /// An upstream response body that keeps its instance slot until the last
 /// byte is sent (or the client goes away), so the instance is not counted
 /// idle, reaped or reused past its concurrency while it still streams.
-pub struct Leased<B> {
+pub(crate) struct Leased<B> {
     inner: B,
     _lease: Lease,
 }
 
 impl<B> Leased<B> {
-    pub fn new(inner: B, lease: Lease) -> Self {
+    pub(crate) fn new(inner: B, lease: Lease) -> Self {
         Leased {
             inner,
             _lease: lease,

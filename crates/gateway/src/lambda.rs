@@ -12,7 +12,7 @@ use rouse_pool::{AcquireError, Invocation, InvokeFailure, Outcome};
 use crate::Gateway;
 
 /// What the Invoke API, HTTP routes and `rouse invoke` ask for.
-pub struct LambdaCall<'a> {
+pub(crate) struct LambdaCall<'a> {
     pub function: &'a str,
     /// A version to run other than the current one (alias, qualifier).
     pub version: Option<u32>,
@@ -23,7 +23,7 @@ pub struct LambdaCall<'a> {
 }
 
 /// How the invocation ended, from the caller's side.
-pub enum LambdaResult {
+pub(crate) enum LambdaResult {
     Ok {
         body: Bytes,
         content_type: Option<String>,
@@ -33,7 +33,7 @@ pub enum LambdaResult {
     FunctionError { error_type: String, body: Bytes },
 }
 
-pub struct Invoked {
+pub(crate) struct Invoked {
     pub result: LambdaResult,
     /// The last 4 KB of the invocation's log, for `X-Amz-Log-Result`.
     pub log_tail: String,
@@ -45,7 +45,7 @@ const MAX_RESPONSE: usize = rouse_runtime_api::MAX_PAYLOAD_SIZE as usize;
 impl Gateway {
     /// Runs one invocation; errors are only those that happen before an
     /// instance is found (not found, throttled, shutting down).
-    pub async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
+    pub(crate) async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
         let acquiring = Instant::now();
         let lease = match self
             .inner

@@ -11,10 +11,10 @@ mod headers;
 mod http_events;
 mod ingress;
 mod invoke_api;
-pub mod lambda;
+mod lambda;
 mod proxy;
 mod responses;
-pub mod router;
+mod router;
 mod server;
 mod stage_prefix;
 mod upstream;
@@ -33,10 +33,10 @@ use rouse_store::Store;
 pub use async_invoke::QueueFull;
 pub use body::{empty, full, BoxError, ProxyBody};
 use classify::{classify, Target};
-pub use responses::json_error;
+pub(crate) use responses::json_error;
 pub(crate) use responses::retry_after_secs;
 use router::{AliasTarget, FunctionInfo, Router};
-pub use server::{serve, GatewayServer};
+pub use server::GatewayServer;
 /// Default request body limit, as on Lambda (6 MB).
 pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
 /// Async invocations waiting or running at once; more get 429.

@@ -47,7 +47,7 @@ pub(crate) fn retry_after_secs(wait: std::time::Duration) -> HeaderValue {
 }
 
 /// API Gateway's error body shape: `{"message": "..."}`.
-pub fn json_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "message": message }).to_string();
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;

@@ -13,7 +13,7 @@ use crate::client::{json_body, AdminClient};
 use crate::{resolve, Connection};
 
 #[derive(clap::Subcommand)]
-pub enum AliasCommand {
+pub(crate) enum AliasCommand {
     /// Point ALIAS at a version, optionally sending a share of requests to a second one.
     Set {
         function: String,
@@ -38,7 +38,7 @@ pub enum AliasCommand {
     Rm { function: String, alias: String },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: AliasCommand,
     stage: Option<String>,
     conn: &Connection,

@@ -14,7 +14,7 @@ use crate::client::{json_body, AdminClient};
 use crate::{exit, resolve, Connection};
 
 #[derive(clap::Subcommand)]
-pub enum EnvCommand {
+pub(crate) enum EnvCommand {
     /// List the variables.
     Ls {
         function: String,
@@ -37,7 +37,7 @@ pub enum EnvCommand {
     },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: EnvCommand,
     stage: Option<String>,
     conn: &Connection,

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::exit;
 
-pub struct Template {
+pub(crate) struct Template {
     pub name: &'static str,
     pub summary: &'static str,
     /// Paths relative to the project, with their content.
@@ -20,7 +20,7 @@ pub struct Template {
 }
 
 /// The template `rouse init` suggests when asked for none.
-pub const DEFAULT_TEMPLATE: &str = "python-web";
+pub(crate) const DEFAULT_TEMPLATE: &str = "python-web";
 
 /// One embedded example file: `(path, bytes)`.
 macro_rules! example_file {
@@ -38,7 +38,7 @@ macro_rules! example_file {
     };
 }
 
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "python-web",
         summary: "a plain Python web app (stdlib only) as a scale-to-zero web function",
@@ -88,7 +88,7 @@ pub const TEMPLATES: &[Template] = &[
     },
 ];
 
-pub fn run(template: Option<String>, dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(template: Option<String>, dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(name) = template else {
         print_templates();
         return Ok(ExitCode::SUCCESS);

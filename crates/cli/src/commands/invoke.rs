@@ -10,7 +10,7 @@ use crate::client::{read_body, AdminClient};
 use crate::exit::{self, Kind};
 use crate::{resolve, Connection};
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     path: &str,
     method: &str,

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use crate::client::{api_error, AdminClient};
 use crate::{resolve, Connection};
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     tail: bool,
     lines: usize,
@@ -23,7 +23,7 @@ pub async fn run(
 }
 
 /// Copies the log stream to `out` as it arrives.
-pub async fn stream_logs(
+pub(crate) async fn stream_logs(
     client: &AdminClient,
     name: &str,
     lines: usize,

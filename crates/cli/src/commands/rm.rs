@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::client::AdminClient;
 use crate::{resolve, Connection};
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     stage: Option<String>,
     conn: &Connection,

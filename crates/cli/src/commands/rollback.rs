@@ -8,7 +8,7 @@ use super::Output;
 use crate::client::AdminClient;
 use crate::{resolve, Connection};
 
-pub async fn rollback(
+pub(crate) async fn rollback(
     function: &str,
     to: Option<u32>,
     stage: Option<String>,
@@ -30,7 +30,7 @@ pub async fn rollback(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn versions(
+pub(crate) async fn versions(
     function: &str,
     output: Output,
     stage: Option<String>,
