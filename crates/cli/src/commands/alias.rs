@@ -10,7 +10,7 @@ use rouse_api::types::{AliasSummary, CanarySummary, SetAliasRequest};
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
 #[derive(clap::Subcommand)]
 pub(crate) enum AliasCommand {
@@ -49,7 +49,7 @@ pub(crate) async fn run(
         | AliasCommand::Ls { function, .. }
         | AliasCommand::Rm { function, .. } => function.clone(),
     };
-    let name = resolve::function_name(&client, &function, stage.as_deref()).await?;
+    let name = function_name::full(&client, &function, stage.as_deref()).await?;
     match command {
         AliasCommand::Set {
             alias,

@@ -95,22 +95,22 @@ pub(crate) async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<E
         interpreter(
             "python3",
             "--version",
-            "python3.x lambdas, the python and python-web templates",
+            "python3.x lambdas, the python-lambda and python-web templates",
             "install python3 (apt-get install python3) to run Python functions",
         )
         .await,
         interpreter(
             "node",
             "--version",
-            "nodejs*.x lambdas, the node template",
+            "nodejs*.x lambdas, the node-lambda template",
             "install Node.js (apt-get install nodejs) to run Node functions",
         )
         .await,
         interpreter(
             "nginx",
             "-v",
-            "the nginx-static template",
-            "install nginx (apt-get install nginx) for the nginx-static template",
+            "the nginx-site template",
+            "install nginx (apt-get install nginx) for the nginx-site template",
         )
         .await,
         data_dir(&conn.data_dir),

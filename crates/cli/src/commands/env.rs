@@ -11,7 +11,7 @@ use rouse_api::types::EnvResponse;
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{exit, resolve, Connection};
+use crate::{exit, function_name, Connection};
 
 #[derive(clap::Subcommand)]
 pub(crate) enum EnvCommand {
@@ -49,7 +49,7 @@ pub(crate) async fn run(
         | EnvCommand::Set { function, .. }
         | EnvCommand::Unset { function, .. } => function.clone(),
     };
-    let name = resolve::function_name(&client, &function, stage.as_deref()).await?;
+    let name = function_name::full(&client, &function, stage.as_deref()).await?;
     let path = format!("/v1/functions/{name}/env");
     match command {
         EnvCommand::Ls { output, .. } => {

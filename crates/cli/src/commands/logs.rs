@@ -7,7 +7,7 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use crate::client::{api_error, AdminClient};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
 pub(crate) async fn run(
     function: &str,
@@ -17,7 +17,7 @@ pub(crate) async fn run(
     conn: &Connection,
 ) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
-    let name = resolve::function_name(&client, function, stage.as_deref()).await?;
+    let name = function_name::full(&client, function, stage.as_deref()).await?;
     stream_logs(&client, &name, lines, tail, &mut std::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ pub(crate) mod package;
 pub(crate) mod rm;
 pub(crate) mod rollback;
 pub(crate) mod serve;
+pub(crate) mod versions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum Output {
