@@ -12,6 +12,18 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Any body the gateway sends or receives.
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// Any request body the gateway accepts: what hyper's server hands it, and
+/// what `rouse invoke` builds. One name for the bounds every executor has.
+pub trait IncomingBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> IncomingBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})

@@ -4,10 +4,9 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
-use crate::body::{BoxError, ProxyBody};
+use crate::body::{IncomingBody, ProxyBody};
 use crate::http_events::LambdaTarget;
 use crate::router::FunctionInfo;
 use crate::{json_error, with_path, Gateway};
@@ -33,16 +32,12 @@ impl UrlTarget {
 }
 
 impl Gateway {
-    pub(crate) async fn function_url<B>(
+    pub(crate) async fn function_url<B: IncomingBody>(
         &self,
         req: Request<B>,
         target: UrlTarget,
         client: SocketAddr,
-    ) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Response<ProxyBody> {
         if target.lambda {
             let target = LambdaTarget {
                 function: target.function,

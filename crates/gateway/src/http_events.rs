@@ -9,7 +9,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use rouse_events::{HttpRequest, RequestContext, Shape};
 
-use crate::body::{full, BoxError, ProxyBody};
+use crate::body::{full, IncomingBody, ProxyBody};
 use crate::ingress::{admit, too_large};
 use crate::lambda::{LambdaCall, LambdaResult};
 use crate::proxy::live_version;
@@ -65,21 +65,16 @@ impl LambdaTarget {
 const API_ID: &str = "rouse00000";
 
 impl Gateway {
-    pub(crate) async fn lambda_http<B>(
+    pub(crate) async fn lambda_http<B: IncomingBody>(
         &self,
         req: Request<B>,
         target: LambdaTarget,
         client: SocketAddr,
-    ) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Response<ProxyBody> {
         let limit = self.inner.config.max_body_bytes;
-        let (mut parts, body) = req.into_parts();
-        if let Err(refused) = admit(&mut parts, client, limit) {
-            return refused.response();
-        }
+        let Ok((parts, body)) = admit(req, client, limit) else {
+            return too_large(limit);
+        };
         let body = match Limited::new(body, limit as usize).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => return too_large(limit),

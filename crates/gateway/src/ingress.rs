@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use http::{header, request::Parts, Response, StatusCode};
+use http::{header, request::Parts, Request, Response, StatusCode};
 
 use crate::body::ProxyBody;
 use crate::{headers, json_error};
@@ -13,20 +13,20 @@ use crate::{headers, json_error};
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct TooLarge(pub u64);
 
-impl TooLarge {
-    pub(crate) fn response(&self) -> Response<ProxyBody> {
-        too_large(self.0)
-    }
-}
-
-/// Prepares a request's head for a function, or refuses it.
-pub(crate) fn admit(parts: &mut Parts, client: SocketAddr, limit: u64) -> Result<(), TooLarge> {
+/// Splits a request into the head a function gets and its body, or
+/// refuses it (answer [`too_large`]).
+pub(crate) fn admit<B>(
+    req: Request<B>,
+    client: SocketAddr,
+    limit: u64,
+) -> Result<(Parts, B), TooLarge> {
+    let (mut parts, body) = req.into_parts();
     if declares_more_than(&parts.headers, limit) {
         return Err(TooLarge(limit));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::add_forwarded(&mut parts.headers, client, "http");
-    Ok(())
+    Ok((parts, body))
 }
 
 /// A `Content-Length` over `limit`.
@@ -51,12 +51,12 @@ pub(crate) fn too_large(limit: u64) -> Response<ProxyBody> {
 mod tests {
     use super::*;
 
-    fn parts(headers: &[(&str, &str)]) -> Parts {
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
         let mut req = http::Request::builder().uri("/");
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        req.body(()).unwrap().into_parts().0
+        req.body(()).unwrap()
     }
 
     #[test]
@@ -72,21 +72,21 @@ mod tests {
             (vec![("transfer-encoding", "chunked")], Ok(())),
         ];
         for (headers, expected) in table {
-            let mut p = parts(&headers);
-            assert_eq!(admit(&mut p, client, 10), expected, "{headers:?}");
+            let admitted = admit(request(&headers), client, 10).map(|_| ());
+            assert_eq!(admitted, expected, "{headers:?}");
         }
     }
 
     #[test]
     fn admitted_heads_lose_hop_by_hop_and_gain_forwarded_headers() {
         let client: SocketAddr = "10.0.0.1:1234".parse().unwrap();
-        let mut p = parts(&[
+        let req = request(&[
             ("host", "shop.example"),
             ("connection", "x-private"),
             ("x-private", "1"),
             ("te", "trailers"),
         ]);
-        admit(&mut p, client, 10).unwrap();
+        let (p, ()) = admit(req, client, 10).unwrap();
         assert!(!p.headers.contains_key("connection"));
         assert!(!p.headers.contains_key("x-private"));
         assert!(!p.headers.contains_key("te"));

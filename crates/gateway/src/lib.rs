@@ -31,7 +31,7 @@ use rouse_pool::Pool;
 use rouse_store::Store;
 
 pub use async_invoke::QueueFull;
-pub use body::{empty, full, BoxError, ProxyBody};
+pub use body::{empty, full, BoxError, IncomingBody, ProxyBody};
 use classify::{classify, Target};
 pub(crate) use responses::json_error;
 pub(crate) use responses::retry_after_secs;
@@ -134,11 +134,11 @@ impl Gateway {
     /// then handed to the executor of its kind. Each arm takes what it
     /// needs from the route table before releasing it, so no request holds
     /// the table while it waits for an instance.
-    pub async fn handle<B>(&self, req: Request<B>, client: SocketAddr) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    pub async fn handle<B: IncomingBody>(
+        &self,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<ProxyBody> {
         let router = self.inner.router.load();
         let host = req
             .headers()
@@ -197,11 +197,11 @@ impl Gateway {
 
     /// Invokes a lambda function as the Invoke API does, with the log tail
     /// (`X-Amz-Log-Result`) always included: what `rouse invoke` shows.
-    pub async fn invoke_direct<B>(&self, function: &str, req: Request<B>) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    pub async fn invoke_direct<B: IncomingBody>(
+        &self,
+        function: &str,
+        req: Request<B>,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         parts
             .headers
@@ -216,16 +216,12 @@ impl Gateway {
 
     /// Proxies a request to `function`, bypassing routing (used by
     /// `rouse invoke`). The request's URI path and query are sent as they are.
-    pub async fn forward<B>(
+    pub async fn forward<B: IncomingBody>(
         &self,
         function: &str,
         req: Request<B>,
         client: SocketAddr,
-    ) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Response<ProxyBody> {
         self.forward_version(function, None, req, client).await
     }
 }

@@ -5,14 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rouse_pool::metrics::ErrorKind;
 
-use crate::body::{self, BoxError, ProxyBody};
+use crate::body::{self, IncomingBody, ProxyBody};
 use crate::ingress::{admit, too_large};
 use crate::router::{RouteMatch, LIVE_ALIAS};
 use crate::upstream::UpstreamConnector;
@@ -58,16 +57,12 @@ pub(crate) fn live_version(route: &RouteMatch<'_>) -> Option<u32> {
 
 impl Gateway {
     /// Proxies a routed request, without its stage prefix when it has one.
-    pub(crate) async fn proxy_route<B>(
+    pub(crate) async fn proxy_route<B: IncomingBody>(
         &self,
         req: Request<B>,
         target: WebTarget,
         client: SocketAddr,
-    ) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Response<ProxyBody> {
         let req = match &target.unmount {
             Some((stage, path)) => match stage_prefix::unmount(req, stage, path) {
                 Some(req) => req,
@@ -80,22 +75,17 @@ impl Gateway {
     }
 
     /// [`Gateway::forward`] to a given version (`None`: the current one).
-    pub(crate) async fn forward_version<B>(
+    pub(crate) async fn forward_version<B: IncomingBody>(
         &self,
         function: &str,
         version: Option<u32>,
         req: Request<B>,
         client: SocketAddr,
-    ) -> Response<ProxyBody>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Response<ProxyBody> {
         let limit = self.inner.config.max_body_bytes;
-        let (mut parts, body) = req.into_parts();
-        if let Err(refused) = admit(&mut parts, client, limit) {
-            return refused.response();
-        }
+        let Ok((mut parts, body)) = admit(req, client, limit) else {
+            return too_large(limit);
+        };
         let started = std::time::Instant::now();
         let lease = match self.inner.pool.acquire_version(function, version).await {
             Ok(lease) => lease,
