@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use rouse_manifest::{DeploySpec, FunctionKind, StageRouting};
+use rouse_manifest::{FunctionKind, StageRouting};
 
 use crate::apply::{self, Change, Removal, Why};
 use crate::error::ApiError;
@@ -106,7 +106,8 @@ fn validate(state: &AdminState, req: &DeployRequest) -> Result<(), ApiError> {
             req.artifact
         )));
     }
-    check_stage_routing(&req.spec, state.domain.is_some()).map_err(|message| {
+    let routings: Vec<StageRouting> = req.spec.functions.iter().map(|f| f.stage_routing).collect();
+    check_stage_routing(&req.spec.stage, &routings, state.domain.is_some()).map_err(|message| {
         ApiError::new(StatusCode::BAD_REQUEST, "InvalidStageRouting", message)
     })?;
     let path = std::env::var("PATH").unwrap_or_default();
@@ -130,17 +131,46 @@ fn validate(state: &AdminState, req: &DeployRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whether this server can serve the spec's stage the way it asks.
-fn check_stage_routing(spec: &DeploySpec, has_domain: bool) -> Result<(), String> {
-    let uses = |routing| spec.functions.iter().any(|f| f.stage_routing == routing);
-    if uses(StageRouting::Host) && !has_domain {
+/// Whether this server can serve `stage` with the functions' stage routings.
+fn check_stage_routing(
+    stage: &str,
+    routings: &[StageRouting],
+    has_domain: bool,
+) -> Result<(), String> {
+    if routings.contains(&StageRouting::Host) && !has_domain {
         return Err(format!(
-            "`stageRouting: host` serves stage {} on {}.DOMAIN, but this server has no domain: start it with `rouse serve --domain DOMAIN`, or use `stageRouting: prefix`",
-            spec.stage, spec.stage
+            "`stageRouting: host` serves stage {stage} on {stage}.DOMAIN, but this server has no domain: start it with `rouse serve --domain DOMAIN`, or use `stageRouting: prefix`"
         ));
     }
-    if uses(StageRouting::Prefix) && spec.stage == "urls" {
+    if routings.contains(&StageRouting::Prefix) && stage == "urls" {
         return Err("stage `urls` cannot be served under /urls/…, where Function URLs live: pick another stage name, or `stageRouting: host`".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_routing_that_this_server_cannot_serve() {
+        use StageRouting::{Host, None as Plain, Prefix};
+        // (stage, routings, server has a domain, refused)
+        let table: &[(&str, &[StageRouting], bool, bool)] = &[
+            ("dev", &[Plain], false, false),
+            ("dev", &[Host], true, false),
+            ("dev", &[Plain, Host], false, true),
+            ("dev", &[Prefix], false, false),
+            ("urls", &[Prefix], true, true),
+            ("urls", &[Host], true, false),
+            ("urls", &[Plain], false, false),
+        ];
+        for (stage, routings, domain, refused) in table {
+            let result = check_stage_routing(stage, routings, *domain);
+            assert_eq!(result.is_err(), *refused, "{stage} {routings:?} {domain}");
+        }
+        assert!(check_stage_routing("dev", &[Host], false)
+            .unwrap_err()
+            .contains("serves stage dev on dev.DOMAIN"));
+    }
 }
