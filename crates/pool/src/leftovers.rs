@@ -44,23 +44,13 @@ pub fn kill_recorded(instances_dir: &Path) -> usize {
             continue;
         };
         // Only a live group leader is ours: a reused pid is rarely one.
-        if leads_its_group(pid) && killpg(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+        if rouse_sandbox::procfs::leads_its_group(pid)
+            && killpg(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
             killed += 1;
         }
     }
     killed
-}
-
-fn leads_its_group(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Fields after the command name: state, ppid, pgrp, ...
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return false;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields.first() != Some(&"Z") && fields.get(2) == Some(&pid.to_string().as_str())
 }
 
 #[cfg(test)]

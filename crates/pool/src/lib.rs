@@ -16,7 +16,6 @@
 mod backoff;
 mod burst;
 mod capture;
-mod confinement;
 mod instance;
 pub mod lambda;
 mod lease;
@@ -151,7 +150,7 @@ struct Shared {
     node_waiters: AtomicU64,
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
-    confinement: confinement::Confinement,
+    confinement: rouse_sandbox::Confinement,
 }
 
 struct FunctionPool {
@@ -237,7 +236,7 @@ impl Pool {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
-        let confinement = confinement::Confinement::prepare(level, store.data_dir())?;
+        let confinement = rouse_sandbox::Confinement::prepare(level, store.data_dir())?;
         Ok(Pool {
             shared: Arc::new(Shared {
                 store,

@@ -8,10 +8,12 @@
 mod activation;
 pub mod cgroup;
 mod confine;
+pub mod confinement;
 pub mod isolation;
 mod layout;
 mod output_sync;
 mod process;
+pub mod procfs;
 mod readiness;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use rouse_manifest::{Readiness, Rewrite};
 
+pub use confinement::Confinement;
 pub use output_sync::OutputSync;
 pub use process::Process;
 
