@@ -4,7 +4,8 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::placement::{self, Decision, Gates, Limit, Limits};
 use crate::{burst, instance, metrics, start_instance, AcquireError, FunctionPool, Lease, Pool};
@@ -120,7 +121,7 @@ impl Pool {
             tokio::select! {
                 _ = changed => {}
                 _ = node_changed, if limit == Limit::Node => {}
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
             }
             if self.shared.shutting_down.load(Ordering::Acquire) {
                 return Err(AcquireError::ShuttingDown);

@@ -2,7 +2,8 @@
 //! starts. It holds a count and a timestamp and refills lazily from the time
 //! that passed, so an idle function costs nothing (no timer, no task).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The bucket's size and refill rate, from the function's `scaling:`.
 #[derive(Debug, Clone, Copy, PartialEq)]

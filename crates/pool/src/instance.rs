@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use rouse_runtime_api::RuntimeEndpoint;
 use rouse_sandbox::Process;
@@ -185,8 +186,8 @@ async fn run(
                 instance.exit.send_replace(Some(status.as_str().into()));
                 break fp.exited(shared, instance, &status, process.last_lines());
             }
-            () = tokio::time::sleep_until(idle_deadline.into()) => {}
-            () = tokio::time::sleep_until(retire_at.into()), if Instant::now() < retire_at => {
+            () = tokio::time::sleep_until(idle_deadline) => {}
+            () = tokio::time::sleep_until(retire_at), if Instant::now() < retire_at => {
                 shared.logs.platform(&fp.name, &format!("instance {} reached maxLifetime; draining", instance.id));
                 fp.retire(instance);
                 // Its replacement starts now, not when it has drained.

@@ -2,7 +2,8 @@
 //! time as a parameter: the idle verdict (stop now, or sleep until when)
 //! and the `maxLifetime` mark after which it drains.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::placement::Phase;
 

@@ -5,7 +5,7 @@
 //! processes or clocks. Also pure: how many instances `minInstances` still
 //! needs, and which instances are surplus under a lowered `maxInstances`.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::burst::Blocked;
 

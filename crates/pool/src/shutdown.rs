@@ -1,7 +1,8 @@
 //! Stopping every instance when rouse shuts down.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::placement::Phase;
 use crate::Pool;
@@ -33,7 +34,7 @@ impl Pool {
             if Instant::now() >= deadline {
                 return;
             }
-            let _ = tokio::time::timeout_at(deadline.into(), stopped).await;
+            let _ = tokio::time::timeout_at(deadline, stopped).await;
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::placement::{self, SlotView};
 use crate::{instance, start_instance, AcquireError, FunctionPool, Pool, Shared};
@@ -60,7 +60,7 @@ pub(crate) fn keep_min_warm(
         if !std::mem::replace(&mut state.warm_retry_pending, true) {
             let (shared, fp) = (shared.clone(), fp.clone());
             shared.runtime.clone().spawn(async move {
-                tokio::time::sleep_until(until.into()).await;
+                tokio::time::sleep_until(until).await;
                 fp.lock_state().warm_retry_pending = false;
                 keep_min_warm(&shared, &fp);
             });
