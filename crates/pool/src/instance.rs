@@ -58,7 +58,7 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn new(deployment: Arc<Deployment>) -> Instance {
+    pub(crate) fn new(deployment: Arc<Deployment>) -> Instance {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Instance {
             id,
@@ -80,7 +80,7 @@ impl Instance {
         }
     }
 
-    pub fn request_stop(&self, reason: &str) {
+    pub(crate) fn request_stop(&self, reason: &str) {
         let mut stop = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
         stop.get_or_insert_with(|| reason.to_string());
         drop(stop);
@@ -88,7 +88,7 @@ impl Instance {
     }
 
     /// Waits until the instance is ready, or says why it did not start.
-    pub async fn started_up(&self) -> Result<(), Arc<StartFailure>> {
+    pub(crate) async fn started_up(&self) -> Result<(), Arc<StartFailure>> {
         let mut startup = self.startup.subscribe();
         let outcome = startup
             .wait_for(|s| !matches!(s, Startup::Pending))

@@ -21,8 +21,11 @@
 //! decisions they act on are pure and table-tested: `placement`,
 //! `lifecycle`, `evict::choose`, `burst`, `node` and `backoff`.
 
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
 mod acquire;
-mod backoff;
+pub mod backoff;
 mod burst;
 mod capture;
 mod evict;
@@ -33,7 +36,7 @@ mod leftovers;
 mod lifecycle;
 pub mod metrics;
 mod node;
-pub mod placement;
+mod placement;
 mod rollout;
 mod shutdown;
 mod start;

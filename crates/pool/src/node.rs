@@ -49,7 +49,7 @@ fn mem_total_kb(meminfo: &str) -> Option<u64> {
 
 /// What live instances hold right now.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct NodeUsage {
+pub(crate) struct NodeUsage {
     pub instances: u32,
     pub memory_mb: u64,
 }
@@ -58,18 +58,18 @@ impl NodeUsage {
     /// Whether one more instance of `memory_mb` fits. An instance larger
     /// than the whole budget still runs when the node is otherwise empty,
     /// so a big function is slow to scale rather than impossible to start.
-    pub fn has_room(&self, limits: &NodeLimits, memory_mb: u64) -> bool {
+    pub(crate) fn has_room(&self, limits: &NodeLimits, memory_mb: u64) -> bool {
         let instances_ok = limits.max_instances.is_none_or(|max| self.instances < max);
         let memory_ok = self.instances == 0 || self.memory_mb + memory_mb <= limits.memory_mb;
         instances_ok && memory_ok
     }
 
-    pub fn add(&mut self, memory_mb: u64) {
+    pub(crate) fn add(&mut self, memory_mb: u64) {
         self.instances += 1;
         self.memory_mb += memory_mb;
     }
 
-    pub fn remove(&mut self, memory_mb: u64) {
+    pub(crate) fn remove(&mut self, memory_mb: u64) {
         self.instances = self.instances.saturating_sub(1);
         self.memory_mb = self.memory_mb.saturating_sub(memory_mb);
     }

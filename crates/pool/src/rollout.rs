@@ -14,15 +14,11 @@ impl Pool {
     /// Picks up a new deployment of `name` from the store. Running instances
     /// of the old version keep serving until an instance of the new one is
     /// ready, then drain; a function removed from the store is stopped.
-    pub fn reload(&self, name: &str) -> Result<(), AcquireError> {
-        self.start_new_version(name).map(drop)
-    }
-
-    /// Like [`Pool::reload`], and when warm instances had to be replaced,
-    /// waits until the new version's first instance is ready (or failed to
-    /// start, in which case the old instances keep serving). So when it
-    /// returns, new requests reach the new version. `Err(StartFailed)` says
-    /// the new version did not start.
+    /// When warm instances had to be replaced, waits until the new
+    /// version's first instance is ready (or failed to start, in which case
+    /// the old instances keep serving). So when it returns, new requests
+    /// reach the new version. `Err(StartFailed)` says the new version did
+    /// not start.
     pub async fn reload_and_wait(&self, name: &str) -> Result<(), AcquireError> {
         for instance in self.start_new_version(name)? {
             instance
