@@ -26,25 +26,11 @@ impl NodeLimits {
     }
 }
 
-/// 90% of `MemTotal` from `/proc/meminfo`.
+/// 90% of the machine's memory (`MemTotal` in `/proc/meminfo`).
 pub fn default_memory_budget_mb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| mem_total_kb(&text))
-        .map_or(FALLBACK_MEMORY_MB, |kb| {
-            (kb as f64 / 1024.0 * DEFAULT_MEMORY_SHARE) as u64
-        })
-}
-
-fn mem_total_kb(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    rouse_sandbox::procfs::mem_total_kb().map_or(FALLBACK_MEMORY_MB, |kb| {
+        (kb as f64 / 1024.0 * DEFAULT_MEMORY_SHARE) as u64
+    })
 }
 
 /// What live instances hold right now.
@@ -106,12 +92,5 @@ mod tests {
         assert!(usage.has_room(&limits, 2048));
         usage.add(2048);
         assert!(!usage.has_room(&limits, 128));
-    }
-
-    #[test]
-    fn mem_total_is_read_from_meminfo() {
-        let text = "MemTotal:       24684092 kB\nMemFree:         1000 kB\n";
-        assert_eq!(mem_total_kb(text), Some(24_684_092));
-        assert_eq!(mem_total_kb("nothing"), None);
     }
 }

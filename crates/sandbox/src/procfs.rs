@@ -1,6 +1,7 @@
-//! What rouse reads about a process from Linux `/proc` (and an instance's
-//! cgroup): its peak memory, and whether a recorded pid still leads its
-//! process group. Parsing is split from reading so it is tested on text.
+//! What rouse reads from Linux `/proc` (and an instance's cgroup): the
+//! machine's memory, a process's peak memory, and whether a recorded pid
+//! still leads its process group. Parsing is split from reading so it is
+//! tested on text.
 
 use std::path::Path;
 
@@ -14,14 +15,20 @@ pub fn peak_memory_mb(peak_file: Option<&Path>, pid: u32) -> Option<u64> {
         return Some(bytes.div_ceil(1024 * 1024));
     }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some(vm_hwm_kb(&status)?.div_ceil(1024))
+    Some(kb_field(&status, "VmHWM:")?.div_ceil(1024))
 }
 
-/// The `VmHWM:` line of a `/proc/<pid>/status` text, in kB.
-fn vm_hwm_kb(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+/// The machine's memory in kB (`MemTotal` in `/proc/meminfo`).
+pub fn mem_total_kb() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    kb_field(&meminfo, "MemTotal:")
+}
+
+/// The value of the `name` line (`VmHWM:`, `MemTotal:`) of a `/proc` text
+/// that counts in kB.
+fn kb_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -52,6 +59,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let text = "MemTotal:       24684092 kB\nMemFree:         1000 kB\n";
+        assert_eq!(kb_field(text, "MemTotal:"), Some(24_684_092));
+        assert_eq!(kb_field("nothing", "MemTotal:"), None);
+        assert!(mem_total_kb().is_some_and(|kb| kb > 0));
+    }
+
+    #[test]
     fn vm_hwm_is_read_from_the_status_text() {
         let cases = [
             (
@@ -63,7 +78,7 @@ mod tests {
             ("VmHWM:\tlots kB\n", None),
         ];
         for (text, want) in cases {
-            assert_eq!(vm_hwm_kb(text), want, "{text:?}");
+            assert_eq!(kb_field(text, "VmHWM:"), want, "{text:?}");
         }
     }
 
