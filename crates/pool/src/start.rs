@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rouse_manifest::{FunctionKind, Readiness, Rewrite};
-use rouse_runtime_api::RuntimeEndpoint;
+use rouse_runtime_api::{Admission, RuntimeEndpoint};
+use rouse_sandbox::isolation::Level;
 use rouse_sandbox::{Process, SpawnSpec, Stream};
 
 use crate::instance::{report_out_of_memory, wait_for_stop, Instance, STOP_GRACE};
@@ -166,9 +167,12 @@ async fn prepare<'a>(
                 );
             }
             let endpoint = Arc::new(
-                RuntimeEndpoint::bind()
-                    .await
-                    .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
+                RuntimeEndpoint::bind_admitting(runtime_api_admission(
+                    shared.confinement.level,
+                    fp.uid,
+                ))
+                .await
+                .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
             );
             // Lambda's reserved variables win over the function's own.
             env.extend(lambda::lambda_env(&lambda::LambdaEnv {
@@ -192,6 +196,25 @@ async fn prepare<'a>(
             })
         }
     }
+}
+
+/// Who may call an instance's Runtime API: under isolation only sockets of
+/// the function's own uid (its runtime and extensions), so another
+/// function's instance cannot take its events or answer for it. Without
+/// isolation every instance runs as rouse's uid and nothing tells them apart.
+fn runtime_api_admission(level: Level, uid: u32) -> Admission {
+    if level == Level::None {
+        return Admission::anyone();
+    }
+    Admission::only(
+        move |local, peer| match rouse_sandbox::peer::tcp_peer_uid(local, peer) {
+            Ok(owner) => owner == uid,
+            Err(err) => {
+                tracing::debug!(%peer, error = %err, "runtime API: cannot tell who connected");
+                false
+            }
+        },
+    )
 }
 
 /// Where the instance's output lines go: the function's log, and the
