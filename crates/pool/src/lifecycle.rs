@@ -118,7 +118,7 @@ mod tests {
             ("idle for exactly the timeout", None, slot(Phase::Ready, 0, t0), 1, 0, at(10), stop("idle for 10s")),
             ("idle for long", None, slot(Phase::Ready, 0, t0), 2, 1, at(50), stop("idle for 10s")),
             ("idle but kept for minInstances", None, slot(Phase::Ready, 0, t0), 1, 1, at(50), sleep(Some(at(60)))),
-            ("a starting instance is never idle-stopped early", None, slot(Phase::Starting, 0, at(5)), 1, 0, at(6), sleep(Some(at(15)))),
+            ("the idle clock runs from the last use", None, slot(Phase::Starting, 0, at(5)), 1, 0, at(6), sleep(Some(at(15)))),
         ];
         for (name, requested, slot, live, min, now, want) in cases {
             assert_eq!(

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rouse_manifest::{FunctionKind, Readiness, Rewrite};
+use rouse_manifest::{FunctionKind, LambdaSpec, Readiness, Rewrite};
 use rouse_runtime_api::{Admission, RuntimeEndpoint};
 use rouse_sandbox::isolation::Level;
 use rouse_sandbox::{Process, SpawnSpec, Stream};
@@ -158,44 +158,56 @@ async fn prepare<'a>(
             })
         }
         FunctionKind::Lambda(l) => {
-            let command = lambda::runtime_command(&l.runtime, &shared.runtime_dir)?;
-            if command[0] == "./bootstrap" && !code_dir.join("bootstrap").is_file() {
-                return Err(
-                    "Runtime.InvalidEntrypoint: a provided runtime needs an executable `bootstrap` at the root of the project"
-                        .to_string()
-                        .into(),
-                );
-            }
-            let endpoint = Arc::new(
-                RuntimeEndpoint::bind_admitting(runtime_api_admission(
-                    shared.confinement.level,
-                    fp.uid,
-                ))
-                .await
-                .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
-            );
-            // Lambda's reserved variables win over the function's own.
-            env.extend(lambda::lambda_env(&lambda::LambdaEnv {
-                function: &fp.name,
-                handler: &l.handler,
-                runtime: &l.runtime,
-                memory_mb: dep.spec.memory_size,
-                runtime_api: &endpoint.runtime_api(),
-                task_root: work_dir,
-                runtime_dir: &shared.runtime_dir,
-                instance_id: &instance.id,
-                now: SystemTime::now(),
-                version: &dep.lambda_version(),
-            }));
-            let _ = instance.runtime.set(endpoint.clone());
-            Ok(Launch {
-                command,
-                rewrite: Vec::new(),
-                gate: Gate::Runtime(endpoint),
-                listener: None,
-            })
+            prepare_lambda(shared, fp, instance, l, code_dir, work_dir, env).await
         }
     }
+}
+
+/// [`prepare`] for a lambda function: its runtime's command, a Runtime
+/// API endpoint of its own, and Lambda's reserved variables.
+async fn prepare_lambda<'a>(
+    shared: &Shared,
+    fp: &FunctionPool,
+    instance: &'a Instance,
+    l: &LambdaSpec,
+    code_dir: &Path,
+    work_dir: &Path,
+    env: &mut BTreeMap<String, String>,
+) -> Result<Launch<'a>, StartFailure> {
+    let dep = &instance.deployment;
+    let command = lambda::runtime_command(&l.runtime, &shared.runtime_dir)?;
+    if command[0] == "./bootstrap" && !code_dir.join("bootstrap").is_file() {
+        return Err(
+            "Runtime.InvalidEntrypoint: a provided runtime needs an executable `bootstrap` at the root of the project"
+                .to_string()
+                .into(),
+        );
+    }
+    let endpoint = Arc::new(
+        RuntimeEndpoint::bind_admitting(runtime_api_admission(shared.confinement.level, fp.uid))
+            .await
+            .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
+    );
+    // Lambda's reserved variables win over the function's own.
+    env.extend(lambda::lambda_env(&lambda::LambdaEnv {
+        function: &fp.name,
+        handler: &l.handler,
+        runtime: &l.runtime,
+        memory_mb: dep.spec.memory_size,
+        runtime_api: &endpoint.runtime_api(),
+        task_root: work_dir,
+        runtime_dir: &shared.runtime_dir,
+        instance_id: &instance.id,
+        now: SystemTime::now(),
+        version: &dep.lambda_version(),
+    }));
+    let _ = instance.runtime.set(endpoint.clone());
+    Ok(Launch {
+        command,
+        rewrite: Vec::new(),
+        gate: Gate::Runtime(endpoint),
+        listener: None,
+    })
 }
 
 /// Who may call an instance's Runtime API: under isolation only sockets of
