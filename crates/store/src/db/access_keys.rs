@@ -33,11 +33,10 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<AccessKeyRecord>, StoreError
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The sealed secret and when the key was last used.
-pub(crate) fn sealed(
-    conn: &Connection,
-    id: &str,
-) -> Result<Option<(Vec<u8>, Option<i64>)>, StoreError> {
+/// A sealed secret and when its key was last used.
+pub(crate) type Sealed = (Vec<u8>, Option<i64>);
+
+pub(crate) fn sealed(conn: &Connection, id: &str) -> Result<Option<Sealed>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT sealed_secret, last_used_at FROM access_keys WHERE id = ?1",
