@@ -2,6 +2,7 @@
 
 mod async_invoke;
 mod aws;
+mod aws_auth;
 mod body;
 mod headers;
 mod http_events;
@@ -29,6 +30,7 @@ use rouse_store::Store;
 use upstream::UpstreamConnector;
 
 pub use async_invoke::QueueFull;
+pub use aws_auth::{AwsAuth, AwsAuthSetting};
 pub use body::{empty, full, BoxError, ProxyBody};
 use router::{AliasTarget, FunctionInfo, Router, LIVE_ALIAS};
 pub use server::{serve, GatewayServer};
@@ -53,6 +55,8 @@ pub struct GatewayConfig {
     pub cold_start_header: bool,
     /// Wait before retrying a failed async invocation (doubled for the second retry).
     pub async_retry_delay: Duration,
+    /// Whether the AWS-compatible APIs check SigV4 signatures.
+    pub aws_auth: AwsAuth,
 }
 
 impl Default for GatewayConfig {
@@ -62,6 +66,7 @@ impl Default for GatewayConfig {
             domain: None,
             cold_start_header: false,
             async_retry_delay: invoke_api::DEFAULT_ASYNC_RETRY_DELAY,
+            aws_auth: AwsAuth::Open,
         }
     }
 }
@@ -139,7 +144,16 @@ impl Gateway {
     {
         if req.method() == http::Method::POST {
             if let Some(target) = aws::parse_invoke_path(req.uri().path()) {
-                return self.invoke_api(req, target).await;
+                let auth = self.aws_authorize(
+                    req,
+                    "lambda",
+                    aws_auth::Protocol::RestJson,
+                    invoke_api::MAX_SYNC_PAYLOAD,
+                );
+                return match auth.await {
+                    Ok(req) => self.invoke_api(req, target).await,
+                    Err(refused) => refused,
+                };
             }
         }
         if let Some(rest) = req.uri().path().strip_prefix(FUNCTION_URL_PREFIX) {
