@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// to (default: 90% of the machine's RAM).
     #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_budget: Option<u64>,
+    /// Signatures on the AWS-compatible APIs (the Lambda Invoke API):
+    /// required (SigV4 with a key from `rouse keys create`), open (unsigned
+    /// calls served), auto (required unless the gateway listens on
+    /// loopback only; `rouse dev` is open).
+    #[arg(long, env = "ROUSE_AWS_AUTH", default_value = "auto")]
+    pub aws_auth: rouse_gateway::AwsAuthSetting,
 }
 
 #[derive(Subcommand)]
