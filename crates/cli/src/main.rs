@@ -227,6 +227,13 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Access keys for the AWS-compatible APIs (Lambda Invoke): create, ls, rm.
+    Keys {
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Start a project from a template; without one, list the templates.
     Init {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(
@@ -334,6 +341,7 @@ fn main() -> ExitCode {
             } => {
                 commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
             }
+            Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
             Command::Init { template, dir } => commands::init::run(template, &dir),
             Command::Completions { shell } => commands::completions::run(shell, Cli::command()),
             Command::Doctor { args, conn } => commands::doctor::run(args, &conn).await,

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod env;
 pub mod init;
 pub mod invoke;
+pub mod keys;
 pub mod logs;
 pub mod ls;
 pub mod package;
