@@ -103,8 +103,11 @@ impl Server {
             AwsAuth::Open => tracing::warn!(
                 "the AWS-compatible APIs (Lambda Invoke) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
             ),
+            AwsAuth::Required if store.list_access_keys()?.is_empty() => tracing::warn!(
+                "the AWS-compatible APIs require SigV4 signatures and there is no access key yet: every call is refused until `rouse keys create` makes one"
+            ),
             AwsAuth::Required => tracing::info!(
-                "the AWS-compatible APIs require SigV4 signatures (keys: rouse keys create)"
+                "the AWS-compatible APIs require SigV4 signatures (keys: rouse keys ls)"
             ),
         }
         let gateway =
