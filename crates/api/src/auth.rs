@@ -15,14 +15,14 @@ use crate::rate_limit::{FailedAttempts, Log};
 use crate::AdminState;
 
 /// The middleware's state: the token, and who failed to present it.
-pub struct Guard {
-    pub state: Arc<AdminState>,
+pub(crate) struct Guard {
+    pub(crate) state: Arc<AdminState>,
     failures: Mutex<FailedAttempts>,
     start: Instant,
 }
 
 impl Guard {
-    pub fn new(state: Arc<AdminState>) -> Guard {
+    pub(crate) fn new(state: Arc<AdminState>) -> Guard {
         Guard {
             state,
             failures: Mutex::new(FailedAttempts::default()),
@@ -38,7 +38,11 @@ impl Guard {
     }
 }
 
-pub async fn require_token(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_token(
+    State(guard): State<Arc<Guard>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -15,7 +15,7 @@ use crate::AdminState;
 /// Longest description kept.
 const MAX_DESCRIPTION: usize = 256;
 
-pub async fn create(
+pub(crate) async fn create(
     State(state): State<Arc<AdminState>>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
@@ -47,7 +47,7 @@ pub async fn create(
     ))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
 ) -> Result<Json<Vec<AccessKeySummary>>, ApiError> {
     Ok(Json(
@@ -65,7 +65,7 @@ pub async fn list(
     ))
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -14,10 +14,13 @@
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
+#![forbid(unsafe_code)]
+
 mod aliases;
+mod apply;
 mod auth;
 mod deploy;
-pub mod error;
+mod error;
 mod functions;
 mod invoke;
 mod keys;

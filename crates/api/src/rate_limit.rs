@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Failures an address may make in a burst.
-pub const BURST: f64 = 10.0;
+pub(crate) const BURST: f64 = 10.0;
 /// Failures per second it earns back (10 a minute).
-pub const REFILL_PER_SEC: f64 = 10.0 / 60.0;
+pub(crate) const REFILL_PER_SEC: f64 = 10.0 / 60.0;
 /// Log lines about failures per minute, over all addresses.
 const LOG_BURST: f64 = 10.0;
 const LOG_REFILL_PER_SEC: f64 = 10.0 / 60.0;
@@ -62,7 +62,7 @@ impl From<IpAddr> for Client {
 
 /// What to do about one failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Log {
+pub(crate) enum Log {
     /// Log it, saying how many failures before it went unlogged.
     Line {
         unlogged_before: u64,
@@ -71,7 +71,7 @@ pub enum Log {
 }
 
 #[derive(Debug, Default)]
-pub struct FailedAttempts {
+pub(crate) struct FailedAttempts {
     clients: HashMap<Client, Bucket>,
     log: Option<Bucket>,
     unlogged: u64,
@@ -81,7 +81,7 @@ impl FailedAttempts {
     /// `Some(seconds)` to wait when `ip` has no failures left to spend: its
     /// requests are refused before their token is even compared, so guessing
     /// on gets no answer either way.
-    pub fn locked_out(&self, ip: IpAddr, now: f64) -> Option<u64> {
+    pub(crate) fn locked_out(&self, ip: IpAddr, now: f64) -> Option<u64> {
         let bucket = self
             .clients
             .get(&Client::from(ip))?
@@ -95,7 +95,7 @@ impl FailedAttempts {
     }
 
     /// Records a failed attempt by `ip`.
-    pub fn failed(&mut self, ip: IpAddr, now: f64) -> Log {
+    pub(crate) fn failed(&mut self, ip: IpAddr, now: f64) -> Log {
         let client = Client::from(ip);
         if !self.clients.contains_key(&client) && self.clients.len() >= MAX_CLIENTS {
             self.forget_one(now);

@@ -64,7 +64,7 @@ impl AwsAuthSetting {
 
 /// How an API spells its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// Lambda: 403, code in `x-amzn-ErrorType`.
     RestJson,
     /// Kinesis, SQS: 400, code in the body's `__type`.

@@ -4,7 +4,7 @@
 use http::HeaderMap;
 
 /// `METHOD\nURI\nQUERY\nHEADERS\n\nSIGNED\nHASH`.
-pub fn request(
+pub(crate) fn request(
     method: &str,
     raw_path: &str,
     raw_query: Option<&str>,
@@ -36,7 +36,7 @@ pub fn request(
 /// Non-S3 services: dot segments and empty segments dropped, then the path
 /// *as it arrived* (already percent-encoded by the client) encoded again,
 /// which is what botocore signs (`%3A` on the wire is `%253A` here).
-pub fn uri(raw_path: &str) -> String {
+pub(crate) fn uri(raw_path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     for seg in raw_path.split('/') {
         match seg {
@@ -57,7 +57,7 @@ pub fn uri(raw_path: &str) -> String {
 
 /// Names and values decoded, re-encoded strictly, sorted by name then
 /// value; `X-Amz-Signature` (the presigned signature itself) left out.
-pub fn query(raw: &str) -> String {
+pub(crate) fn query(raw: &str) -> String {
     let mut pairs: Vec<(String, String)> = raw
         .split('&')
         .filter(|p| !p.is_empty())
@@ -100,7 +100,7 @@ fn collapse(value: &str) -> String {
 }
 
 /// Percent-encodes all but `A-Za-z0-9-_.~` (and `/` in paths), uppercase hex.
-pub fn encode(bytes: &[u8], keep_slash: bool) -> String {
+pub(crate) fn encode(bytes: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         let plain = b.is_ascii_alphanumeric()
@@ -116,7 +116,7 @@ pub fn encode(bytes: &[u8], keep_slash: bool) -> String {
 }
 
 /// `%XX` sequences to bytes; anything else (including a stray `%`) as is.
-pub fn decode(s: &str) -> Vec<u8> {
+pub(crate) fn decode(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -10,6 +10,8 @@
 //! Any region is accepted: rouse is not bound to a region, and SDKs sign
 //! with whatever region their profile names.
 
+#![forbid(unsafe_code)]
+
 mod canonical;
 mod error;
 mod time;

@@ -20,7 +20,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
 use crate::StoreError;
 
-pub const KEY_FILE: &str = "access-keys.key";
+pub(crate) const KEY_FILE: &str = "access-keys.key";
 const NONCE_LEN: usize = 12;
 /// Base32's alphabet, as AWS's key ids use.
 const ID_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -28,7 +28,7 @@ const SECRET_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// `AKIA` + 16 base32 characters, like AWS's long-term key ids.
-pub fn new_key_id() -> Result<String, StoreError> {
+pub(crate) fn new_key_id() -> Result<String, StoreError> {
     let mut bytes = [0u8; 16];
     random(&mut bytes)?;
     // 256 is a multiple of 32 (and of 64 below): the modulo is unbiased.
@@ -40,7 +40,7 @@ pub fn new_key_id() -> Result<String, StoreError> {
 }
 
 /// 40 characters of base64's alphabet, like AWS's secret keys.
-pub fn new_secret() -> Result<String, StoreError> {
+pub(crate) fn new_secret() -> Result<String, StoreError> {
     let mut bytes = [0u8; 40];
     random(&mut bytes)?;
     Ok(bytes
@@ -50,7 +50,7 @@ pub fn new_secret() -> Result<String, StoreError> {
 }
 
 /// True for what [`new_key_id`] makes (cheap to check before a lookup).
-pub fn looks_like_key_id(id: &str) -> bool {
+pub(crate) fn looks_like_key_id(id: &str) -> bool {
     id.len() == 20 && id.starts_with("AKIA") && id.bytes().skip(4).all(|b| ID_ALPHABET.contains(&b))
 }
 

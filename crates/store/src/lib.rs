@@ -5,7 +5,9 @@
 //! directory: `rouse.db` (SQLite) and `artifacts/` (tar.gz files named by their
 //! sha256), with extracted code cached under `code/`.
 
-pub mod access_keys;
+#![forbid(unsafe_code)]
+
+mod access_keys;
 pub mod archive;
 mod artifacts;
 mod db;

@@ -10,7 +10,7 @@ use crate::client::AdminClient;
 use crate::Connection;
 
 #[derive(clap::Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// Make a key pair; its secret is printed now and never again.
     Create {
         /// What the key is for (shown by `rouse keys ls`).
@@ -33,7 +33,7 @@ pub enum KeysCommand {
     Rm { id: String },
 }
 
-pub async fn run(command: KeysCommand, conn: &Connection) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(command: KeysCommand, conn: &Connection) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
     match command {
         KeysCommand::Create { description, json } => {
