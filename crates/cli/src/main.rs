@@ -84,6 +84,12 @@ pub struct ServeArgs {
     /// to (default: 90% of the machine's RAM).
     #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_budget: Option<u64>,
+    /// Signatures on the AWS-compatible APIs (the Lambda Invoke API):
+    /// required (SigV4 with a key from `rouse keys create`), open (unsigned
+    /// calls served), auto (required unless the gateway listens on
+    /// loopback only; `rouse dev` is open).
+    #[arg(long, env = "ROUSE_AWS_AUTH", default_value = "auto")]
+    pub aws_auth: rouse_gateway::AwsAuthSetting,
 }
 
 #[derive(Subcommand)]
@@ -223,6 +229,13 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Access keys for the AWS-compatible APIs (Lambda Invoke): create, ls, rm.
+    Keys {
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Start a project from a template; without one, list the templates.
     Init {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(
@@ -332,6 +345,7 @@ fn main() -> ExitCode {
             } => {
                 commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
             }
+            Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
             Command::Init { template, dir } => commands::init::run(template, &dir),
             Command::Completions { shell } => commands::completions::run(shell, Cli::command()),
             Command::Doctor { args, conn } => commands::doctor::run(args, &conn).await,

@@ -4,6 +4,7 @@
 
 mod async_invoke;
 mod aws;
+mod aws_auth;
 mod body;
 mod classify;
 mod function_url;
@@ -31,6 +32,7 @@ use rouse_pool::Pool;
 use rouse_store::Store;
 
 pub use async_invoke::QueueFull;
+pub use aws_auth::{AwsAuth, AwsAuthSetting};
 pub use body::{empty, full, BoxError, IncomingBody, ProxyBody};
 use classify::{classify, Target};
 pub(crate) use responses::json_error;
@@ -52,6 +54,8 @@ pub struct GatewayConfig {
     pub cold_start_header: bool,
     /// Wait before retrying a failed async invocation (doubled for the second retry).
     pub async_retry_delay: Duration,
+    /// Whether the AWS-compatible APIs check SigV4 signatures.
+    pub aws_auth: AwsAuth,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +65,7 @@ impl Default for GatewayConfig {
             domain: None,
             cold_start_header: false,
             async_retry_delay: invoke_api::DEFAULT_ASYNC_RETRY_DELAY,
+            aws_auth: AwsAuth::Open,
         }
     }
 }
@@ -149,7 +154,16 @@ impl Gateway {
         match target {
             Target::InvokeApi(target) => {
                 drop(router);
-                self.invoke_api(req, target).await
+                let auth = self.aws_authorize(
+                    req,
+                    "lambda",
+                    aws_auth::Protocol::RestJson,
+                    invoke_api::MAX_SYNC_PAYLOAD,
+                );
+                match auth.await {
+                    Ok(req) => self.invoke_api(req, target).await,
+                    Err(refused) => refused,
+                }
             }
             Target::FunctionUrl { function, path } => {
                 let target = function_url::UrlTarget::new(function, path);

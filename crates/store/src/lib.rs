@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access_keys;
 pub mod archive;
 mod artifacts;
 mod db;
@@ -141,6 +142,32 @@ pub struct FunctionRecord {
     pub updated_at: i64,
 }
 
+/// An access key for the AWS-compatible APIs, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKeyRecord {
+    pub id: String,
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, to the minute (see [`Store::touch_access_key`]).
+    pub last_used_at: Option<i64>,
+}
+
+/// A key pair as created: the only time its secret is handed out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccessKey {
+    pub record: AccessKeyRecord,
+    pub secret: String,
+}
+
+/// What a signature check needs of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKeySecret {
+    pub secret: String,
+    pub last_used_at: Option<i64>,
+}
+
 /// The store. `Send + Sync`: share it behind an `Arc`. Every call is a short
 /// SQLite transaction or a file operation; callers on the request path are
 /// expected to cache what they read (the gateway caches routes).
@@ -148,6 +175,7 @@ pub struct Store {
     data_dir: PathBuf,
     conn: Mutex<rusqlite::Connection>,
     artifacts: artifacts::Artifacts,
+    sealer: access_keys::Sealer,
 }
 
 impl Store {
@@ -161,6 +189,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             conn: Mutex::new(conn),
             artifacts,
+            sealer: access_keys::Sealer::new(data_dir),
         })
     }
 
@@ -336,6 +365,58 @@ impl Store {
     /// renamed into place, so concurrent callers never see half a tree).
     pub fn code_dir(&self, sha256: &str) -> Result<PathBuf, StoreError> {
         self.artifacts.code_dir(sha256)
+    }
+
+    /// A new access key pair; `now` is Unix seconds.
+    pub fn create_access_key(
+        &self,
+        description: &str,
+        now: i64,
+    ) -> Result<NewAccessKey, StoreError> {
+        let id = access_keys::new_key_id()?;
+        let secret = access_keys::new_secret()?;
+        let sealed = self.sealer.seal(&id, &secret)?;
+        db::access_keys::insert(&self.conn(), &id, &sealed, description, now)?;
+        Ok(NewAccessKey {
+            record: AccessKeyRecord {
+                id,
+                description: description.to_string(),
+                created_at: now,
+                last_used_at: None,
+            },
+            secret,
+        })
+    }
+
+    /// Every access key, oldest first; never their secrets.
+    pub fn list_access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
+        db::access_keys::list(&self.conn())
+    }
+
+    /// The secret of key `id`, opened; `None` for an unknown id.
+    pub fn access_key_secret(&self, id: &str) -> Result<Option<AccessKeySecret>, StoreError> {
+        if !access_keys::looks_like_key_id(id) {
+            return Ok(None);
+        }
+        let Some((sealed, last_used_at)) = db::access_keys::sealed(&self.conn(), id)? else {
+            return Ok(None);
+        };
+        Ok(Some(AccessKeySecret {
+            secret: self.sealer.open(id, &sealed)?,
+            last_used_at,
+        }))
+    }
+
+    /// Records a use of key `id` at `now`. A write per request would cost
+    /// more than the check itself, so callers only touch a key whose
+    /// `last_used_at` is a minute old or more.
+    pub fn touch_access_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        db::access_keys::touch(&self.conn(), id, now)
+    }
+
+    /// `false` if there was no such key.
+    pub fn remove_access_key(&self, id: &str) -> Result<bool, StoreError> {
+        db::access_keys::remove(&self.conn(), id)
     }
 
     pub fn data_dir(&self) -> &Path {

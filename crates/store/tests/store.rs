@@ -726,3 +726,49 @@ fn aliases_point_at_existing_versions_and_go_with_their_function() {
     assert!(store.remove_function("site-dev-web").unwrap());
     assert!(store.all_aliases().unwrap().is_empty());
 }
+
+#[test]
+fn access_keys_keep_sealed_secrets_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let made = store.create_access_key("ci", 1_000).unwrap();
+    assert!(made.record.id.starts_with("AKIA") && made.record.id.len() == 20);
+    assert_eq!(made.secret.len(), 40);
+    let other = store.create_access_key("", 1_001).unwrap();
+
+    // The secret is not in the database file as text.
+    drop(store);
+    let db = fs::read(dir.path().join("rouse.db")).unwrap();
+    let wal = fs::read(dir.path().join("rouse.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(40).any(|w| w == made.secret.as_bytes()));
+    }
+
+    let store = Store::open(dir.path()).unwrap();
+    let listed = store.list_access_keys().unwrap();
+    assert_eq!(listed, vec![made.record.clone(), other.record.clone()]);
+    let found = store.access_key_secret(&made.record.id).unwrap().unwrap();
+    assert_eq!(
+        (found.secret.as_str(), found.last_used_at),
+        (made.secret.as_str(), None)
+    );
+    store.touch_access_key(&made.record.id, 2_000).unwrap();
+    assert_eq!(
+        store
+            .access_key_secret(&made.record.id)
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(2_000)
+    );
+    assert_eq!(
+        store.access_key_secret("AKIAAAAAAAAAAAAAAAAA").unwrap(),
+        None
+    );
+    assert_eq!(store.access_key_secret("not a key").unwrap(), None);
+
+    assert!(store.remove_access_key(&made.record.id).unwrap());
+    assert!(!store.remove_access_key(&made.record.id).unwrap());
+    assert_eq!(store.access_key_secret(&made.record.id).unwrap(), None);
+    assert_eq!(store.list_access_keys().unwrap(), vec![other.record]);
+}

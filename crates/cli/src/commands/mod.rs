@@ -8,6 +8,7 @@ pub(crate) mod doctor;
 pub(crate) mod env;
 pub(crate) mod init;
 pub(crate) mod invoke;
+pub(crate) mod keys;
 pub(crate) mod logs;
 pub(crate) mod ls;
 pub(crate) mod package;

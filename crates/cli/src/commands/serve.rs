@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rouse_api::AdminState;
-use rouse_gateway::{Gateway, GatewayConfig, GatewayServer};
+use rouse_gateway::{AwsAuth, Gateway, GatewayConfig, GatewayServer};
 use rouse_logs::LogBook;
 use rouse_pool::{NodeLimits, Pool};
 use rouse_store::Store;
@@ -97,7 +97,19 @@ impl Server {
             domain: args.domain.clone(),
             cold_start_header: args.cold_start_header,
             async_retry_delay: Duration::from_secs_f64(args.async_retry_delay.max(0.0)),
+            aws_auth: args.aws_auth.resolve(args.listen),
         };
+        match config.aws_auth {
+            AwsAuth::Open => tracing::warn!(
+                "the AWS-compatible APIs (Lambda Invoke) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
+            ),
+            AwsAuth::Required if store.list_access_keys()?.is_empty() => tracing::warn!(
+                "the AWS-compatible APIs require SigV4 signatures and there is no access key yet: every call is refused until `rouse keys create` makes one"
+            ),
+            AwsAuth::Required => tracing::info!(
+                "the AWS-compatible APIs require SigV4 signatures (keys: rouse keys ls)"
+            ),
+        }
         let gateway =
             Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
         let token = admin_token(data_dir)?;
