@@ -168,7 +168,19 @@ impl Gateway {
             Target::FunctionUrl { function, path } => {
                 let target = function_url::UrlTarget::new(function, path);
                 drop(router);
-                self.function_url(req, target, client).await
+                // Every function has a URL, so when AWS-API calls must be
+                // signed a URL must be too (Lambda's `AWS_IAM` URL auth):
+                // otherwise it would invoke any function by name unsigned.
+                let auth = self.aws_authorize(
+                    req,
+                    "lambda",
+                    aws_auth::Protocol::RestJson,
+                    invoke_api::MAX_SYNC_PAYLOAD,
+                );
+                match auth.await {
+                    Ok(req) => self.function_url(req, target, client).await,
+                    Err(refused) => refused,
+                }
             }
             Target::Lambda(route) => {
                 let target = http_events::LambdaTarget::new(&route, req.uri().path());
