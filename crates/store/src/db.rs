@@ -2,6 +2,7 @@
 
 pub(crate) mod aliases;
 pub(crate) mod deploy;
+pub(crate) mod events;
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at     INTEGER NOT NULL,
         PRIMARY KEY (function, name)
     );",
+    // 3: the queue of async (`Event`) invocations.
+    events::MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
