@@ -9,6 +9,7 @@
 //! # Ok::<(), rouse_manifest::ManifestError>(())
 //! ```
 
+mod async_invoke;
 mod ctx;
 mod error;
 mod events;
