@@ -11,12 +11,14 @@
 //! | `GET /v1/functions/{name}/aliases`, `PUT`/`DELETE …/aliases/{alias}` | aliases (`{"version": N, "canary": {"version": M, "weight": 0.1}}`) |
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
+//! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 mod aliases;
 mod auth;
 mod deploy;
 pub mod error;
+pub mod events;
 mod functions;
 mod invoke;
 mod logs;
@@ -82,6 +84,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/env",
             get(versions::env).patch(versions::change_env),
         )
+        .route("/functions/{name}/events", get(events::list))
+        .route("/functions/{name}/events/redrive", post(events::redrive))
+        .route("/functions/{name}/events/{id}", get(events::show))
         .route(
             "/functions/{name}/invoke",
             any(invoke::invoke_root).layer(DefaultBodyLimit::disable()),

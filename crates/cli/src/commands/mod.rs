@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod dev;
 pub mod doctor;
 pub mod env;
+pub mod events;
 pub mod init;
 pub mod invoke;
 pub mod logs;
