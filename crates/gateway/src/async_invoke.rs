@@ -279,7 +279,7 @@ async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecord) {
                 Failure::Function,
                 event.attempts + 1,
                 0,
-                error_type,
+                error_name(&body).unwrap_or(error_type),
                 Attempt {
                     status: 200,
                     function_error: true,
@@ -367,6 +367,13 @@ async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecord) {
             );
         }
     }
+}
+
+/// The `errorType` the handler raised (`ValueError`), which says more than
+/// the runtime's header (`Runtime.Unhandled`).
+fn error_name(body: &[u8]) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(doc.get("errorType")?.as_str()?.to_string()).filter(|t| !t.is_empty())
 }
 
 /// What one attempt answered, for the record.
