@@ -7,6 +7,8 @@ need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# nftables keeps instances of one function off the ports of another.
+[ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
 # boto3 (for the Invoke API tests) and prometheus_client (to parse /metrics) come from pip.
 if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1; then
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)

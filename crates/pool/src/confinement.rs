@@ -55,6 +55,7 @@ impl Confinement {
             );
         }
         protect_data_dir(data_dir)?;
+        guard_ports(data_dir);
         Ok(Confinement {
             level,
             uid_base: uid_base(data_dir),
@@ -66,6 +67,7 @@ impl Confinement {
     pub fn remove_tree(&self) {
         if let Some(tree) = &self.tree {
             tree.remove();
+            rouse_sandbox::netguard::uninstall();
         }
     }
 
@@ -132,6 +134,22 @@ fn uid_base(data_dir: &Path) -> u32 {
     let hash = u64::from_str_radix(&key, 16).unwrap_or(0);
     let block = u32::try_from(hash % u64::from(SERVER_BLOCKS)).unwrap_or(0);
     UID_BASE + block * UIDS_PER_SERVER
+}
+
+/// Keeps each function's instances off other functions' ports (see
+/// [`rouse_sandbox::netguard`]). Without nftables rouse still runs, and says
+/// what instances can then reach.
+fn guard_ports(data_dir: &Path) {
+    let base = uid_base(data_dir);
+    let own = base..base + UIDS_PER_SERVER;
+    let any = UID_BASE..UID_BASE + SERVER_BLOCKS * UIDS_PER_SERVER;
+    match rouse_sandbox::netguard::install(&cgroup::tree_key(data_dir), own, any) {
+        Ok(()) => tracing::info!("instances of one function cannot connect to another function's ports (nftables table rouse_{})", cgroup::tree_key(data_dir)),
+        Err(err) => tracing::warn!(
+            error = %err,
+            "instances CAN connect to other functions' instance ports: install nftables so rouse can prevent it"
+        ),
+    }
 }
 
 /// Switches the host's cgroup v1 hierarchies to fast migrations, unless

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use rouse_manifest::{FunctionKind, Readiness};
-use rouse_runtime_api::{InitFailure, RuntimeEndpoint};
+use rouse_runtime_api::{Admission, InitFailure, RuntimeEndpoint};
+use rouse_sandbox::isolation::Level;
 use rouse_sandbox::{Process, SpawnSpec, Stream};
 use tokio::sync::{watch, Notify};
 
@@ -242,9 +243,12 @@ async fn start(
                 );
             }
             let endpoint = Arc::new(
-                RuntimeEndpoint::bind()
-                    .await
-                    .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
+                RuntimeEndpoint::bind_admitting(runtime_api_admission(
+                    shared.confinement.level,
+                    fp.uid,
+                ))
+                .await
+                .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
             );
             // Lambda's reserved variables win over the function's own.
             env.extend(lambda::lambda_env(&lambda::LambdaEnv {
@@ -567,4 +571,23 @@ fn find<'a>(slots: &'a mut [crate::Slot], instance: &Instance) -> Option<&'a mut
     slots
         .iter_mut()
         .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
+}
+
+/// Who may call an instance's Runtime API: under isolation only sockets of
+/// the function's own uid (its runtime and extensions), so another
+/// function's instance cannot take its events or answer for it. Without
+/// isolation every instance runs as rouse's uid and nothing tells them apart.
+fn runtime_api_admission(level: Level, uid: u32) -> Admission {
+    if level == Level::None {
+        return Admission::anyone();
+    }
+    Admission::only(
+        move |local, peer| match rouse_sandbox::peer::tcp_peer_uid(local, peer) {
+            Ok(owner) => owner == uid,
+            Err(err) => {
+                tracing::debug!(%peer, error = %err, "runtime API: cannot tell who connected");
+                false
+            }
+        },
+    )
 }

@@ -128,6 +128,33 @@ pub struct InitFailure {
     pub content_type: String,
 }
 
+/// Which connections an endpoint serves: loopback is shared by every
+/// process on the host, so an isolated instance's endpoint answers only
+/// sockets its own uid created (see `rouse_sandbox::peer`). Checked once
+/// per accepted connection; refused connections are closed unanswered.
+#[derive(Clone)]
+pub struct Admission(Option<Arc<AdmitFn>>);
+
+type AdmitFn = dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync;
+
+impl Admission {
+    /// Every connection (no isolation between instances).
+    pub fn anyone() -> Admission {
+        Admission(None)
+    }
+
+    /// Connections for which `admit(local, peer)` says yes.
+    pub fn only(
+        admit: impl Fn(SocketAddr, SocketAddr) -> bool + Send + Sync + 'static,
+    ) -> Admission {
+        Admission(Some(Arc::new(admit)))
+    }
+
+    pub(crate) fn admits(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        self.0.as_ref().is_none_or(|admit| admit(local, peer))
+    }
+}
+
 /// The Runtime API endpoint of one instance. Owns the server task; dropping
 /// it stops the server and closes every connection.
 pub struct RuntimeEndpoint {
@@ -137,12 +164,17 @@ pub struct RuntimeEndpoint {
 }
 
 impl RuntimeEndpoint {
-    /// Listens on `127.0.0.1:0` and starts serving. Must run inside a tokio runtime.
+    /// Listens on `127.0.0.1:0` and serves anyone. Must run inside a tokio runtime.
     pub async fn bind() -> std::io::Result<RuntimeEndpoint> {
+        RuntimeEndpoint::bind_admitting(Admission::anyone()).await
+    }
+
+    /// Listens on `127.0.0.1:0` and serves the connections `admission` lets in.
+    pub async fn bind_admitting(admission: Admission) -> std::io::Result<RuntimeEndpoint> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let shared = Shared::new();
-        let server = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
+        let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), admission));
         Ok(RuntimeEndpoint {
             addr,
             shared,

@@ -25,7 +25,7 @@ use crate::errors::{
 use crate::extensions;
 use crate::state::{Answer, Shared};
 use crate::stream::{self, PumpEnd};
-use crate::{InitFailure, Invocation, Outcome};
+use crate::{Admission, InitFailure, Invocation, Outcome};
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
@@ -48,12 +48,25 @@ const RESPONSE_MODE: HeaderName = HeaderName::from_static("lambda-runtime-functi
 
 /// Accepts connections until the task is aborted; aborting also ends every
 /// connection, because they live in this task's [`JoinSet`].
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, admission: Admission) {
     let mut connections = JoinSet::new();
+    let mut refused: u64 = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    if !admission.admits(local, peer) {
+                        refused += 1;
+                        // The first refusal is news; a loop of them is one
+                        // process probing, and must not flood the log.
+                        if refused == 1 {
+                            tracing::warn!(%peer, "runtime API: refused a connection from a process that is not this instance");
+                        } else {
+                            tracing::debug!(%peer, refused, "runtime API: refused a connection");
+                        }
+                        continue;
+                    }
                     connections.spawn(serve_connection(stream, Arc::clone(&shared)));
                 }
                 Err(err) => {

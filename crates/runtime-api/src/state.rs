@@ -46,6 +46,10 @@ struct State {
     queued: Option<Queued>,
     /// Identifiers handed out by the extension `register` stub.
     extensions: HashSet<String>,
+    /// A `next` call is waiting for an event. A runtime polls with one
+    /// `next` at a time; a second concurrent one is refused, as Lambda
+    /// refuses it, so nothing can sit beside the runtime and take its events.
+    polling: bool,
 }
 
 enum Phase {
@@ -71,6 +75,7 @@ impl Shared {
                 phase: Phase::Init,
                 queued: None,
                 extensions: HashSet::new(),
+                polling: false,
             }),
             event_ready: Notify::new(),
             init: watch::Sender::new(InitState::Pending),
@@ -106,6 +111,7 @@ impl Shared {
     /// The runtime's `next`: ends init on the first call, then waits until an
     /// invocation is queued and makes it the outstanding one.
     pub(crate) async fn next_invocation(&self) -> Result<Invocation, ApiError> {
+        let _poll = self.start_polling()?;
         loop {
             let notified = self.event_ready.notified();
             tokio::pin!(notified);
@@ -144,6 +150,19 @@ impl Shared {
             }
             notified.await;
         }
+    }
+
+    /// Marks a `next` as waiting until the returned guard drops (the call
+    /// returned, or its connection closed and hyper dropped the call).
+    fn start_polling(&self) -> Result<Polling<'_>, ApiError> {
+        let mut state = self.lock();
+        if state.polling {
+            return Err(ApiError::InvalidStateTransition(
+                "next called while another next is waiting for an event".into(),
+            ));
+        }
+        state.polling = true;
+        Ok(Polling { shared: self })
     }
 
     /// Claims the right to answer invocation `request_id` (for `/response` or
@@ -208,6 +227,17 @@ impl Shared {
 
     pub(crate) fn is_extension(&self, id: &str) -> bool {
         self.lock().extensions.contains(id)
+    }
+}
+
+/// A waiting `next` call; see [`Shared::start_polling`].
+struct Polling<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().polling = false;
     }
 }
 

@@ -714,3 +714,79 @@ async fn extension_register_stub() {
     assert_eq!(late.status, StatusCode::FORBIDDEN);
     poll.abort();
 }
+
+#[tokio::test]
+async fn a_second_waiting_next_is_403_and_the_first_still_gets_the_event() {
+    let endpoint = RuntimeEndpoint::bind().await.unwrap();
+    let addr = endpoint.addr();
+    let first = tokio::spawn(next(addr));
+    within(endpoint.initialized()).await.unwrap();
+    // The first poll is registered once init is over; give its call a moment
+    // to reach the wait.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let thief = within(next(addr)).await;
+    assert_eq!(thief.status, StatusCode::FORBIDDEN);
+    assert_eq!(thief.json()["errorType"], "InvalidStateTransition");
+
+    let invoke = endpoint.invoke(invocation("mine", r#"{"n":1}"#));
+    let runtime = async {
+        let event = within(first).await.unwrap();
+        let id = event
+            .header("lambda-runtime-aws-request-id")
+            .unwrap()
+            .to_string();
+        respond(addr, &id, r#""answer""#).await;
+        id
+    };
+    let (outcome, id) = tokio::join!(within(invoke), runtime);
+    assert_eq!(id, "mine");
+    assert_eq!(response_body(outcome), "answer");
+}
+
+#[tokio::test]
+async fn a_poll_whose_connection_closed_does_not_block_the_next_one() {
+    let endpoint = RuntimeEndpoint::bind().await.unwrap();
+    let addr = endpoint.addr();
+    let mut gone = tokio::net::TcpStream::connect(addr).await.unwrap();
+    gone.write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: runtime\r\n\r\n")
+        .await
+        .unwrap();
+    within(endpoint.initialized()).await.unwrap();
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let poll = tokio::spawn(next(addr));
+    let outcome = within(async {
+        let invoke = endpoint.invoke(invocation("after", "{}"));
+        let runtime = async {
+            let event = within(poll).await.unwrap();
+            assert_eq!(event.status, StatusCode::OK);
+            respond(addr, "after", "1").await;
+        };
+        tokio::join!(invoke, runtime).0
+    })
+    .await;
+    assert_eq!(response_body(outcome), serde_json::json!(1));
+}
+
+#[tokio::test]
+async fn connections_the_admission_refuses_are_closed_unanswered() {
+    let endpoint =
+        RuntimeEndpoint::bind_admitting(rouse_runtime_api::Admission::only(|_local, _peer| false))
+            .await
+            .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(endpoint.addr())
+        .await
+        .unwrap();
+    let _ = stream
+        .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: runtime\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = within(stream.read_to_end(&mut answer)).await;
+    assert!(read.is_err() || answer.is_empty(), "got {answer:?}");
+    // Init never ended: nobody reached the endpoint.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), endpoint.initialized())
+            .await
+            .is_err()
+    );
+}

@@ -10,7 +10,9 @@ pub mod cgroup;
 mod confine;
 pub mod isolation;
 mod layout;
+pub mod netguard;
 mod output_sync;
+pub mod peer;
 mod process;
 mod readiness;
 
@@ -148,6 +150,12 @@ pub async fn spawn(spec: SpawnSpec) -> Result<Process, SandboxError> {
     } = spec;
 
     let argv: Vec<String> = command.iter().map(|arg| substitute(arg, &env)).collect();
+
+    if let Some(iso) = &isolation {
+        netguard::admit(iso.uid)
+            .await
+            .map_err(SandboxError::Isolate)?;
+    }
 
     // Mirroring a large artifact is many blocking syscalls; keep them off the
     // async workers that are proxying requests.

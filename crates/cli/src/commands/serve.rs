@@ -79,6 +79,11 @@ impl Server {
         } else {
             tracing::info!("{isolation_line}");
         }
+        if isolation == rouse_sandbox::isolation::Level::None {
+            tracing::warn!(
+                "--isolation none: every instance runs as rouse's own user, so instances can reach each other's ports and Runtime APIs"
+            );
+        }
         let node_limits = NodeLimits {
             max_instances: args.max_instances,
             memory_mb: args
