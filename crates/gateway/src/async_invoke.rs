@@ -51,7 +51,10 @@ pub(crate) struct EventQueue {
 }
 
 struct Shared {
-    store: Arc<Store>,
+    /// The queue, whichever engine keeps it.
+    queue: Arc<dyn AsyncEvents + Send + Sync>,
+    /// Function settings (retries, destinations).
+    functions: Arc<Store>,
     node: String,
     retry_delay: Duration,
     wake: Notify,
@@ -68,7 +71,8 @@ impl EventQueue {
         let node = node_id(store.data_dir())?;
         Ok(EventQueue {
             shared: Arc::new(Shared {
-                store,
+                queue: store.clone(),
+                functions: store,
                 node,
                 retry_delay,
                 wake: Notify::new(),
@@ -87,7 +91,7 @@ impl EventQueue {
 
     /// Commits the event; the dispatcher is woken to run it.
     pub fn submit_now(&self, event: &NewEvent) -> Result<(), EnqueueError> {
-        self.shared.store.enqueue(event)?;
+        self.shared.queue.enqueue(event)?;
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -96,8 +100,8 @@ impl EventQueue {
     /// must not wait for a disk write).
     pub async fn submit(&self, event: NewEvent) -> Result<(), EnqueueError> {
         let shared = self.shared.clone();
-        let store = shared.store.clone();
-        tokio::task::spawn_blocking(move || store.enqueue(&event))
+        let queue = shared.queue.clone();
+        tokio::task::spawn_blocking(move || queue.enqueue(&event))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
         shared.wake.notify_one();
@@ -131,7 +135,7 @@ fn node_id(data_dir: &Path) -> Result<String, StoreError> {
 }
 
 async fn dispatch(shared: Arc<Shared>, gateway: Weak<Inner>) {
-    let store = &shared.store;
+    let store = &shared.queue;
     match store.release_claims(&shared.node) {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -176,7 +180,7 @@ fn claim_and_start(
     gateway: &Weak<Inner>,
     free: usize,
 ) -> Result<Option<Duration>, Gone> {
-    let store = &shared.store;
+    let store = &shared.queue;
     let now = now_ms();
     let claimed = match store.claim_due(&shared.node, now, CLAIM_LEASE, free) {
         Ok(claimed) => claimed,
@@ -192,8 +196,18 @@ fn claim_and_start(
             continue;
         }
         let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+            // Not expected (only this loop takes slots, and it claimed no
+            // more than were free), but an event must never sit claimed and
+            // unrun: hand it back as it was.
             lock(&shared.running).remove(&event.id);
-            break;
+            let unchanged = Retry {
+                attempts: event.attempts,
+                throttles: event.throttles,
+                next_attempt_at_ms: event.next_attempt_at_ms,
+                last_error: None,
+            };
+            finish(store.retry_at(&event.id, &shared.node, &unchanged));
+            continue;
         };
         let Some(inner) = gateway.upgrade() else {
             return Err(Gone);
@@ -225,9 +239,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// One attempt of one claimed event, and what follows from it.
 async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecord) {
-    let store = &shared.store;
+    let store = &shared.queue;
     let log = |message: String| gateway.pool().platform_log(&event.function, &message);
-    let config = match store.get_function(&event.function) {
+    let config = match shared.functions.get_function(&event.function) {
         Ok(Some(record)) => record.spec.async_invoke,
         Ok(None) => {
             tracing::warn!(function = %event.function, id = %event.id, "async invocation dropped: the function no longer exists");
@@ -399,7 +413,7 @@ fn succeed(
         let record = record_of(event, "Success", event.attempts + 1, Some(&attempt));
         send_to(shared, gateway, event, name, "onSuccess", &record);
     }
-    finish(shared.store.complete(&event.id, &shared.node));
+    finish(shared.queue.complete(&event.id, &shared.node));
 }
 
 fn give_up(
@@ -414,7 +428,7 @@ fn give_up(
     let record = record_of(event, condition.as_str(), attempts, response.as_ref());
     if let Some(Destination::Function { name }) = &config.on_failure {
         if send_to(shared, gateway, event, name, "onFailure", &record) {
-            finish(shared.store.complete(&event.id, &shared.node));
+            finish(shared.queue.complete(&event.id, &shared.node));
             return;
         }
     }
@@ -431,7 +445,7 @@ fn give_up(
             event.id, event.function, event.id
         ),
     );
-    finish(shared.store.dead_letter(&event.id, &shared.node, &dead));
+    finish(shared.queue.dead_letter(&event.id, &shared.node, &dead));
 }
 
 fn record_of(
@@ -483,7 +497,7 @@ fn send_to(
         payload: record.to_string().into_bytes(),
         accepted_at_ms: now_ms(),
     };
-    match shared.store.enqueue(&sent) {
+    match shared.queue.enqueue(&sent) {
         Ok(()) => {
             shared.wake.notify_one();
             log(format!(
