@@ -362,4 +362,28 @@ mod tests {
         drop(conn);
         assert!(matches!(open(&path), Err(StoreError::Corrupt(_))));
     }
+
+    #[test]
+    fn a_database_from_before_the_event_queue_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('kept', 'yes')",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let conn = open(&path).unwrap();
+        assert_eq!(get_setting(&conn, "kept").unwrap().as_deref(), Some("yes"));
+        let queued: i64 = conn
+            .query_row("SELECT COUNT(*) FROM async_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(queued, 0);
+    }
 }
