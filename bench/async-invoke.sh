@@ -10,6 +10,8 @@
 #   sent → start   (the whole path as a producer sees it)
 #   202 → start    (what follows the accept: claim, dispatch, runtime hand-off)
 #   sent → 202     (the accept itself, including the commit)
+#   DryRun         (the same call answered 204 without storing anything:
+#                   what boto3 and HTTP cost alone, for comparison)
 # The server runs with --isolation none so the handler can write the file.
 #
 # Usage: bash bench/async-invoke.sh
@@ -73,6 +75,13 @@ with open(out, "w") as f:
         assert resp["StatusCode"] == 202, resp
         f.write(f"{i} {sent:.6f} {accepted:.6f}\n")
         time.sleep(gap)
+with open(out + ".dry", "w") as f:
+    for i in range(n):
+        sent = time.time()
+        resp = client.invoke(FunctionName="bench-dev-rec", InvocationType="DryRun",
+                             Payload=json.dumps({"i": i}))
+        f.write(f"{time.time() - sent:.6f}\n")
+        assert resp["StatusCode"] == 204, resp
 EOF2
 
 cat >"$T/report.py" <<'EOF2'
@@ -96,6 +105,7 @@ rows = {
     "sent -> start": [starts[i] - sent[i][0] for i in starts if i in sent],
     "202 -> start": [starts[i] - sent[i][1] for i in starts if i in sent],
     "sent -> 202": [sent[i][1] - sent[i][0] for i in sent],
+    "DryRun": [float(l) for l in open(sys.argv[1] + ".dry")],
 }
 print(f"{'path':<16} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
 for name, xs in rows.items():
