@@ -298,33 +298,6 @@ async fn rm_stops_the_instance_and_removes_the_route() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn max_lifetime_recycles_after_draining_in_flight_requests() {
-    let tmp = open_tempdir();
-    let server = Server::start(&tmp.path().join("data"));
-    server.deploy(&app_project(
-        tmp.path(),
-        "old",
-        "    scaling: { maxLifetime: 1, idleTimeout: 60 }\n",
-    ));
-    let http = client();
-    let doc = get(&http, &format!("{}/", server.gateway)).await.json();
-    let first = answered_by(&server, &doc);
-    // In flight across the 1 s mark: it must finish on the old instance.
-    let slow = get(&http, &format!("{}/sleep?s=1.5", server.gateway)).await;
-    assert_eq!(slow.status, 200, "{}", slow.text());
-    assert_eq!(slow.json()["instance"], doc["instance"]);
-    let next = get(&http, &format!("{}/", server.gateway)).await;
-    assert_eq!(next.status, 200);
-    assert_ne!(
-        next.json()["instance"],
-        doc["instance"],
-        "a fresh instance after maxLifetime"
-    );
-    assert!(eventually(Duration::from_secs(5), || !process_alive(first)).await);
-    assert!(server.logs("old-dev-app").contains("maxLifetime"));
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn a_crash_loop_backs_off_instead_of_spinning() {
     let tmp = open_tempdir();
     let server = Server::start(&tmp.path().join("data"));

@@ -360,6 +360,9 @@ fn doctor_sees_a_running_server_and_its_ports() {
                 .contains("gives namespaces"),
             "{isolation}"
         );
+        // test.sh installs nftables, which keeps instances apart.
+        let ports = check(&doc, "instance-ports");
+        assert_eq!(ports["status"], "ok", "{ports}");
     }
     let python = check(&doc, "python3");
     if python["status"] == "ok" {

@@ -90,35 +90,6 @@ async fn fifty_concurrent_requests_share_one_cold_start() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn idle_instances_stop_and_the_next_request_starts_a_new_one() {
-    let tmp = open_tempdir();
-    let server = Server::start(&tmp.path().join("data"));
-    let dir = fixture_project(tmp.path(), "idle", "    scaling: { idleTimeout: 1 }\n");
-    server.deploy(&dir);
-    let http = client();
-    let pid = answered_by(
-        &server,
-        &get(&http, &format!("{}/", server.gateway)).await.json(),
-    );
-    assert!(process_alive(pid));
-    assert!(
-        eventually(Duration::from_secs(5), || !process_alive(pid)).await,
-        "instance still running after its idle timeout"
-    );
-    let ls = server.cli(&["ls", "--output", "json"]);
-    let functions: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    assert_eq!(
-        functions[0]["instances"].as_array().unwrap().len(),
-        0,
-        "{functions}"
-    );
-    let again = get(&http, &format!("{}/", server.gateway)).await;
-    assert_eq!(again.status, 200);
-    assert_ne!(answered_by(&server, &again.json()), pid);
-    assert!(server.logs("idle-dev-app").contains("stopped: idle"));
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn restart_keeps_functions_and_routes() {
     let tmp = open_tempdir();
     let mut server = Server::start(&tmp.path().join("data"));

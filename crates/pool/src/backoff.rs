@@ -1,41 +1,62 @@
-//! Crash-loop back-off: an app that keeps dying soon after start must not be
-//! respawned in a hot loop. Pure, so the schedule is tested without sleeping.
+//! Back-off: how long to wait before trying again after repeated failures.
+//! [`Schedule`] is the one exponential schedule in rouse (also meant for the
+//! gateway's async-event retries); [`CrashStreak`] applies it to instances
+//! that keep dying soon after start, so a broken app is not respawned in a
+//! hot loop. Pure, so schedules are tested without sleeping.
 
 use std::time::Duration;
 
+/// An exponential back-off: the first wait is `first`, each next one twice
+/// the last, never more than `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Schedule {
+    pub const fn new(first: Duration, max: Duration) -> Schedule {
+        Schedule { first, max }
+    }
+
+    /// The wait before retry number `retry` (0 for the first retry).
+    pub fn delay(&self, retry: u32) -> Duration {
+        // 2^16 times any sensible `first` is past any sensible `max`; the
+        // cap on the exponent keeps the shift defined.
+        self.first.saturating_mul(1 << retry.min(16)).min(self.max)
+    }
+}
+
 /// An instance that exits on its own within this time of starting counts as a
 /// crash of the same loop; one that lived longer resets the streak.
-pub const SHORT_LIFE: Duration = Duration::from_secs(10);
-const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const SHORT_LIFE: Duration = Duration::from_secs(10);
+
+/// Waits between starts of a crash-looping function: 100 ms, doubling, at
+/// most 30 s.
+const CRASH_BACKOFF: Schedule = Schedule::new(Duration::from_millis(100), Duration::from_secs(30));
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CrashStreak(u32);
+pub(crate) struct CrashStreak(u32);
 
 impl CrashStreak {
     /// Records an unplanned exit after `lived`; returns how long to wait before
     /// the next start. The first crash restarts at once (a single crash is
     /// usually a bad request, not a broken app).
-    pub fn record_exit(&mut self, lived: Duration) -> Duration {
+    pub(crate) fn record_exit(&mut self, lived: Duration) -> Duration {
         if lived >= SHORT_LIFE {
             self.0 = 1;
             return Duration::ZERO;
         }
         self.0 = self.0.saturating_add(1);
-        delay_for(self.0)
+        match self.0 {
+            0 | 1 => Duration::ZERO,
+            streak => CRASH_BACKOFF.delay(streak - 2),
+        }
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.0 = 0;
     }
-}
-
-fn delay_for(streak: u32) -> Duration {
-    if streak < 2 {
-        return Duration::ZERO;
-    }
-    let doublings = (streak - 2).min(16);
-    FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
 }
 
 #[cfg(test)]
@@ -43,7 +64,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_doubles_and_caps() {
+    fn a_schedule_doubles_and_caps() {
+        let s = Schedule::new(Duration::from_secs(1), Duration::from_secs(300));
+        let cases = [
+            (0, 1),
+            (1, 2),
+            (2, 4),
+            (8, 256),
+            (9, 300),
+            (16, 300),
+            (u32::MAX, 300),
+        ];
+        for (retry, want) in cases {
+            assert_eq!(s.delay(retry), Duration::from_secs(want), "retry {retry}");
+        }
+        let huge = Schedule::new(Duration::MAX, Duration::MAX);
+        assert_eq!(huge.delay(3), Duration::MAX, "saturates");
+    }
+
+    #[test]
+    fn crash_schedule_doubles_and_caps() {
         let mut streak = CrashStreak::default();
         let quick = Duration::from_millis(50);
         let delays: Vec<u128> = (0..12)

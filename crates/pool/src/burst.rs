@@ -2,11 +2,12 @@
 //! starts. It holds a count and a timestamp and refills lazily from the time
 //! that passed, so an idle function costs nothing (no timer, no task).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The bucket's size and refill rate, from the function's `scaling:`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
+pub(crate) struct Rate {
     /// Starts that may happen at once (`burst`).
     pub capacity: u32,
     /// Starts added back per minute (`burstRefillPerMinute`); 0 never refills.
@@ -14,7 +15,7 @@ pub struct Rate {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     /// Tokens at `updated`; fractional, because refill is continuous.
     tokens: f64,
     updated: Option<Instant>,
@@ -42,7 +43,7 @@ impl TokenBucket {
     }
 
     /// `None` if a start may happen at `now`, otherwise until when it may not.
-    pub fn blocked_until(&self, rate: Rate, now: Instant) -> Option<Blocked> {
+    pub(crate) fn blocked_until(&self, rate: Rate, now: Instant) -> Option<Blocked> {
         let level = self.level(rate, now);
         if level >= 1.0 {
             return None;
@@ -57,7 +58,7 @@ impl TokenBucket {
 
     /// Spends one token at `now`; the caller checked
     /// [`TokenBucket::blocked_until`] first.
-    pub fn take(&mut self, rate: Rate, now: Instant) {
+    pub(crate) fn take(&mut self, rate: Rate, now: Instant) {
         self.tokens = (self.level(rate, now) - 1.0).max(0.0);
         self.updated = Some(now);
     }
@@ -65,7 +66,7 @@ impl TokenBucket {
 
 /// Why a start may not happen now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blocked {
+pub(crate) enum Blocked {
     /// The next token arrives then.
     Until(Instant),
     /// The bucket is empty and never refills.

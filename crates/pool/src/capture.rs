@@ -4,22 +4,22 @@
 use std::sync::Mutex;
 
 /// What `X-Amz-Log-Result` carries.
-pub const LOG_RESULT_BYTES: usize = 4096;
+pub(crate) const LOG_RESULT_BYTES: usize = 4096;
 
 #[derive(Default)]
-pub struct Capture {
+pub(crate) struct Capture {
     buf: Mutex<Option<String>>,
 }
 
 impl Capture {
     /// Starts collecting for a new invocation.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         *self.lock() = Some(String::new());
     }
 
     /// Appends a line if an invocation is being captured. Keeps at most
     /// twice the tail size so a chatty handler costs bounded memory.
-    pub fn push(&self, line: &str) {
+    pub(crate) fn push(&self, line: &str) {
         let mut guard = self.lock();
         let Some(buf) = guard.as_mut() else {
             return;
@@ -33,7 +33,7 @@ impl Capture {
     }
 
     /// Stops collecting and returns the last [`LOG_RESULT_BYTES`] of it.
-    pub fn take(&self) -> String {
+    pub(crate) fn take(&self) -> String {
         let mut buf = self.lock().take().unwrap_or_default();
         if buf.len() > LOG_RESULT_BYTES {
             let cut = floor_char_boundary(&buf, buf.len() - LOG_RESULT_BYTES);

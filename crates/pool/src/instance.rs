@@ -4,24 +4,23 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
+use tokio::time::Instant;
 
-use rouse_manifest::{FunctionKind, Readiness};
-use rouse_runtime_api::{Admission, InitFailure, RuntimeEndpoint};
-use rouse_sandbox::isolation::Level;
-use rouse_sandbox::{Process, SpawnSpec, Stream};
+use rouse_runtime_api::RuntimeEndpoint;
+use rouse_sandbox::Process;
 use tokio::sync::{watch, Notify};
 
 use crate::capture::Capture;
+use crate::lifecycle::{self, Next, SlotState};
 use crate::placement::Phase;
 use crate::{
-    far_future, keep_min_warm, lambda, leftovers, Deployment, FunctionPool, Shared, StartFailure,
+    far_future, leftovers, start, warm::keep_min_warm, Deployment, FunctionPool, Shared,
+    StartFailure,
 };
 
 /// Time between SIGTERM and SIGKILL when stopping an instance.
-const STOP_GRACE: Duration = Duration::from_secs(3);
-/// Output lines kept to explain a failed start or a crash.
-const LAST_LINES: usize = 20;
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub(crate) enum Startup {
@@ -59,7 +58,7 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn new(deployment: Arc<Deployment>) -> Instance {
+    pub(crate) fn new(deployment: Arc<Deployment>) -> Instance {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Instance {
             id,
@@ -81,7 +80,7 @@ impl Instance {
         }
     }
 
-    pub fn request_stop(&self, reason: &str) {
+    pub(crate) fn request_stop(&self, reason: &str) {
         let mut stop = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
         stop.get_or_insert_with(|| reason.to_string());
         drop(stop);
@@ -89,7 +88,7 @@ impl Instance {
     }
 
     /// Waits until the instance is ready, or says why it did not start.
-    pub async fn started_up(&self) -> Result<(), Arc<StartFailure>> {
+    pub(crate) async fn started_up(&self) -> Result<(), Arc<StartFailure>> {
         let mut startup = self.startup.subscribe();
         let outcome = startup
             .wait_for(|s| !matches!(s, Startup::Pending))
@@ -113,17 +112,11 @@ impl Instance {
     }
 }
 
-/// What the supervisor should do next, decided under the pool lock.
-enum Next {
-    Stop(String),
-    Sleep { idle_deadline: Instant },
-}
-
 /// Owns one instance from spawn to exit. `live_instances` was incremented by
 /// the caller; it is decremented here when the process is gone.
 pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instance: Arc<Instance>) {
     let logs = &shared.logs;
-    match start(&shared, &fp, &instance).await {
+    match start::start(&shared, &fp, &instance).await {
         Ok(mut process) => {
             run(&shared, &fp, &instance, &mut process).await;
             process.stop(STOP_GRACE).await;
@@ -143,10 +136,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
             drop(state);
             instance
                 .startup
-                .send_replace(Startup::Failed(Arc::new(StartFailure {
-                    message: err.message,
-                    init_error: err.init_error,
-                })));
+                .send_replace(Startup::Failed(Arc::new(err)));
         }
     }
     fp.remove_slot(&instance);
@@ -159,223 +149,6 @@ pub(crate) async fn supervise(shared: Arc<Shared>, fp: Arc<FunctionPool>, instan
     keep_min_warm(&shared, &fp);
 }
 
-/// Why an instance did not become ready.
-pub(crate) struct StartError {
-    pub message: String,
-    /// What a lambda runtime posted to `init/error`, returned to the invoker.
-    pub init_error: Option<InitFailure>,
-}
-
-impl From<String> for StartError {
-    fn from(message: String) -> Self {
-        StartError {
-            message,
-            init_error: None,
-        }
-    }
-}
-
-/// How the instance tells rouse it is ready.
-enum Gate<'a> {
-    Port(u16, &'a Readiness),
-    /// Socket activation: rouse's socket takes connections from the start.
-    Listening,
-    Runtime(Arc<RuntimeEndpoint>),
-}
-
-/// Spawns the process and waits for readiness; on failure the process is
-/// already stopped and the error says why (with its last output lines).
-async fn start(
-    shared: &Shared,
-    fp: &FunctionPool,
-    instance: &Instance,
-) -> Result<Process, StartError> {
-    let dep = &instance.deployment;
-    let code_dir = shared
-        .store
-        .code_dir(&dep.artifact)
-        .map_err(|e| format!("artifact {}: {e}", dep.artifact))?;
-    let work_dir = shared
-        .instances_dir
-        .join(format!("{}-{}", fp.name, instance.id));
-    let mut env = shared.base_env.clone();
-    env.extend(dep.spec.environment.clone());
-    env.insert("ROUSE_FUNCTION".into(), fp.name.clone());
-    env.insert("ROUSE_FUNCTION_VERSION".into(), dep.version.to_string());
-    env.insert("ROUSE_INSTANCE_ID".into(), instance.id.clone());
-    let mut listener = None;
-    let (command, rewrite, gate) = match &dep.spec.kind {
-        FunctionKind::Web(web) if web.socket_activation => {
-            let socket =
-                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, web.port.unwrap_or(0)))
-                    .map_err(|e| format!("cannot bind the instance's socket: {e}"))?;
-            let port = socket
-                .local_addr()
-                .map_err(|e| format!("cannot bind the instance's socket: {e}"))?
-                .port();
-            instance.port.store(port, Ordering::Relaxed);
-            env.insert("PORT".into(), port.to_string());
-            listener = Some(socket);
-            (web.command.clone(), web.rewrite.clone(), Gate::Listening)
-        }
-        FunctionKind::Web(web) => {
-            let port = match web.port {
-                Some(port) => port,
-                None => rouse_sandbox::free_port().map_err(|e| format!("no free port: {e}"))?,
-            };
-            // Leases read the port only after startup reports Ready, which
-            // the watch channel orders after this store.
-            instance.port.store(port, Ordering::Relaxed);
-            env.insert("PORT".into(), port.to_string());
-            (
-                web.command.clone(),
-                web.rewrite.clone(),
-                Gate::Port(port, &web.readiness),
-            )
-        }
-        FunctionKind::Lambda(l) => {
-            let command = lambda::runtime_command(&l.runtime, &shared.runtime_dir)?;
-            if command[0] == "./bootstrap" && !code_dir.join("bootstrap").is_file() {
-                return Err(
-                    "Runtime.InvalidEntrypoint: a provided runtime needs an executable `bootstrap` at the root of the project"
-                        .to_string()
-                        .into(),
-                );
-            }
-            let endpoint = Arc::new(
-                RuntimeEndpoint::bind_admitting(runtime_api_admission(
-                    shared.confinement.level,
-                    fp.uid,
-                ))
-                .await
-                .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
-            );
-            // Lambda's reserved variables win over the function's own.
-            env.extend(lambda::lambda_env(&lambda::LambdaEnv {
-                function: &fp.name,
-                handler: &l.handler,
-                runtime: &l.runtime,
-                memory_mb: dep.spec.memory_size,
-                runtime_api: &endpoint.runtime_api(),
-                task_root: &work_dir,
-                runtime_dir: &shared.runtime_dir,
-                instance_id: &instance.id,
-                now: SystemTime::now(),
-                version: &dep.lambda_version(),
-            }));
-            let _ = instance.runtime.set(endpoint.clone());
-            (command, Vec::new(), Gate::Runtime(endpoint))
-        }
-    };
-    let sink = {
-        let logs = shared.logs.clone();
-        let function = fp.name.clone();
-        let source = instance.id.clone();
-        let capture = instance.capture.clone();
-        Arc::new(move |_stream: Stream, line: &str| {
-            capture.push(line);
-            logs.write(&function, &source, line)
-        })
-    };
-    let no_network = matches!(&dep.spec.kind, FunctionKind::Web(web) if web.no_network);
-    let isolation = shared.confinement.instance(
-        fp.uid,
-        format!("{}-{}", fp.name, instance.id),
-        dep.spec.memory_size,
-        &shared.runtime_dir,
-        no_network,
-    );
-    if no_network && isolation.is_none() {
-        // Starting it with the host's network would quietly break the promise.
-        return Err(format!(
-            "`network: none` needs namespace isolation; this server runs with `--isolation {}`",
-            shared.confinement.level
-        )
-        .into());
-    }
-    let spawned = Instant::now();
-    let mut process = rouse_sandbox::spawn(SpawnSpec {
-        code_dir,
-        work_dir,
-        command,
-        env,
-        rewrite,
-        sink,
-        keep_last_lines: LAST_LINES,
-        isolation,
-        listener,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    instance.pid.store(process.pid(), Ordering::Relaxed);
-    if let Some(file) = process.peak_memory_file() {
-        let _ = instance.memory_peak_file.set(file);
-    }
-    let _ = instance.output.set(process.output_sync());
-    leftovers::record(&shared.instances_dir, &instance.id, process.pid());
-    shared.logs.platform(
-        &fp.name,
-        &format!(
-            "cold start: instance {} pid {} version {}",
-            instance.id,
-            process.pid(),
-            dep.version
-        ),
-    );
-    let timeout = Duration::from_secs_f64(dep.spec.scaling.start_timeout_secs);
-    let ready: Result<(), StartError> = match gate {
-        Gate::Listening => Ok(()),
-        Gate::Port(port, readiness) => tokio::select! {
-            ready = rouse_sandbox::wait_ready(&mut process, port, readiness, timeout) => ready.map_err(|e| e.to_string().into()),
-            () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
-        },
-        Gate::Runtime(endpoint) => tokio::select! {
-            init = endpoint.initialized() => init.map_err(|failure| StartError {
-                message: format!("the runtime reported an init error ({})", failure.error_type),
-                init_error: Some(failure),
-            }),
-            status = process.wait() => Err(format!(
-                "Runtime.ExitError: the runtime exited during init ({})",
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
-            ).into()),
-            () = tokio::time::sleep(timeout) => Err(format!("the runtime did not call `next` within {timeout:?}").into()),
-            () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
-        },
-    };
-    if let Err(mut err) = ready {
-        process.stop(STOP_GRACE).await;
-        if let Some(limit) = process.out_of_memory() {
-            report_out_of_memory(shared, fp, instance, limit);
-            err.message
-                .push_str(&format!(" (killed: out of memory, limit {limit} MB)"));
-        }
-        leftovers::forget(&shared.instances_dir, &instance.id);
-        let last = process.last_lines();
-        rouse_sandbox::remove_work_dir(process.work_dir());
-        if last.is_empty() {
-            err.message.push_str(" (no output)");
-        } else {
-            err.message = format!("{}; last output:\n  {}", err.message, last.join("\n  "));
-        }
-        return Err(err);
-    }
-    let init = spawned.elapsed();
-    *instance
-        .init_duration
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(init);
-    fp.metrics.cold_start(init);
-    shared.logs.platform(
-        &fp.name,
-        &format!(
-            "instance {} ready in {:.1} ms",
-            instance.id,
-            spawned.elapsed().as_secs_f64() * 1000.0
-        ),
-    );
-    Ok(process)
-}
-
 /// The warm life of an instance, until something says it must stop.
 async fn run(
     shared: &Arc<Shared>,
@@ -385,7 +158,10 @@ async fn run(
 ) {
     let dep = &instance.deployment;
     let idle_timeout = Duration::from_secs_f64(dep.spec.scaling.idle_timeout_secs);
-    let retire_at = instance.started + Duration::from_secs_f64(dep.spec.scaling.max_lifetime_secs);
+    let retire_at = lifecycle::retire_at(
+        instance.started,
+        Duration::from_secs_f64(dep.spec.scaling.max_lifetime_secs),
+    );
     fp.mark_ready(instance);
     // Old versions drain before anyone hears this one is ready, so a
     // caller that waited for it never reaches an old instance afterwards.
@@ -399,7 +175,7 @@ async fn run(
         let next = fp.next_step(instance, idle_timeout, Instant::now());
         let idle_deadline = match next {
             Next::Stop(reason) => break reason,
-            Next::Sleep { idle_deadline } => idle_deadline,
+            Next::Sleep { until } => until.unwrap_or_else(far_future),
         };
         tokio::select! {
             status = process.wait() => {
@@ -410,8 +186,8 @@ async fn run(
                 instance.exit.send_replace(Some(status.as_str().into()));
                 break fp.exited(shared, instance, &status, process.last_lines());
             }
-            () = tokio::time::sleep_until(idle_deadline.into()) => {}
-            () = tokio::time::sleep_until(retire_at.into()), if Instant::now() < retire_at => {
+            () = tokio::time::sleep_until(idle_deadline) => {}
+            () = tokio::time::sleep_until(retire_at), if Instant::now() < retire_at => {
                 shared.logs.platform(&fp.name, &format!("instance {} reached maxLifetime; draining", instance.id));
                 fp.retire(instance);
                 // Its replacement starts now, not when it has drained.
@@ -429,7 +205,12 @@ async fn run(
 }
 
 /// Marks the instance as killed at its memory limit and says so in the log.
-fn report_out_of_memory(shared: &Shared, fp: &FunctionPool, instance: &Instance, limit_mb: u32) {
+pub(crate) fn report_out_of_memory(
+    shared: &Shared,
+    fp: &FunctionPool,
+    instance: &Instance,
+    limit_mb: u32,
+) {
     instance.out_of_memory.store(true, Ordering::Release);
     shared.logs.platform(
         &fp.name,
@@ -440,7 +221,7 @@ fn report_out_of_memory(shared: &Shared, fp: &FunctionPool, instance: &Instance,
     );
 }
 
-async fn wait_for_stop(instance: &Instance) {
+pub(crate) async fn wait_for_stop(instance: &Instance) {
     while instance.stop_reason().is_none() {
         instance.wake.notified().await;
     }
@@ -475,10 +256,9 @@ impl FunctionPool {
         }
     }
 
+    /// The idle verdict on `instance` now (see [`lifecycle::idle_verdict`]).
     fn next_step(&self, instance: &Instance, idle_timeout: Duration, now: Instant) -> Next {
-        if let Some(reason) = instance.stop_reason() {
-            return Next::Stop(reason);
-        }
+        let stop = instance.stop_reason();
         let current = self.deployment().version;
         let state = self.lock_state();
         // Only the current version is kept warm; an older instance left
@@ -493,37 +273,16 @@ impl FunctionPool {
         } else {
             0
         };
-        let Some(slot) = state
+        let slot = state
             .slots
             .iter()
             .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
-        else {
-            return Next::Stop("removed".into());
-        };
-        if slot.phase == Phase::Draining {
-            if slot.in_flight == 0 {
-                return Next::Stop("drained".into());
-            }
-            return Next::Sleep {
-                idle_deadline: far_future(),
-            };
-        }
-        let idle_deadline = if slot.in_flight > 0 {
-            now + idle_timeout
-        } else {
-            slot.last_used + idle_timeout
-        };
-        if slot.in_flight == 0 && idle_deadline <= now {
-            if live > min {
-                return Next::Stop(format!("idle for {}s", idle_timeout.as_secs_f64()));
-            }
-            // Kept warm for `minInstances`: look again an idle timeout
-            // later, when another instance may have made it surplus.
-            return Next::Sleep {
-                idle_deadline: now + idle_timeout,
-            };
-        }
-        Next::Sleep { idle_deadline }
+            .map(|s| SlotState {
+                phase: s.phase,
+                in_flight: s.in_flight,
+                last_used: s.last_used,
+            });
+        lifecycle::idle_verdict(stop.as_deref(), slot, live, min, idle_timeout, now)
     }
 
     /// The process exited on its own (or was killed on request). Returns the
@@ -571,23 +330,4 @@ fn find<'a>(slots: &'a mut [crate::Slot], instance: &Instance) -> Option<&'a mut
     slots
         .iter_mut()
         .find(|s| std::ptr::eq(Arc::as_ptr(&s.instance), instance))
-}
-
-/// Who may call an instance's Runtime API: under isolation only sockets of
-/// the function's own uid (its runtime and extensions), so another
-/// function's instance cannot take its events or answer for it. Without
-/// isolation every instance runs as rouse's uid and nothing tells them apart.
-fn runtime_api_admission(level: Level, uid: u32) -> Admission {
-    if level == Level::None {
-        return Admission::anyone();
-    }
-    Admission::only(
-        move |local, peer| match rouse_sandbox::peer::tcp_peer_uid(local, peer) {
-            Ok(owner) => owner == uid,
-            Err(err) => {
-                tracing::debug!(%peer, error = %err, "runtime API: cannot tell who connected");
-                false
-            }
-        },
-    )
 }

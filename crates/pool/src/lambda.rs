@@ -13,7 +13,7 @@ pub const REGION: &str = "us-east-1";
 /// How an instance of `runtime` is started. `provided*` runtimes run the
 /// artifact's own `bootstrap`; managed runtimes run the bootstrap rouse
 /// ships, on the machine's interpreter.
-pub fn runtime_command(runtime: &str, runtime_dir: &Path) -> Result<Vec<String>, String> {
+pub(crate) fn runtime_command(runtime: &str, runtime_dir: &Path) -> Result<Vec<String>, String> {
     let shipped = |file: &str| runtime_dir.join(file).to_string_lossy().into_owned();
     if runtime == "provided" || runtime.starts_with("provided.") {
         Ok(vec!["./bootstrap".into()])
@@ -29,7 +29,7 @@ pub fn runtime_command(runtime: &str, runtime_dir: &Path) -> Result<Vec<String>,
 }
 
 /// The interpreter a managed runtime needs, if any.
-pub fn interpreter(runtime: &str) -> Option<&'static str> {
+pub(crate) fn interpreter(runtime: &str) -> Option<&'static str> {
     if runtime.starts_with("python3") {
         Some("python3")
     } else if runtime.starts_with("nodejs") {
@@ -59,7 +59,7 @@ pub fn check_runtime(runtime: &str, path: &str) -> Result<(), String> {
     }
 }
 
-pub struct LambdaEnv<'a> {
+pub(crate) struct LambdaEnv<'a> {
     pub function: &'a str,
     pub handler: &'a str,
     pub runtime: &'a str,
@@ -76,7 +76,7 @@ pub struct LambdaEnv<'a> {
 
 /// The variables Lambda sets for a runtime process (the function's own
 /// environment is added on top by the caller, reserved names last).
-pub fn lambda_env(e: &LambdaEnv<'_>) -> BTreeMap<String, String> {
+pub(crate) fn lambda_env(e: &LambdaEnv<'_>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_string(), v);

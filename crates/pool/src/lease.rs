@@ -146,20 +146,10 @@ impl Lease {
     /// Peak memory of the instance in MB: of its whole cgroup when it is
     /// isolated, else of its main process (Linux `/proc`).
     pub fn max_memory_used_mb(&self) -> Option<u64> {
-        if let Some(file) = self.instance.memory_peak_file.get() {
-            let bytes: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
-            return Some(bytes.div_ceil(1024 * 1024));
-        }
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb.div_ceil(1024))
+        rouse_sandbox::procfs::peak_memory_mb(
+            self.instance.memory_peak_file.get().map(|f| f.as_path()),
+            self.pid(),
+        )
     }
 
     /// Counts one invocation on this lease's function for the metrics:

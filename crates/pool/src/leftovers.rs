@@ -9,12 +9,12 @@ use nix::unistd::Pid;
 
 const PID_DIR: &str = ".pids";
 
-pub fn pid_file(instances_dir: &Path, instance_id: &str) -> PathBuf {
+pub(crate) fn pid_file(instances_dir: &Path, instance_id: &str) -> PathBuf {
     instances_dir.join(PID_DIR).join(instance_id)
 }
 
 /// Records that `pid` leads the process group of an instance.
-pub fn record(instances_dir: &Path, instance_id: &str, pid: u32) {
+pub(crate) fn record(instances_dir: &Path, instance_id: &str, pid: u32) {
     let path = pid_file(instances_dir, instance_id);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -24,13 +24,13 @@ pub fn record(instances_dir: &Path, instance_id: &str, pid: u32) {
     }
 }
 
-pub fn forget(instances_dir: &Path, instance_id: &str) {
+pub(crate) fn forget(instances_dir: &Path, instance_id: &str) {
     let _ = std::fs::remove_file(pid_file(instances_dir, instance_id));
 }
 
 /// Kills the process groups recorded by a previous run that are still
 /// alive; returns how many it killed.
-pub fn kill_recorded(instances_dir: &Path) -> usize {
+pub(crate) fn kill_recorded(instances_dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(instances_dir.join(PID_DIR)) else {
         return 0;
     };
@@ -44,23 +44,13 @@ pub fn kill_recorded(instances_dir: &Path) -> usize {
             continue;
         };
         // Only a live group leader is ours: a reused pid is rarely one.
-        if leads_its_group(pid) && killpg(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+        if rouse_sandbox::procfs::leads_its_group(pid)
+            && killpg(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
+        {
             killed += 1;
         }
     }
     killed
-}
-
-fn leads_its_group(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Fields after the command name: state, ppid, pgrp, ...
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return false;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields.first() != Some(&"Z") && fields.get(2) == Some(&pid.to_string().as_str())
 }
 
 #[cfg(test)]

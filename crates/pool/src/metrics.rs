@@ -61,7 +61,7 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let i = DURATION_BUCKETS
             .iter()
@@ -118,7 +118,7 @@ pub(crate) struct FunctionMetrics {
 
 impl FunctionMetrics {
     /// One invocation ended after `duration`, failed with `error` if any.
-    pub fn record(&self, error: Option<ErrorKind>, duration: Duration) {
+    pub(crate) fn record(&self, error: Option<ErrorKind>, duration: Duration) {
         self.invocations.fetch_add(1, Ordering::Relaxed);
         if let Some(kind) = error {
             self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
@@ -127,17 +127,17 @@ impl FunctionMetrics {
     }
 
     /// A request got 429 after queueing, stopped by `limit`.
-    pub fn throttled(&self, limit: Limit) {
+    pub(crate) fn throttled(&self, limit: Limit) {
         self.throttles[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// An instance became ready `init` after it was spawned.
-    pub fn cold_start(&self, init: Duration) {
+    pub(crate) fn cold_start(&self, init: Duration) {
         self.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.init_duration.observe(init);
     }
 
-    pub fn snapshot(&self, function: &str, instances: [u64; 3]) -> FunctionMetricsSnapshot {
+    pub(crate) fn snapshot(&self, function: &str, instances: [u64; 3]) -> FunctionMetricsSnapshot {
         FunctionMetricsSnapshot {
             function: function.to_string(),
             invocations: self.invocations.load(Ordering::Relaxed),
@@ -158,7 +158,7 @@ impl FunctionMetrics {
 pub(crate) struct Gauge<'a>(&'a AtomicU64);
 
 impl<'a> Gauge<'a> {
-    pub fn enter(gauge: &'a AtomicU64) -> Gauge<'a> {
+    pub(crate) fn enter(gauge: &'a AtomicU64) -> Gauge<'a> {
         gauge.fetch_add(1, Ordering::Relaxed);
         Gauge(gauge)
     }

@@ -26,30 +26,16 @@ impl NodeLimits {
     }
 }
 
-/// 90% of `MemTotal` from `/proc/meminfo`.
+/// 90% of the machine's memory (`MemTotal` in `/proc/meminfo`).
 pub fn default_memory_budget_mb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| mem_total_kb(&text))
-        .map_or(FALLBACK_MEMORY_MB, |kb| {
-            (kb as f64 / 1024.0 * DEFAULT_MEMORY_SHARE) as u64
-        })
-}
-
-fn mem_total_kb(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    rouse_sandbox::procfs::mem_total_kb().map_or(FALLBACK_MEMORY_MB, |kb| {
+        (kb as f64 / 1024.0 * DEFAULT_MEMORY_SHARE) as u64
+    })
 }
 
 /// What live instances hold right now.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct NodeUsage {
+pub(crate) struct NodeUsage {
     pub instances: u32,
     pub memory_mb: u64,
 }
@@ -58,18 +44,18 @@ impl NodeUsage {
     /// Whether one more instance of `memory_mb` fits. An instance larger
     /// than the whole budget still runs when the node is otherwise empty,
     /// so a big function is slow to scale rather than impossible to start.
-    pub fn has_room(&self, limits: &NodeLimits, memory_mb: u64) -> bool {
+    pub(crate) fn has_room(&self, limits: &NodeLimits, memory_mb: u64) -> bool {
         let instances_ok = limits.max_instances.is_none_or(|max| self.instances < max);
         let memory_ok = self.instances == 0 || self.memory_mb + memory_mb <= limits.memory_mb;
         instances_ok && memory_ok
     }
 
-    pub fn add(&mut self, memory_mb: u64) {
+    pub(crate) fn add(&mut self, memory_mb: u64) {
         self.instances += 1;
         self.memory_mb += memory_mb;
     }
 
-    pub fn remove(&mut self, memory_mb: u64) {
+    pub(crate) fn remove(&mut self, memory_mb: u64) {
         self.instances = self.instances.saturating_sub(1);
         self.memory_mb = self.memory_mb.saturating_sub(memory_mb);
     }
@@ -106,12 +92,5 @@ mod tests {
         assert!(usage.has_room(&limits, 2048));
         usage.add(2048);
         assert!(!usage.has_room(&limits, 128));
-    }
-
-    #[test]
-    fn mem_total_is_read_from_meminfo() {
-        let text = "MemTotal:       24684092 kB\nMemFree:         1000 kB\n";
-        assert_eq!(mem_total_kb(text), Some(24_684_092));
-        assert_eq!(mem_total_kb("nothing"), None);
     }
 }

@@ -5,12 +5,12 @@
 //! processes or clocks. Also pure: how many instances `minInstances` still
 //! needs, and which instances are surplus under a lowered `maxInstances`.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::burst::Blocked;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Spawned, not yet ready; requests may reserve a slot and wait for it.
     Starting,
     Ready,
@@ -20,7 +20,7 @@ pub enum Phase {
 
 /// What placement needs to know about one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlotView {
+pub(crate) struct SlotView {
     pub phase: Phase,
     pub in_flight: u32,
     /// Runs the function's current version (older ones are only used while no
@@ -29,7 +29,7 @@ pub struct SlotView {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Serve on this ready instance.
     Use(usize),
     /// Reserve a slot on this starting instance and wait for it.
@@ -70,7 +70,7 @@ impl Limit {
     }
 }
 
-pub struct Limits {
+pub(crate) struct Limits {
     pub concurrency: u32,
     pub max_instances: u32,
 }
@@ -78,7 +78,7 @@ pub struct Limits {
 /// What may keep a function from starting an instance right now, besides
 /// its own cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Gates {
+pub(crate) struct Gates {
     /// End of the crash back-off.
     pub backoff_until: Option<Instant>,
     /// The scale-out bucket's verdict at `now`.
@@ -87,7 +87,7 @@ pub struct Gates {
     pub node_full: bool,
 }
 
-pub fn decide(slots: &[SlotView], limits: &Limits, gates: &Gates, now: Instant) -> Decision {
+pub(crate) fn decide(slots: &[SlotView], limits: &Limits, gates: &Gates, now: Instant) -> Decision {
     let has_room = |s: &SlotView| s.in_flight < limits.concurrency;
     // Packing onto the oldest instance with room keeps the rest idle, so the
     // reaper can scale down gradually instead of every instance staying lukewarm.
@@ -143,14 +143,14 @@ pub fn decide(slots: &[SlotView], limits: &Limits, gates: &Gates, now: Instant) 
 }
 
 /// How many instances to start so that `min` are up (starting or ready).
-pub fn missing_for_min(slots: &[SlotView], min: u32) -> u32 {
+pub(crate) fn missing_for_min(slots: &[SlotView], min: u32) -> u32 {
     let live = slots.iter().filter(|s| s.phase != Phase::Draining).count();
     min.saturating_sub(u32::try_from(live).unwrap_or(u32::MAX))
 }
 
 /// Instances to drain so that at most `max` are up: the least busy first,
 /// and among equals the newest, so the longest-warm instances stay.
-pub fn surplus(slots: &[SlotView], max: u32) -> Vec<usize> {
+pub(crate) fn surplus(slots: &[SlotView], max: u32) -> Vec<usize> {
     let mut live: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].phase != Phase::Draining)
         .collect();

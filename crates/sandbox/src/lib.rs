@@ -8,12 +8,14 @@
 mod activation;
 pub mod cgroup;
 mod confine;
+pub mod confinement;
 pub mod isolation;
 mod layout;
 pub mod netguard;
 mod output_sync;
 pub mod peer;
 mod process;
+pub mod procfs;
 mod readiness;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use rouse_manifest::{Readiness, Rewrite};
 
+pub use confinement::Confinement;
 pub use output_sync::OutputSync;
 pub use process::Process;
 

@@ -88,6 +88,19 @@ pub fn install(key: &str, own: Range<u32>, any: Range<u32>) -> Result<(), String
     Ok(())
 }
 
+/// The `nft` version line, or why there is no usable `nft` (for `rouse doctor`).
+pub fn available() -> Result<String, String> {
+    let out = std::process::Command::new(nft_program())
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("no nft command ({e})"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
 /// Whether a guard is in force.
 pub fn installed() -> bool {
     GUARD.get().is_some()

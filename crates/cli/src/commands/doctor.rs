@@ -33,7 +33,7 @@ pub enum Status {
 #[derive(Debug, Serialize)]
 pub struct Check {
     /// Stable identifier: `python3`, `node`, `nginx`, `data-dir`,
-    /// `gateway-port`, `admin-port`, `server`, `isolation`.
+    /// `gateway-port`, `admin-port`, `server`, `isolation`, `instance-ports`.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -125,6 +125,7 @@ pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode
         server(conn).await,
     ];
     checks.push(isolation_check());
+    checks.push(instance_ports_check());
 
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     match args.output {
@@ -418,6 +419,23 @@ async fn server(conn: &Connection) -> Check {
 }
 
 // ---------------------------------------------------------------- isolation
+
+/// Whether `rouse serve` can keep one function's instances off another's
+/// ports (it needs the `nft` command).
+fn instance_ports_check() -> Check {
+    const NAME: &str = "instance-ports";
+    match rouse_sandbox::netguard::available() {
+        Ok(version) => Check::ok(
+            NAME,
+            format!("{version}: instances of one function cannot connect to another's ports"),
+        ),
+        Err(why) => Check::warn(
+            NAME,
+            format!("{why}: isolated instances could connect to other functions' ports"),
+            "install nftables (apt-get install nftables)",
+        ),
+    }
+}
 
 /// What `rouse serve --isolation auto` would get on this host, from the same
 /// probe the server runs at start.

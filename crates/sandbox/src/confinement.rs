@@ -1,14 +1,16 @@
-//! The pool's side of instance isolation: the server-wide cgroup tree, the
-//! data dir's permissions, a uid per function, and what one instance gets.
+//! Host set-up for isolating one server's instances: the server-wide cgroup
+//! tree, the data dir's permissions, a uid block per server and a uid per
+//! function, favordynmods on cgroup v1, and the [`Isolate`] one instance gets.
+//! The pool holds one [`Confinement`] and asks it for each instance.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rouse_sandbox::cgroup::{self, CgroupTree, Limits};
-use rouse_sandbox::isolation::Level;
-use rouse_sandbox::Isolate;
+use crate::cgroup::{self, CgroupTree, Limits};
+use crate::isolation::Level;
+use crate::Isolate;
 
 /// Function uids (and gids) start here: far above the uids distributions
 /// hand out to people and daemons.
@@ -20,7 +22,7 @@ const UIDS_PER_SERVER: u32 = 65_536;
 const SERVER_BLOCKS: u32 = 1024;
 
 /// Isolation in force for every instance of this server.
-pub(crate) struct Confinement {
+pub struct Confinement {
     pub level: Level,
     /// The first uid of this server's block.
     uid_base: u32,
@@ -67,7 +69,7 @@ impl Confinement {
     pub fn remove_tree(&self) {
         if let Some(tree) = &self.tree {
             tree.remove();
-            rouse_sandbox::netguard::uninstall();
+            crate::netguard::uninstall();
         }
     }
 
@@ -137,13 +139,20 @@ fn uid_base(data_dir: &Path) -> u32 {
 }
 
 /// Keeps each function's instances off other functions' ports (see
-/// [`rouse_sandbox::netguard`]). Without nftables rouse still runs, and says
+/// [`crate::netguard`]). Without nftables rouse still runs, and says
 /// what instances can then reach.
 fn guard_ports(data_dir: &Path) {
+    // For hosts whose own firewall owns the conntrack mark.
+    if std::env::var("ROUSE_NETGUARD").is_ok_and(|v| v == "0") {
+        tracing::warn!(
+            "ROUSE_NETGUARD=0: instances CAN connect to other functions' instance ports"
+        );
+        return;
+    }
     let base = uid_base(data_dir);
     let own = base..base + UIDS_PER_SERVER;
     let any = UID_BASE..UID_BASE + SERVER_BLOCKS * UIDS_PER_SERVER;
-    match rouse_sandbox::netguard::install(&cgroup::tree_key(data_dir), own, any) {
+    match crate::netguard::install(&cgroup::tree_key(data_dir), own, any) {
         Ok(()) => tracing::info!("instances of one function cannot connect to another function's ports (nftables table rouse_{})", cgroup::tree_key(data_dir)),
         Err(err) => tracing::warn!(
             error = %err,
