@@ -351,3 +351,46 @@ async fn without_a_destination_a_failure_is_a_dead_letter_that_redrive_runs_agai
     let missing = server.cli(&["events", "redrive", "flaky", "no-such-id"]);
     assert!(!missing.status.success(), "redriving an unknown id fails");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_waiting_or_running_at_a_sigterm_run_at_the_next_start() {
+    let tmp = open_tempdir();
+    let out = tmp.path().join("ran.txt");
+    // The default retry delay (60 s): an interrupted event that counted as
+    // a failure would wait a minute; one rouse takes back runs at once.
+    let mut server = Server::start_with(&tmp.path().join("data"), &["--isolation", "none"]);
+    let functions = format!(
+        "  rec:\n    handler: handlers.record\n    scaling: {{ maxInstances: 1 }}\n    environment: {{ OUT: {}, SLEEP: '1' }}\n",
+        out.display()
+    );
+    server.deploy(&handlers_project(tmp.path(), "term", &functions));
+    let function = "term-dev-rec";
+    let ids = boto3_events(&server, function, 5).await;
+    let started = eventually(Duration::from_secs(20), || !lines(&out).is_empty()).await;
+    assert!(started, "the first event started");
+    assert_eq!(server.terminate(), Some(0), "a clean exit on SIGTERM");
+    let ran_before = lines(&out).len();
+
+    server.start_again();
+    let all = eventually(Duration::from_secs(30), || {
+        let seen: BTreeSet<String> = lines(&out)
+            .iter()
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+            .collect();
+        ids.iter().all(|id| seen.contains(id))
+    })
+    .await;
+    assert!(
+        all,
+        "every event ran within 30 s of the restart: {:?}",
+        lines(&out)
+    );
+    let listed = cli_json(&server, &["events", "ls", function, "--json"]);
+    assert_eq!(listed["dead"], 0, "{listed}");
+    let logs = server.logs(function);
+    assert!(
+        !logs.contains("retry 1 of"),
+        "nothing counted as a failure:\n{logs}"
+    );
+    eprintln!("{ran_before} of 5 started before SIGTERM");
+}

@@ -282,6 +282,15 @@ async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecord) {
         trace_id: None,
     };
     let result = gateway.call_lambda(call).await;
+    let failed = !matches!(&result, Ok(i) if matches!(i.result, LambdaResult::Ok { .. }));
+    if failed && gateway.pool().is_shutting_down() {
+        // Cut short by rouse stopping (its instance was stopped under it):
+        // not the function's failure. Left claimed, so this node runs it
+        // again, uncounted, as soon as it starts.
+        shared.stopping.store(true, Ordering::Relaxed);
+        shared.wake.notify_one();
+        return;
+    }
     let now = now_ms();
     let (failure, attempts, throttles, error, response) = match result {
         Ok(invoked) => match invoked.result {
