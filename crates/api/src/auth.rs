@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::AdminState;
 
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<Arc<AdminState>>,
     req: Request,
     next: Next,

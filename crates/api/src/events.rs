@@ -65,7 +65,7 @@ pub struct RedriveResponse {
     pub redriven: usize,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EventList>, ApiError> {
@@ -84,7 +84,7 @@ pub async fn list(
     }))
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<Arc<AdminState>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<EventDetail>, ApiError> {
@@ -100,7 +100,7 @@ pub async fn show(
     }))
 }
 
-pub async fn redrive(
+pub(crate) async fn redrive(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,

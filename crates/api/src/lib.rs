@@ -14,10 +14,13 @@
 //! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
+#![forbid(unsafe_code)]
+
 mod aliases;
+mod apply;
 mod auth;
 mod deploy;
-pub mod error;
+mod error;
 pub mod events;
 mod functions;
 mod invoke;

@@ -1,9 +1,11 @@
 //! `rouse`: self-hosted serverless functions in one binary.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod commands;
 mod exit;
-mod resolve;
+mod function_name;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -237,7 +239,9 @@ enum Command {
     /// Start a project from a template; without one, list the templates.
     Init {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-            commands::init::TEMPLATES.iter().map(|t| t.name)
+            commands::init::TEMPLATES
+                .iter()
+                .map(|t| clap::builder::PossibleValue::new(t.name).aliases(t.aliases))
         ))]
         template: Option<String>,
         /// Where to create it (named after this directory).
@@ -329,7 +333,7 @@ fn main() -> ExitCode {
                 output,
                 stage,
                 conn,
-            } => commands::rollback::versions(&function, output, stage, &conn).await,
+            } => commands::versions::versions(&function, output, stage, &conn).await,
             Command::Invoke {
                 function,
                 path,

@@ -11,7 +11,7 @@
 //! receives is built in `record`.
 
 mod record;
-pub mod retry;
+pub(crate) mod retry;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -67,7 +67,7 @@ struct Shared {
 
 impl EventQueue {
     /// Must be called inside the tokio runtime that runs the events.
-    pub fn new(store: Arc<Store>, retry_delay: Duration) -> Result<EventQueue, StoreError> {
+    pub(crate) fn new(store: Arc<Store>, retry_delay: Duration) -> Result<EventQueue, StoreError> {
         let node = node_id(store.data_dir())?;
         Ok(EventQueue {
             shared: Arc::new(Shared {
@@ -84,13 +84,13 @@ impl EventQueue {
     }
 
     /// Starts the dispatcher; it ends when the gateway is dropped.
-    pub fn start(&self, gateway: Weak<Inner>) {
+    pub(crate) fn start(&self, gateway: Weak<Inner>) {
         let shared = self.shared.clone();
         tokio::spawn(dispatch(shared, gateway));
     }
 
     /// Commits the event; the dispatcher is woken to run it.
-    pub fn submit_now(&self, event: &NewEvent) -> Result<(), EnqueueError> {
+    pub(crate) fn submit_now(&self, event: &NewEvent) -> Result<(), EnqueueError> {
         self.shared.queue.enqueue(event)?;
         self.shared.wake.notify_one();
         Ok(())
@@ -98,7 +98,7 @@ impl EventQueue {
 
     /// [`EventQueue::submit_now`] off the calling thread (a gateway thread
     /// must not wait for a disk write).
-    pub async fn submit(&self, event: NewEvent) -> Result<(), EnqueueError> {
+    pub(crate) async fn submit(&self, event: NewEvent) -> Result<(), EnqueueError> {
         let shared = self.shared.clone();
         let queue = shared.queue.clone();
         tokio::task::spawn_blocking(move || queue.enqueue(&event))
@@ -109,7 +109,7 @@ impl EventQueue {
     }
 
     /// Wakes the dispatcher (after a redrive).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.shared.wake.notify_one();
     }
 }

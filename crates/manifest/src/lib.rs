@@ -9,12 +9,15 @@
 //! # Ok::<(), rouse_manifest::ManifestError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod async_invoke;
 mod ctx;
 mod error;
 mod events;
 mod function;
 mod resolve;
+pub mod rules;
 mod scaling;
 pub mod spec;
 mod suggest;

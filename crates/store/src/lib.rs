@@ -5,6 +5,8 @@
 //! directory: `rouse.db` (SQLite) and `artifacts/` (tar.gz files named by their
 //! sha256), with extracted code cached under `code/`.
 
+#![forbid(unsafe_code)]
+
 pub mod archive;
 mod artifacts;
 mod db;

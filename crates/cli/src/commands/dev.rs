@@ -18,7 +18,7 @@ use crate::commands::logs::stream_logs;
 use crate::commands::serve::{wait_for_signal, Server};
 use crate::{Connection, ServeArgs};
 
-pub async fn run(
+pub(crate) async fn run(
     dir: PathBuf,
     stage: Option<String>,
     serve: ServeArgs,

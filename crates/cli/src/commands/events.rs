@@ -10,10 +10,10 @@ use rouse_api::events::{EventDetail, EventList, EventSummary, RedriveRequest, Re
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
 #[derive(clap::Subcommand)]
-pub enum EventsCommand {
+pub(crate) enum EventsCommand {
     /// Dead letters and pending async invocations of a function.
     Ls {
         function: String,
@@ -37,7 +37,7 @@ pub enum EventsCommand {
     },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: EventsCommand,
     stage: Option<String>,
     conn: &Connection,
@@ -48,7 +48,7 @@ pub async fn run(
         | EventsCommand::Show { function, .. }
         | EventsCommand::Redrive { function, .. } => function.clone(),
     };
-    let name = resolve::function_name(&client, &function, stage.as_deref()).await?;
+    let name = function_name::full(&client, &function, stage.as_deref()).await?;
     match command {
         EventsCommand::Ls { output, json, .. } => {
             let resp = client

@@ -10,19 +10,19 @@ use http_body_util::BodyExt;
 
 use crate::client::{read_body, AdminClient};
 use crate::exit::{self, Kind};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
 /// What to send.
-pub struct Request<'a> {
-    pub path: &'a str,
-    pub method: &'a str,
-    pub data: Option<String>,
-    pub headers: &'a [String],
+pub(crate) struct Request<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) data: Option<String>,
+    pub(crate) headers: &'a [String],
     /// An `Event` invocation: queued, answered with its request id.
-    pub asynchronous: bool,
+    pub(crate) asynchronous: bool,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     request: Request<'_>,
     stage: Option<String>,
@@ -36,7 +36,7 @@ pub async fn run(
         asynchronous,
     } = request;
     let client = AdminClient::new(conn)?;
-    let name = resolve::function_name(&client, function, stage.as_deref()).await?;
+    let name = function_name::full(&client, function, stage.as_deref()).await?;
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .with_context(|| format!("{method:?} is not an HTTP method"))?;
     let body = match data {

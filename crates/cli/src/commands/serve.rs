@@ -21,13 +21,13 @@ use tokio::task::JoinHandle;
 use crate::ServeArgs;
 
 /// Name of the admin token file in the data directory.
-pub const TOKEN_FILE: &str = "admin-token";
+pub(crate) const TOKEN_FILE: &str = "admin-token";
 /// Time between SIGTERM and SIGKILL for instances on shutdown.
 const INSTANCE_GRACE: Duration = Duration::from_secs(3);
 /// Admin calls are short; only log tails stay open, and they end on shutdown.
 const ADMIN_DRAIN: Duration = Duration::from_secs(2);
 
-pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let server = Server::start(&args, &data_dir).await?;
     println!(
         "rouse is serving functions at http://{} (admin API http://{}, data in {})",
@@ -42,7 +42,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode>
 }
 
 /// A running gateway + admin API.
-pub struct Server {
+pub(crate) struct Server {
     pub gateway_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub token: String,
@@ -53,7 +53,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
+    pub(crate) async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         // Absolute from here on: instances run in their own directories, and
@@ -165,7 +165,7 @@ impl Server {
     }
 
     /// Stops accepting, drains in-flight requests, stops every instance.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
         self.gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
@@ -185,7 +185,7 @@ async fn flipped(mut rx: watch::Receiver<bool>) {
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).
-pub async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

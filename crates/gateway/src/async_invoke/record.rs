@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 /// How the last attempt answered.
-pub struct Response<'a> {
+pub(super) struct Response<'a> {
     /// 200 when the function ran (even if it failed), else the status the
     /// Invoke API would have given (429 throttled, 502 …).
     pub status: u16,
@@ -17,7 +17,7 @@ pub struct Response<'a> {
     pub payload: &'a [u8],
 }
 
-pub struct Outcome<'a> {
+pub(super) struct Outcome<'a> {
     pub request_id: &'a str,
     /// The function's ARN without a qualifier.
     pub function_arn: &'a str,
@@ -30,7 +30,7 @@ pub struct Outcome<'a> {
     pub at: SystemTime,
 }
 
-pub fn destination_record(outcome: &Outcome<'_>) -> Value {
+pub(super) fn destination_record(outcome: &Outcome<'_>) -> Value {
     let executed = outcome
         .version
         .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());

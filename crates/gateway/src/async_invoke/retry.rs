@@ -14,7 +14,7 @@ const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(300);
 
 /// A function's retry settings, with the server's retry delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub max_retries: u32,
     pub max_age: Duration,
     /// Wait before the first retry of a function error (`--async-retry-delay`).
@@ -22,7 +22,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn of(config: &AsyncInvoke, retry_delay: Duration) -> Policy {
+    pub(crate) fn of(config: &AsyncInvoke, retry_delay: Duration) -> Policy {
         Policy {
             max_retries: config.maximum_retry_attempts,
             max_age: Duration::from_secs(u64::from(config.maximum_event_age_secs)),
@@ -32,7 +32,7 @@ impl Policy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The function ran and failed (error, crash, timeout).
     Function,
     /// No instance could take it (throttled, backing off, start failed).
@@ -41,13 +41,13 @@ pub enum Failure {
 
 /// Why an event was given up, in Lambda's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     RetriesExhausted,
     EventAgeExceeded,
 }
 
 impl Condition {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Condition::RetriesExhausted => "RetriesExhausted",
             Condition::EventAgeExceeded => "EventAgeExceeded",
@@ -56,7 +56,7 @@ impl Condition {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Try again at this time (ms since the epoch).
     RetryAt(i64),
     GiveUp(Condition),
@@ -65,7 +65,7 @@ pub enum Decision {
 /// After a failure at `now_ms`. `attempts` counts the times the function
 /// ran, this one included; `throttles` the throttles in a row, this one
 /// included.
-pub fn after_failure(
+pub(crate) fn after_failure(
     policy: &Policy,
     failure: Failure,
     attempts: u32,
@@ -95,7 +95,7 @@ pub fn after_failure(
 }
 
 /// An event that waited longer than the function allows is not run at all.
-pub fn too_old(policy: &Policy, accepted_at_ms: i64, now_ms: i64) -> bool {
+pub(crate) fn too_old(policy: &Policy, accepted_at_ms: i64, now_ms: i64) -> bool {
     now_ms.saturating_sub(accepted_at_ms) > millis(policy.max_age)
 }
 
