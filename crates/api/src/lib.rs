@@ -12,6 +12,7 @@
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
+//! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ mod apply;
 mod auth;
 mod deploy;
 mod error;
+pub mod events;
 mod functions;
 mod invoke;
 mod keys;
@@ -88,6 +90,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/env",
             get(versions::env).patch(versions::change_env),
         )
+        .route("/functions/{name}/events", get(events::list))
+        .route("/functions/{name}/events/redrive", post(events::redrive))
+        .route("/functions/{name}/events/{id}", get(events::show))
         .route(
             "/functions/{name}/invoke",
             any(invoke::invoke_root).layer(DefaultBodyLimit::disable()),

@@ -21,6 +21,9 @@ const FUNCTION_KEYS: &[&str] = &[
     "concurrency",
     "scaling",
     "events",
+    "maximumRetryAttempts",
+    "maximumEventAge",
+    "destinations",
 ];
 
 /// Serverless's default memory size; rouse uses it for both kinds.
@@ -168,6 +171,7 @@ pub(crate) fn read(
         None => ScalingLayer::default(),
     };
     let scaling = scaling::resolve(ctx, &defaults.scaling, &own_scaling)?;
+    let async_invoke = crate::async_invoke::read(ctx, &fields, &path)?;
     let events = match fields.get("events") {
         Some(n) => events::read(ctx, n, &path)?,
         None => Vec::new(),
@@ -198,6 +202,7 @@ pub(crate) fn read(
         scaling,
         events: events.iter().map(|(e, _)| e.clone()).collect(),
         stage_routing: defaults.stage_routing,
+        async_invoke,
     };
     Ok((spec, events))
 }

@@ -178,6 +178,7 @@ pub(crate) fn resolve(
         }
         functions.push(spec);
     }
+    crate::async_invoke::qualify(&mut functions);
 
     let spec = DeploySpec {
         service,

@@ -79,6 +79,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
         functions: vec![
             FunctionSpec {
                 stage_routing: StageRouting::None,
+                async_invoke: Default::default(),
                 name: "shop-dev-site".into(),
                 short_name: "site".into(),
                 kind: FunctionKind::Web(WebSpec {
@@ -113,6 +114,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
             },
             FunctionSpec {
                 stage_routing: StageRouting::None,
+                async_invoke: Default::default(),
                 name: "shop-dev-thumbs".into(),
                 short_name: "thumbs".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -252,6 +254,7 @@ fn serverless_yml_resolves_with_warnings() {
         functions: vec![
             FunctionSpec {
                 stage_routing: StageRouting::Prefix,
+                async_invoke: Default::default(),
                 name: "photos-dev-list".into(),
                 short_name: "list".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -270,6 +273,7 @@ fn serverless_yml_resolves_with_warnings() {
             },
             FunctionSpec {
                 stage_routing: StageRouting::Prefix,
+                async_invoke: Default::default(),
                 name: "photos-dev-cleanup".into(),
                 short_name: "cleanup".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {

@@ -11,11 +11,13 @@ mod access_keys;
 pub mod archive;
 mod artifacts;
 mod db;
+pub mod events;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 pub use artifacts::is_sha256_hex;
+pub use events::AsyncEvents;
 
 use rouse_manifest::{DeploySpec, FunctionSpec, StageRouting};
 use serde::Serialize;
@@ -421,5 +423,67 @@ impl Store {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+/// The SQLite engine of the async event queue.
+impl AsyncEvents for Store {
+    fn enqueue(&self, event: &events::NewEvent) -> Result<(), StoreError> {
+        db::events::enqueue(&self.conn(), event)
+    }
+
+    fn claim_due(
+        &self,
+        node: &str,
+        now_ms: i64,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<events::EventRecord>, StoreError> {
+        db::events::claim_due(&self.conn(), node, now_ms, lease, limit)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        db::events::next_due(&self.conn())
+    }
+
+    fn complete(&self, id: &str, node: &str) -> Result<bool, StoreError> {
+        db::events::complete(&self.conn(), id, node)
+    }
+
+    fn retry_at(&self, id: &str, node: &str, retry: &events::Retry) -> Result<bool, StoreError> {
+        db::events::retry_at(&self.conn(), id, node, retry)
+    }
+
+    fn dead_letter(
+        &self,
+        id: &str,
+        node: &str,
+        dead: &events::DeadLetter,
+    ) -> Result<bool, StoreError> {
+        db::events::dead_letter(&self.conn(), id, node, dead)
+    }
+
+    fn release_claims(&self, node: &str) -> Result<usize, StoreError> {
+        db::events::release_claims(&self.conn(), node)
+    }
+
+    fn events_of(
+        &self,
+        function: &str,
+        limit: usize,
+    ) -> Result<Vec<events::EventRecord>, StoreError> {
+        db::events::events_of(&self.conn(), function, limit)
+    }
+
+    fn event(&self, function: &str, id: &str) -> Result<Option<events::EventRecord>, StoreError> {
+        db::events::event(&self.conn(), function, id)
+    }
+
+    fn redrive(&self, function: &str, id: Option<&str>, now_ms: i64) -> Result<usize, StoreError> {
+        db::events::redrive(&self.conn(), function, id, now_ms)
+    }
+
+    fn event_counts(&self) -> Result<Vec<(String, events::EventCounts)>, StoreError> {
+        db::events::event_counts(&self.conn())
     }
 }
