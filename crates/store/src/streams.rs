@@ -128,30 +128,4 @@ pub trait Streams {
     fn checkpoints_of(&self, stream: &str) -> Result<Vec<Checkpoint>, StoreError>;
 }
 
-/// AWS's rule for stream names: 1–128 of letters, digits, `_`, `-`, `.`.
-pub fn valid_stream_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_names_follow_aws() {
-        for (name, ok) in [
-            ("orders", true),
-            ("a.b-c_D9", true),
-            ("", false),
-            ("has space", false),
-            ("slash/no", false),
-            (&"x".repeat(128), true),
-            (&"x".repeat(129), false),
-        ] {
-            assert_eq!(valid_stream_name(name), ok, "{name:?}");
-        }
-    }
-}
+pub use rouse_manifest::valid_stream_name;
