@@ -240,6 +240,13 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Streams for `stream:` events and the Kinesis API: create, ls.
+    Streams {
+        #[command(subcommand)]
+        command: commands::streams::StreamsCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// A function's async invocations: pending ones and dead letters.
     Events {
         #[command(subcommand)]
@@ -367,6 +374,7 @@ fn main() -> ExitCode {
                 commands::invoke::run(&function, request, stage, &conn).await
             }
             Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
+            Command::Streams { command, conn } => commands::streams::run(command, &conn).await,
             Command::Events {
                 command,
                 stage,

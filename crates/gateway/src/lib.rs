@@ -40,6 +40,7 @@ pub(crate) use responses::json_error;
 pub(crate) use responses::retry_after_secs;
 use router::{AliasTarget, FunctionInfo, Router};
 pub use server::GatewayServer;
+pub use streams::{mapping_id as stream_mapping_id, shard_id};
 /// Default request body limit, as on Lambda (6 MB).
 pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
 

@@ -23,7 +23,9 @@ use tokio::sync::watch;
 use crate::body::{full, BoxError, ProxyBody};
 use crate::Gateway;
 
+pub use consumer::mapping_id;
 pub(crate) use consumer::Pollers;
+pub use format::shard_id;
 
 /// Largest Kinesis request: 500 records of 1 MiB, base64, with room.
 pub(crate) const MAX_REQUEST: usize = 8 * 1024 * 1024;

@@ -39,7 +39,7 @@ struct Running {
 }
 
 /// The id checkpoints are kept under: one mapping per function and stream.
-pub(crate) fn mapping_id(function: &str, stream: &str) -> String {
+pub fn mapping_id(function: &str, stream: &str) -> String {
     format!("{function}/{stream}")
 }
 

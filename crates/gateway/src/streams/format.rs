@@ -28,7 +28,8 @@ pub(crate) fn parse_sequence_number(text: &str, shard: u32) -> Option<u64> {
         .flatten()
 }
 
-pub(crate) fn shard_id(shard: u32) -> String {
+/// `shardId-000000000000`.
+pub fn shard_id(shard: u32) -> String {
     format!("shardId-{shard:012}")
 }
 
