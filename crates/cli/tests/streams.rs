@@ -44,14 +44,19 @@ fn aws_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/nonexistent/rouse-test-aws-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/rouse-test-aws-credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/rouse-test-aws-credentials",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 /// `kinesis_client.py` (boto3) with `args`; its JSON output.
 async fn boto3(server: &Server, args: &[&str]) -> Value {
     let mut cmd = std::process::Command::new("python3");
-    cmd.arg(fixture("kinesis_client.py")).arg(&server.gateway).args(args);
+    cmd.arg(fixture("kinesis_client.py"))
+        .arg(&server.gateway)
+        .args(args);
     aws_env(&mut cmd);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run python3"))
         .await
@@ -78,7 +83,11 @@ fn puts(doc: &Value) -> Vec<(String, String, String, String)> {
 
 fn streams_ls(server: &Server) -> Value {
     let out = server.cli(&["streams", "ls", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -136,19 +145,32 @@ async fn boto3_puts_reach_the_handler_in_order_per_shard() {
     let got = received(&out);
     assert_eq!(got.len(), 50, "each record once: {got:?}");
     // Each record arrived with the shard and sequence number its put got.
-    let by_data: BTreeMap<&str, (&str, &str)> =
-        got.iter().map(|g| (g.0.as_str(), (g.2.as_str(), g.1.as_str()))).collect();
+    let by_data: BTreeMap<&str, (&str, &str)> = got
+        .iter()
+        .map(|g| (g.0.as_str(), (g.2.as_str(), g.1.as_str())))
+        .collect();
     for (data, _, shard, seq) in &put {
-        assert_eq!(by_data.get(data.as_str()), Some(&(shard.as_str(), seq.as_str())));
+        assert_eq!(
+            by_data.get(data.as_str()),
+            Some(&(shard.as_str(), seq.as_str()))
+        );
     }
     // Per shard, in sequence order; per partition key, in put order.
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
-        let seqs: Vec<u64> = got.iter().filter(|g| g.2 == shard).map(|g| seq_counter(&g.1)).collect();
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter(|g| g.2 == shard)
+            .map(|g| seq_counter(&g.1))
+            .collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{shard}: {seqs:?}");
     }
     for key in 0..5 {
         let key = format!("key-{key}");
-        let want: Vec<&str> = put.iter().filter(|p| p.1 == key).map(|p| p.0.as_str()).collect();
+        let want: Vec<&str> = put
+            .iter()
+            .filter(|p| p.1 == key)
+            .map(|p| p.0.as_str())
+            .collect();
         let order: Vec<&str> = got
             .iter()
             .map(|g| g.0.as_str())
@@ -160,27 +182,58 @@ async fn boto3_puts_reach_the_handler_in_order_per_shard() {
     // The AWS CLI is a producer too.
     let mut cmd = std::process::Command::new("aws");
     cmd.args(["kinesis", "put-record", "--endpoint-url", &server.gateway])
-        .args(["--stream-name", "orders", "--partition-key", "cli", "--data", "from-cli"])
-        .args(["--cli-binary-format", "raw-in-base64-out", "--output", "json"]);
+        .args([
+            "--stream-name",
+            "orders",
+            "--partition-key",
+            "cli",
+            "--data",
+            "from-cli",
+        ])
+        .args(["--output", "json"]);
     aws_env(&mut cmd);
     let cli = cmd.output().expect("run aws");
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let answer: Value = serde_json::from_slice(&cli.stdout).expect("JSON");
-    assert!(answer["ShardId"].as_str().is_some_and(|s| s.starts_with("shardId-")));
+    assert!(answer["ShardId"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("shardId-")));
     assert!(wait_for(&out, 51).await);
     assert_eq!(received(&out)[50].0, "from-cli");
 
     // Reading with GetRecords sees the same records, and the checkpoints
     // are at each shard's last record.
     let read = boto3(&server, &["read", "orders"]).await;
-    let total: usize = read.as_object().expect("map").values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
+    let total: usize = read
+        .as_object()
+        .expect("map")
+        .values()
+        .map(|v| v.as_array().map_or(0, Vec::len))
+        .sum();
     assert_eq!(total, 51);
     let last: Vec<Option<u64>> = ["shardId-000000000000", "shardId-000000000001"]
         .iter()
-        .map(|s| received(&out).iter().filter(|g| g.2 == *s).map(|g| seq_counter(&g.1)).max())
+        .map(|s| {
+            received(&out)
+                .iter()
+                .filter(|g| g.2 == *s)
+                .map(|g| seq_counter(&g.1))
+                .max()
+        })
         .collect();
-    let ok = eventually(Duration::from_secs(5), || checkpoints(&server, "orders", "kin-dev-rec") == last).await;
-    assert!(ok, "checkpoints {:?}, want {last:?}", checkpoints(&server, "orders", "kin-dev-rec"));
+    let ok = eventually(Duration::from_secs(5), || {
+        checkpoints(&server, "orders", "kin-dev-rec") == last
+    })
+    .await;
+    assert!(
+        ok,
+        "checkpoints {:?}, want {last:?}",
+        checkpoints(&server, "orders", "kin-dev-rec")
+    );
 
     let errors = boto3(&server, &["errors", "orders"]).await;
     assert_eq!(
@@ -224,8 +277,15 @@ async fn records_put_while_the_consumer_is_stopped_are_processed_from_the_checkp
     server.deploy(&dir);
     puts(&boto3(&server, &["put", "buffer", "b", "20", "3"]).await);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(received(&out).len(), 10, "a disabled mapping consumed records");
-    assert_eq!(checkpoints(&server, "buffer", "buf-dev-rec"), vec![Some(10)]);
+    assert_eq!(
+        received(&out).len(),
+        10,
+        "a disabled mapping consumed records"
+    );
+    assert_eq!(
+        checkpoints(&server, "buffer", "buf-dev-rec"),
+        vec![Some(10)]
+    );
 
     // Enabled again (and restarted): exactly the 20 new ones, in order.
     server.restart();
@@ -234,9 +294,15 @@ async fn records_put_while_the_consumer_is_stopped_are_processed_from_the_checkp
     assert!(wait_for(&out, 30).await, "{:?}", received(&out));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let data: Vec<String> = received(&out).into_iter().map(|g| g.0).collect();
-    let want: Vec<String> = (0..10).map(|i| format!("a{i}")).chain((0..20).map(|i| format!("b{i}"))).collect();
+    let want: Vec<String> = (0..10)
+        .map(|i| format!("a{i}"))
+        .chain((0..20).map(|i| format!("b{i}")))
+        .collect();
     assert_eq!(data, want);
-    assert_eq!(checkpoints(&server, "buffer", "buf-dev-rec"), vec![Some(30)]);
+    assert_eq!(
+        checkpoints(&server, "buffer", "buf-dev-rec"),
+        vec![Some(30)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,7 +317,10 @@ async fn a_poison_record_is_isolated_by_bisect_and_sent_to_on_failure() {
         "  rec:\n    handler: handlers.record\n    environment: {{ OUT: {out_str} }}\n    events:\n      - stream: {{ arn: jobs, batchSize: 10, maximumRetryAttempts: 1, bisectBatchOnFunctionError: true, destinations: {{ onFailure: failures }} }}\n  failures:\n    handler: handlers.sink\n    environment: {{ OUT: {failed_str} }}\n"
     );
     let dir = handlers_project(tmp.path(), "poi", &functions);
-    assert!(server.cli(&["streams", "create", "jobs", "--shards", "1"]).status.success());
+    assert!(server
+        .cli(&["streams", "create", "jobs", "--shards", "1"])
+        .status
+        .success());
     server.deploy(&dir);
     // Ten records in one put: one batch, the poison fifth.
     let mut cmd = std::process::Command::new("python3");
@@ -260,25 +329,42 @@ async fn a_poison_record_is_isolated_by_bisect_and_sent_to_on_failure() {
         .arg(&server.gateway);
     aws_env(&mut cmd);
     let put = cmd.output().expect("python3");
-    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
     let seqs: Vec<String> = serde_json::from_slice(&put.stdout).expect("JSON");
 
     let lines = || std::fs::read_to_string(&failed).unwrap_or_default();
-    assert!(eventually(Duration::from_secs(30), || !lines().is_empty()).await, "no on-failure record");
-    let record: Value = serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
+    assert!(
+        eventually(Duration::from_secs(30), || !lines().is_empty()).await,
+        "no on-failure record"
+    );
+    let record: Value =
+        serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
     let info = &record["KinesisBatchInfo"];
     assert_eq!(info["batchSize"], 1, "{record}");
     assert_eq!(info["startSequenceNumber"], seqs[4].as_str());
     assert_eq!(info["endSequenceNumber"], seqs[4].as_str());
     assert_eq!(info["shardId"], "shardId-000000000000");
-    assert_eq!(info["streamArn"], "arn:aws:kinesis:us-east-1:000000000000:stream/jobs");
-    assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(
+        info["streamArn"],
+        "arn:aws:kinesis:us-east-1:000000000000:stream/jobs"
+    );
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
     assert_eq!(record["responseContext"]["functionError"], "Unhandled");
 
     assert!(wait_for(&out, 9).await, "{:?}", received(&out));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let data: Vec<String> = received(&out).into_iter().map(|g| g.0).collect();
-    let want: Vec<String> = (0..10).filter(|i| *i != 4).map(|i| format!("j{i}")).collect();
+    let want: Vec<String> = (0..10)
+        .filter(|i| *i != 4)
+        .map(|i| format!("j{i}"))
+        .collect();
     assert_eq!(data, want, "the rest went through, once each, in order");
     assert_eq!(checkpoints(&server, "jobs", "poi-dev-rec"), vec![Some(10)]);
 }
@@ -304,5 +390,8 @@ async fn reported_item_failures_move_the_checkpoint_before_the_failed_record() {
     want.extend((6..10).map(|i| format!("p{i}")));
     assert_eq!(data, want);
     assert_ne!(got[0].3, got[10].3, "the retry is a batch of its own");
-    assert_eq!(checkpoints(&server, "parts", "rep-dev-part"), vec![Some(10)]);
+    assert_eq!(
+        checkpoints(&server, "parts", "rep-dev-part"),
+        vec![Some(10)]
+    );
 }
