@@ -36,7 +36,7 @@ pub(crate) fn read(
     let node = ctx.val(node)?;
     if let Value::Str(_) = &node.value {
         let text = ctx.non_empty(&node, "stream")?;
-        return Ok(stream_name(ctx, &node, &text)?.map(|name| defaults(name)));
+        return Ok(stream_name(ctx, &node, &text)?.map(defaults));
     }
     let section = Section {
         name: "stream event",
