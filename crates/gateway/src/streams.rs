@@ -9,6 +9,8 @@ mod batch;
 mod consumer;
 mod format;
 mod kinesis_api;
+#[cfg(test)]
+mod kinesis_tests;
 mod record;
 
 use std::collections::HashMap;
