@@ -111,3 +111,30 @@ pub(crate) async fn list(
     }
     Ok(Json(out))
 }
+
+/// Creates the streams a deploy's mappings name that do not exist yet (one
+/// shard each); a note for each, for the deploy's answer.
+pub(crate) fn create_missing(
+    state: &AdminState,
+    spec: &rouse_manifest::DeploySpec,
+) -> Result<Vec<String>, ApiError> {
+    let mut notes = Vec::new();
+    for f in &spec.functions {
+        for event in &f.events {
+            let Event::Stream(mapping) = event else {
+                continue;
+            };
+            let created =
+                state
+                    .store
+                    .create_stream(&mapping.stream, 1, DEFAULT_RETENTION_HOURS, now_ms())?;
+            if created {
+                notes.push(format!(
+                    "stream {} did not exist: created with 1 shard for {} (`rouse streams create NAME --shards N` first for more)",
+                    mapping.stream, f.short_name
+                ));
+            }
+        }
+    }
+    Ok(notes)
+}

@@ -261,7 +261,13 @@ async fn records_put_while_the_consumer_is_stopped_are_processed_from_the_checkp
     let mut server = Server::start_with(&tmp.path().join("data"), &["--isolation", "none"]);
     // The stream does not exist: deploy creates it.
     let dir = handlers_project(tmp.path(), "buf", &consumer(&out, true));
-    server.deploy(&dir);
+    let deployed = server.cli(&["deploy", dir.to_str().expect("utf-8")]);
+    let said = String::from_utf8_lossy(&deployed.stderr);
+    assert!(deployed.status.success(), "{said}");
+    assert!(
+        said.contains("stream buffer did not exist: created with 1 shard"),
+        "{said}"
+    );
     puts(&boto3(&server, &["put", "buffer", "a", "10", "3"]).await);
     assert!(wait_for(&out, 10).await, "{:?}", received(&out));
 

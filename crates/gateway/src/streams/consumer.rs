@@ -36,6 +36,7 @@ pub(crate) struct Pollers {
 struct Running {
     config: StreamEvent,
     stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The id checkpoints are kept under: one mapping per function and stream.
@@ -81,13 +82,22 @@ pub(super) fn reconcile(gateway: &Gateway) {
         .running
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    running.retain(|key, poller| {
-        let keep = wanted.get(key) == Some(&poller.config);
-        if !keep {
-            let _ = poller.stop.send(true);
+    // A poller replaced by one with new settings may be mid-batch: its
+    // successor waits for it to end, so a shard never has two readers.
+    let mut stopping: HashMap<Key, tokio::task::JoinHandle<()>> = HashMap::new();
+    let keys: Vec<Key> = running.keys().cloned().collect();
+    for key in keys {
+        if running
+            .get(&key)
+            .is_some_and(|p| wanted.get(&key) == Some(&p.config))
+        {
+            continue;
         }
-        keep
-    });
+        if let Some(poller) = running.remove(&key) {
+            let _ = poller.stop.send(true);
+            stopping.insert(key, poller.task);
+        }
+    }
     for (key, config) in wanted {
         if running.contains_key(&key) {
             continue;
@@ -104,8 +114,14 @@ pub(super) fn reconcile(gateway: &Gateway) {
             stopped,
             wake,
         };
-        tokio::spawn(poller.run());
-        running.insert(key, Running { config, stop });
+        let predecessor = stopping.remove(&key);
+        let task = tokio::spawn(async move {
+            if let Some(previous) = predecessor {
+                let _ = previous.await;
+            }
+            poller.run().await;
+        });
+        running.insert(key, Running { config, stop, task });
     }
 }
 
