@@ -207,6 +207,20 @@ pub(crate) fn read(
     Ok((spec, events))
 }
 
+/// A CloudFormation intrinsic function (`{Ref: X}`, `{"Fn::GetAtt": [..]}`,
+/// `Fn::Join`, `Fn::Sub`, …) written as a value: a mapping with one key that
+/// names it. Returns that name.
+fn cloudformation_intrinsic(node: &Node) -> Option<String> {
+    let Value::Map(entries) = &node.value else {
+        return None;
+    };
+    let [(key, _)] = entries.as_slice() else {
+        return None;
+    };
+    let key = key.key_text();
+    (key == "Ref" || key == "Condition" || key.starts_with("Fn::")).then_some(key)
+}
+
 /// `environment:` values may be strings, numbers or booleans (`DEBUG: true`);
 /// they are passed on as text.
 pub(crate) fn read_environment(
@@ -236,6 +250,16 @@ pub(crate) fn read_environment(
             ));
         }
         let value = ctx.val(value)?;
+        if let Some(function) = cloudformation_intrinsic(&value) {
+            // Resources live in AWS's CloudFormation, which rouse does not
+            // run: the deploy goes on, and says what the value would have been.
+            ctx.warn(
+                value.loc,
+                format!("environment variable `{name}` is a CloudFormation `{function}`, which rouse cannot resolve; it is set to an empty value"),
+            );
+            env.insert(name, String::new());
+            continue;
+        }
         let text = match (&value.value, value.scalar_text()) {
             (_, Some(text)) => text.into_owned(),
             (Value::Null, _) => {

@@ -496,3 +496,64 @@ fn parse_str_uses_the_given_name() {
     .expect("load");
     assert_eq!(ok.path, Path::new("app/rouse.yaml"));
 }
+
+#[test]
+fn serverless_values_from_other_files_older_service_form_and_cloudformation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "serverless.yml",
+        r#"service:
+  name: shop
+provider:
+  name: aws
+  runtime: python3.12
+  environment: ${file(./env.yml)}
+functions:
+  api:
+    handler: app.handler
+    environment:
+      SERVICE: ${self:service}
+      DB_HOST: ${file(./config.json):db.host}
+      MISSING: ${file(./nowhere.json):x, 'fallback'}
+      TABLE: { Ref: OrdersTable }
+      QUEUE_ARN: { "Fn::GetAtt": [OrdersQueue, Arn] }
+      BUCKET: !Ref Uploads
+"#,
+    );
+    write(
+        dir.path(),
+        "env.yml",
+        "LOG_LEVEL: info\nSTAGE: ${sls:stage}\n",
+    );
+    write(
+        dir.path(),
+        "config.json",
+        r#"{"db": {"host": "db.internal"}}"#,
+    );
+    let loaded = load_dir(dir.path(), &LoadOptions::default()).expect("load");
+    assert_eq!(loaded.spec.service, "shop");
+    let api = &loaded.spec.functions[0];
+    assert_eq!(api.name, "shop-dev-api");
+    assert_eq!(
+        api.environment,
+        env(&[
+            ("BUCKET", ""),
+            ("DB_HOST", "db.internal"),
+            ("LOG_LEVEL", "info"),
+            ("MISSING", "fallback"),
+            ("QUEUE_ARN", ""),
+            ("SERVICE", "shop"),
+            ("STAGE", "dev"),
+            ("TABLE", ""),
+        ])
+    );
+    let warnings = loaded.warnings.join("\n");
+    for needle in [
+        "`TABLE` is a CloudFormation `Ref`",
+        "`QUEUE_ARN` is a CloudFormation `Fn::GetAtt`",
+    ] {
+        assert!(warnings.contains(needle), "{needle} not in:\n{warnings}");
+    }
+    assert!(warnings.contains("serverless.yml:15:"), "{warnings}");
+}
