@@ -12,6 +12,7 @@ use crate::yaml::{Loc, Node, Value};
 use crate::{Event, FunctionKind, FunctionSpec, LambdaSpec};
 
 const FUNCTION_KEYS: &[&str] = &[
+    "name",
     "web",
     "handler",
     "runtime",
@@ -191,8 +192,12 @@ pub(crate) fn read(
         }
     }
 
+    let full_name = match fields.get("name") {
+        Some(node) => explicit_name(ctx, node)?,
+        None => format!("{}-{}-{short_name}", defaults.service, defaults.stage),
+    };
     let spec = FunctionSpec {
-        name: format!("{}-{}-{short_name}", defaults.service, defaults.stage),
+        name: full_name,
         short_name,
         kind,
         environment,
@@ -205,6 +210,24 @@ pub(crate) fn read(
         async_invoke,
     };
     Ok((spec, events))
+}
+
+/// `functions.<key>.name`: the function's name on the server instead of
+/// `{service}-{stage}-{key}`, as `FunctionName` on AWS (Lambda's rule:
+/// letters, digits, `-` and `_`, at most 64).
+fn explicit_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {
+    let name = ctx.non_empty(node, "name")?;
+    let valid = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(ctx.error(
+            node.loc,
+            format!("invalid function name {name:?}: use letters, digits, `-` and `_`, at most 64"),
+        ));
+    }
+    Ok(name)
 }
 
 /// A CloudFormation intrinsic function (`{Ref: X}`, `{"Fn::GetAtt": [..]}`,

@@ -557,3 +557,34 @@ functions:
     }
     assert!(warnings.contains("serverless.yml:15:"), "{warnings}");
 }
+
+#[test]
+fn an_explicit_function_name_replaces_service_stage_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "serverless.yml",
+        "service: shop\nprovider:\n  name: aws\n  runtime: python3.12\nfunctions:\n  api:\n    name: ${self:service}-orders\n    handler: app.handler\n  other:\n    handler: app.handler\n",
+    );
+    let loaded = load_dir(dir.path(), &LoadOptions::default()).expect("load");
+    let names: Vec<(&str, &str)> = loaded
+        .spec
+        .functions
+        .iter()
+        .map(|f| (f.short_name.as_str(), f.name.as_str()))
+        .collect();
+    assert_eq!(names, [("api", "shop-orders"), ("other", "shop-dev-other")]);
+
+    write(
+        dir.path(),
+        "serverless.yml",
+        "service: shop\nprovider:\n  name: aws\n  runtime: python3.12\nfunctions:\n  api:\n    name: ../etc/passwd\n    handler: app.handler\n",
+    );
+    let err = load_dir(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("serverless.yml:7:11: invalid function name"),
+        "{err}"
+    );
+}
