@@ -104,12 +104,37 @@ pub(crate) fn error(
     message: &str,
     request_id: &str,
 ) -> Response<ProxyBody> {
-    let body = serde_json::json!({
+    error_response(status, code, error_body(code, message), request_id)
+}
+
+/// [`error`] with Lambda's `Reason` in the body (throttles say which limit).
+pub(crate) fn error_with_reason(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    reason: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let mut body = error_body(code, message);
+    body["Reason"] = reason.into();
+    error_response(status, code, body, request_id)
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({
         "__type": code,
         "Type": "User",
         "message": message,
         "Message": message,
-    });
+    })
+}
+
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    body: serde_json::Value,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

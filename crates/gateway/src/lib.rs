@@ -62,7 +62,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             domain: None,
             cold_start_header: false,
-            async_retry_delay: invoke_api::DEFAULT_ASYNC_RETRY_DELAY,
+            async_retry_delay: async_invoke::retry::DEFAULT_RETRY_DELAY,
             aws_auth: AwsAuth::Open,
         }
     }

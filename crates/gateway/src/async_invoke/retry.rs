@@ -13,6 +13,10 @@ use rouse_pool::backoff::Schedule;
 /// Waits after throttles in a row: 1 s, doubling, at most 5 min.
 const THROTTLE_BACKOFF: Schedule = Schedule::new(Duration::from_secs(1), Duration::from_secs(300));
 
+/// Delay before the first retry of a failed async invocation (the second
+/// waits twice as long), as on Lambda; `--async-retry-delay` changes it.
+pub(crate) const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(60);
+
 /// A function's retry settings, with the server's retry delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
