@@ -45,7 +45,9 @@ pub(crate) fn parse_invoke_path(path: &str) -> Option<Result<FunctionRef, String
     if encoded.is_empty() || encoded.contains('/') {
         return None;
     }
-    Some(parse_function_name(&percent_decode(encoded)))
+    Some(parse_function_name(&rouse_events::decode_path_segment(
+        encoded,
+    )))
 }
 
 fn parse_function_name(raw: &str) -> Result<FunctionRef, String> {
@@ -73,27 +75,6 @@ fn parse_function_name(raw: &str) -> Result<FunctionRef, String> {
         name: name.to_string(),
         qualifier: qualifier.map(str::to_string),
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An error as botocore parses it: the code in `x-amzn-ErrorType` and in

@@ -93,6 +93,7 @@ fn stop(shared: &Shared) {
 }
 
 /// What one attempt came to.
+#[derive(Debug, PartialEq)]
 enum Attempted {
     Succeeded(Bytes),
     /// The function no longer exists: nothing to retry.
@@ -102,6 +103,7 @@ enum Attempted {
 }
 
 /// A failed attempt, with the counts it leaves the event with.
+#[derive(Debug, PartialEq)]
 struct Failed {
     failure: Failure,
     /// Times the function ran, this one included.
@@ -112,6 +114,7 @@ struct Failed {
     response: Attempt,
 }
 
+/// Pure: the counts and the record an attempt leaves, from how it ended.
 fn attempted(result: Result<Invoked, AcquireError>, event: &EventRecord) -> Attempted {
     match result {
         Ok(invoked) => match invoked.result {
@@ -220,6 +223,7 @@ fn error_name(body: &[u8]) -> Option<String> {
 }
 
 /// What one attempt answered, for the record.
+#[derive(Debug, PartialEq)]
 struct Attempt {
     status: u16,
     function_error: bool,
@@ -341,6 +345,107 @@ fn send_to(
                 event.id
             ));
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rouse_pool::Limit;
+    use rouse_store::events::EventState;
+
+    use super::*;
+
+    fn event(attempts: u32, throttles: u32) -> EventRecord {
+        EventRecord {
+            id: "e1".into(),
+            function: "hello".into(),
+            version: None,
+            payload: b"{}".to_vec(),
+            accepted_at_ms: 0,
+            attempts,
+            throttles,
+            next_attempt_at_ms: 0,
+            claimed_by: None,
+            claim_until_ms: None,
+            state: EventState::Pending,
+            last_error: None,
+            condition: None,
+            response: None,
+        }
+    }
+
+    fn invoked(result: LambdaResult) -> Result<Invoked, AcquireError> {
+        Ok(Invoked {
+            result,
+            log_tail: String::new(),
+        })
+    }
+
+    fn failed(
+        failure: Failure,
+        counts: (u32, u32),
+        error: &str,
+        status: u16,
+        body: &str,
+    ) -> Attempted {
+        Attempted::Failed(Failed {
+            failure,
+            attempts: counts.0,
+            throttles: counts.1,
+            error: error.into(),
+            response: Attempt {
+                status,
+                function_error: failure == Failure::Function,
+                body: Bytes::from(body.to_string()),
+            },
+        })
+    }
+
+    #[test]
+    fn what_an_attempt_comes_to() {
+        let raised = r#"{"errorType":"ValueError","errorMessage":"no"}"#;
+        let throttled = AcquireError::Throttled {
+            function: "hello".into(),
+            limit: Limit::MaxInstances,
+            retry_after: Duration::from_secs(1),
+        };
+        let throttle_message = throttled.to_string();
+        let throttle_body = serde_json::json!({ "errorMessage": throttle_message }).to_string();
+        let backing_off = AcquireError::BackingOff {
+            function: "hello".into(),
+            retry_after: Duration::from_secs(1),
+        };
+        let backoff_message = backing_off.to_string();
+        let backoff_body = serde_json::json!({ "errorMessage": backoff_message }).to_string();
+        let ok = LambdaResult::Ok {
+            body: Bytes::from_static(b"1"),
+            content_type: None,
+        };
+        let error = |body: &str| LambdaResult::FunctionError {
+            error_type: "Runtime.Unhandled".into(),
+            body: Bytes::from(body.to_string()),
+        };
+        // (result, attempts and throttles so far, outcome)
+        #[rustfmt::skip]
+        let cases = [
+            (invoked(ok), (0, 0), Attempted::Succeeded(Bytes::from_static(b"1"))),
+            (invoked(error(raised)), (1, 3), failed(Failure::Function, (2, 0), "ValueError", 200, raised)),
+            (invoked(error("{}")), (0, 0), failed(Failure::Function, (1, 0), "Runtime.Unhandled", 200, "{}")),
+            (Err(throttled), (1, 2), failed(Failure::Throttled, (1, 3), &throttle_message, 429, &throttle_body)),
+            (Err(backing_off), (0, 0), failed(Failure::Throttled, (0, 1), &backoff_message, 502, &backoff_body)),
+            (Err(AcquireError::NotFound("hello".into())), (0, 0), Attempted::Gone),
+            (Err(AcquireError::ShuttingDown), (0, 0), Attempted::Stopping),
+        ];
+        for (result, (attempts, throttles), expected) in cases {
+            let what = format!("{expected:?}");
+            assert_eq!(
+                attempted(result, &event(attempts, throttles)),
+                expected,
+                "{what}"
+            );
         }
     }
 }
