@@ -7,7 +7,7 @@
 //! lookup reads an immutable table with no lock.
 //!
 //! Longer than other modules because of its tests: the trie is checked
-//! against a plain model (precedence by sorting) on random route tables,
+//! against a linear scan over the sorted routes on random route tables,
 //! which needs the generators beside it; the code itself is under 400 lines.
 
 use std::cmp::Ordering;
