@@ -664,7 +664,7 @@ fn serverless_variable_errors() {
         ),
         (
             "provider:\n  environment:\n    X: ${ssm:/a/b}\n",
-            "serverless.yml:4:8: cannot resolve `${ssm:/a/b}`: the `ssm` variable source is not supported by rouse (supported: self, env, opt:stage, sls:stage)",
+            "serverless.yml:4:8: cannot resolve `${ssm:/a/b}`: the `ssm` variable source is not supported by rouse (supported: self, env, file(…), opt:stage, sls:stage)",
         ),
         (
             "provider:\n  environment:\n    X: ${opt:region}\n",
@@ -721,7 +721,7 @@ functions:
         loaded.warnings,
         [
             "serverless.yml:2:1: `custom` is not supported by rouse and is ignored (its values are still available to `${self:custom...}` variables)",
-            "serverless.yml:4:10: the `ssm` variable source is not supported by rouse (supported: self, env, opt:stage, sls:stage); using the fallback in `${ssm:/x, 'p'}`",
+            "serverless.yml:4:10: the `ssm` variable source is not supported by rouse (supported: self, env, file(…), opt:stage, sls:stage); using the fallback in `${ssm:/x, 'p'}`",
             "serverless.yml:5:1: `resources` is not supported by rouse and is ignored",
         ]
     );
