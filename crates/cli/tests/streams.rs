@@ -401,3 +401,41 @@ async fn reported_item_failures_move_the_checkpoint_before_the_failed_record() {
         vec![Some(10)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kinesis_api_checks_signatures_when_required() {
+    let tmp = open_tempdir();
+    let server = Server::start_with(&tmp.path().join("data"), &["--aws-auth", "required"]);
+    let made = server.cli(&["keys", "create", "--json"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key: Value = serde_json::from_slice(&made.stdout).expect("JSON");
+    let script = "import boto3,sys\nfrom botocore.exceptions import ClientError\nk=boto3.client('kinesis',endpoint_url=sys.argv[1],region_name='us-east-1',aws_access_key_id=sys.argv[2],aws_secret_access_key=sys.argv[3])\ntry:\n  k.create_stream(StreamName='signed',ShardCount=1)\n  print(k.list_streams()['StreamNames'])\nexcept ClientError as e:\n  print(e.response['Error']['Code'])\n";
+    let run = |id: &str, secret: &str| {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg("-c")
+            .arg(script)
+            .arg(&server.gateway)
+            .arg(id)
+            .arg(secret);
+        aws_env(&mut cmd);
+        let out = cmd.output().expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        run("AKIAUNKNOWN000000000", "nope"),
+        "UnrecognizedClientException"
+    );
+    let id = key["AccessKeyId"].as_str().expect("id");
+    let secret = key["SecretAccessKey"].as_str().expect("secret");
+    assert_eq!(run(id, "wrong-secret"), "InvalidSignatureException");
+    assert_eq!(run(id, secret), "['signed']");
+}
