@@ -17,9 +17,15 @@ pub async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<AliasSummary>>, ApiError> {
-    exists(&state, &name)?;
+    exists(&state, &name).await?;
     Ok(Json(
-        state.store.aliases(&name)?.iter().map(summary).collect(),
+        state
+            .store
+            .aliases(&name)
+            .await?
+            .iter()
+            .map(summary)
+            .collect(),
     ))
 }
 
@@ -28,16 +34,19 @@ pub async fn set(
     Path((name, alias)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<AliasSummary>, ApiError> {
-    exists(&state, &name)?;
+    exists(&state, &name).await?;
     let req: SetAliasRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("alias request: {e}")))?;
     let canary = req.canary.map(|c| Canary {
         version: c.version,
         weight: c.weight,
     });
-    let record = state.store.set_alias(&name, &alias, req.version, canary)?;
-    state.gateway.reload_routes()?;
-    drain_unaliased(&state, &name)?;
+    let record = state
+        .store
+        .set_alias(&name, &alias, req.version, canary)
+        .await?;
+    state.gateway.reload_routes().await?;
+    drain_unaliased(&state, &name).await?;
     let target = match record.canary {
         Some(c) => format!(
             "version {} and version {} for {:.0}% of requests",
@@ -57,14 +66,14 @@ pub async fn remove(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    exists(&state, &name)?;
-    if !state.store.remove_alias(&name, &alias)? {
+    exists(&state, &name).await?;
+    if !state.store.remove_alias(&name, &alias).await? {
         return Err(ApiError::not_found(format!(
             "alias {alias} of function {name}"
         )));
     }
-    state.gateway.reload_routes()?;
-    drain_unaliased(&state, &name)?;
+    state.gateway.reload_routes().await?;
+    drain_unaliased(&state, &name).await?;
     state
         .logs
         .platform(&name, &format!("alias {alias} removed"));
@@ -72,10 +81,11 @@ pub async fn remove(
 }
 
 /// Stops the instances of older versions that no alias serves any more.
-fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
+async fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
     let keep: Vec<u32> = state
         .store
-        .aliases(name)?
+        .aliases(name)
+        .await?
         .iter()
         .flat_map(|a| std::iter::once(a.version).chain(a.canary.map(|c| c.version)))
         .collect();
@@ -83,8 +93,8 @@ fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {
-    match state.store.get_function(name)? {
+async fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {
+    match state.store.get_function(name).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found(format!("function {name}"))),
     }

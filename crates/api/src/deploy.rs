@@ -33,10 +33,10 @@ pub async fn upload_artifact(
         }
     })?;
     let size = bytes.len() as u64;
-    let store = state.store.clone();
-    let sha256 = tokio::task::spawn_blocking(move || store.put_artifact(&bytes[..]))
-        .await
-        .map_err(ApiError::internal)??;
+    let sha256 = state
+        .store
+        .put_artifact(std::io::Cursor::new(bytes))
+        .await?;
     Ok((StatusCode::CREATED, Json(ArtifactUploaded { sha256, size })))
 }
 
@@ -47,7 +47,7 @@ pub async fn deploy(
     // Parsed by hand so a bad body gets the API's JSON error, not axum's text.
     let req: DeployRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request(format!("deployment request: {err}")))?;
-    if !state.store.has_artifact(&req.artifact) {
+    if !state.store.has_artifact(&req.artifact).await? {
         return Err(ApiError::bad_request(format!(
             "artifact {} has not been uploaded",
             req.artifact
@@ -113,22 +113,15 @@ pub async fn deploy(
     }
     let before: BTreeSet<String> = state
         .store
-        .list_functions()?
+        .list_functions()
+        .await?
         .into_iter()
         .filter(|f| f.service == req.spec.service && f.stage == req.spec.stage)
         .map(|f| f.name)
         .collect();
-    let store = state.store.clone();
-    let artifact = req.artifact.clone();
-    let spec = req.spec.clone();
+    let records = state.store.deploy(&req.spec, &req.artifact).await?;
     // Extract the code now, so the first request does not pay for it.
-    let records = tokio::task::spawn_blocking(move || {
-        let records = store.deploy(&spec, &artifact)?;
-        store.code_dir(&artifact)?;
-        Ok::<_, rouse_store::StoreError>(records)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    state.store.code_dir(&req.artifact).await?;
 
     let deployed: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let removed: Vec<String> = before
@@ -141,7 +134,7 @@ pub async fn deploy(
         state.pool.remove(name);
         state.logs.platform(name, "function removed by deploy");
     }
-    state.gateway.reload_routes()?;
+    state.gateway.reload_routes().await?;
     // Each function's new version is live (or known broken) before the
     // deploy answers, so the next request after `rouse deploy` sees it.
     let mut warnings = Vec::new();
@@ -162,7 +155,7 @@ pub async fn deploy(
             ));
         }
     }
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);
     Ok(Json(DeployResponse {
         functions: records

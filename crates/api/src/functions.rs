@@ -18,7 +18,7 @@ use crate::AdminState;
 pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok".into(),
-        functions: state.store.count_functions()?,
+        functions: state.store.count_functions().await?,
         instances: state.pool.live_instances(),
     }))
 }
@@ -58,7 +58,8 @@ pub async fn list(
     // One more than asked tells whether another page follows.
     let mut functions = state
         .store
-        .list_functions_page(query.after.as_deref(), limit + 1)?;
+        .list_functions_page(query.after.as_deref(), limit + 1)
+        .await?;
     let next = if functions.len() > limit {
         functions.truncate(limit);
         functions.last().map(|f| f.name.clone())
@@ -67,7 +68,7 @@ pub async fn list(
     };
     let mut summaries = Vec::with_capacity(functions.len());
     for f in &functions {
-        let routes = state.store.routes_of(&f.name)?;
+        let routes = state.store.routes_of(&f.name).await?;
         let grouped = routes_by_function(&routes);
         summaries.push(summarize(&state, f, &grouped));
     }
@@ -83,9 +84,10 @@ pub async fn show(
 ) -> Result<Json<FunctionSummary>, ApiError> {
     let function = state
         .store
-        .get_function(&name)?
+        .get_function(&name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))?;
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     Ok(Json(summarize(
         &state,
         &function,
@@ -97,12 +99,12 @@ pub async fn remove(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.remove_function(&name)? {
+    if !state.store.remove_function(&name).await? {
         return Err(ApiError::not_found(format!("function {name}")));
     }
     state.scheduler.remove_function(&name);
     state.pool.remove(&name);
-    state.gateway.reload_routes()?;
+    state.gateway.reload_routes().await?;
     state.logs.platform(&name, "function removed");
     Ok(StatusCode::NO_CONTENT)
 }

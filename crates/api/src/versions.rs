@@ -19,8 +19,8 @@ pub async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
-    let current = current(&state, &name)?;
-    let versions = state.store.versions(&name)?;
+    let current = current(&state, &name).await?;
+    let versions = state.store.versions(&name).await?;
     Ok(Json(
         versions
             .into_iter()
@@ -45,16 +45,16 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<FunctionSummary>, ApiError> {
-    current(&state, &name)?;
+    current(&state, &name).await?;
     let req: RollbackRequest = if body.is_empty() {
         RollbackRequest::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("rollback request: {e}")))?
     };
-    let record = state.store.rollback(&name, req.to)?;
+    let record = state.store.rollback(&name, req.to).await?;
     activate(&state, &record, "rolled back").await?;
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);
     Ok(Json(summarize(&state, &record, &grouped)))
 }
@@ -63,7 +63,7 @@ pub async fn env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EnvResponse>, ApiError> {
-    let record = current(&state, &name)?;
+    let record = current(&state, &name).await?;
     Ok(Json(EnvResponse {
         version: record.version,
         environment: record.spec.environment,
@@ -94,12 +94,12 @@ pub async fn change_env(
             "{bad:?} is not a valid variable name"
         )));
     }
-    let mut spec = current(&state, &name)?.spec;
+    let mut spec = current(&state, &name).await?.spec;
     for key in &change.unset {
         spec.environment.remove(key);
     }
     spec.environment.extend(change.set);
-    let record = state.store.update_spec(&spec)?;
+    let record = state.store.update_spec(&spec).await?;
     activate(&state, &record, "environment changed").await?;
     Ok(Json(EnvResponse {
         version: record.version,
@@ -107,10 +107,11 @@ pub async fn change_env(
     }))
 }
 
-fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
+async fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
     state
         .store
-        .get_function(name)?
+        .get_function(name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))
 }
 
@@ -118,7 +119,7 @@ fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
 /// warm instances roll over before this returns, so the next request sees
 /// the change.
 async fn activate(state: &AdminState, record: &FunctionRecord, why: &str) -> Result<(), ApiError> {
-    state.gateway.reload_routes()?;
+    state.gateway.reload_routes().await?;
     crate::schedules::sync(&state.scheduler, record);
     state.logs.platform(
         &record.name,

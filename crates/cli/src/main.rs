@@ -82,6 +82,14 @@ pub struct ServeArgs {
     /// to (default: 90% of the machine's RAM).
     #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_budget: Option<u64>,
+    /// Where the CMDB lives: `sqlite` (the default: DATA_DIR/rouse.db) or a
+    /// PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DB`) shared by
+    /// every node of a cluster.
+    #[arg(long, env = "ROUSE_STORE")]
+    pub store: Option<String>,
+    /// This node's name in a cluster (default: host name and gateway port).
+    #[arg(long, env = "ROUSE_NODE_NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Subcommand)]

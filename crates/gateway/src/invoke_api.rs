@@ -97,7 +97,7 @@ impl Gateway {
             (function.map(|f| f.lambda), version)
         };
         let version = match version {
-            Ok(Some(v)) => match self.inner.store.version(&target.name, v) {
+            Ok(Some(v)) => match self.inner.store.version(&target.name, v).await {
                 Ok(Some(_)) => Some(v),
                 Ok(None) => return not_found(&format!("{}:{v}", target.name)),
                 Err(err) => {

@@ -331,16 +331,17 @@ impl Pool {
         self.shared.live_instances.load(Ordering::Acquire)
     }
 
-    pub(crate) fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
+    pub(crate) async fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
         if let Some(fp) = self.lock_functions().get(name) {
             return Ok(fp.clone());
         }
         let record = self
             .shared
             .store
-            .get_function(name)?
+            .get_function(name)
+            .await?
             .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
-        let number = self.shared.store.function_number(name)?.unwrap_or(0);
+        let number = self.shared.store.function_number(name).await?.unwrap_or(0);
         let fp = Arc::new(FunctionPool {
             name: name.to_string(),
             pinned: None,

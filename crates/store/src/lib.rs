@@ -1,26 +1,40 @@
-//! The CMDB (functions, versions, routes, settings in SQLite) and
-//! content-addressed artifacts.
+//! The CMDB (functions, versions, routes, aliases, settings) and
+//! content-addressed artifacts, on one of two engines.
 //!
-//! Everything rouse must remember across restarts lives under one data
-//! directory: `rouse.db` (SQLite) and `artifacts/` (tar.gz files named by their
-//! sha256), with extracted code cached under `code/`.
+//! SQLite (the default): everything rouse must remember across restarts lives
+//! under one data directory, `rouse.db` and `artifacts/` (tar.gz files named
+//! by their sha256). PostgreSQL (`--store postgres://…`, cluster mode): the
+//! CMDB, the artifacts and what nodes share (node rows, the change
+//! generation, schedule ticks) live in the database, and the data directory
+//! keeps this node's copies. Either way extracted code is cached under `code/`.
 
 pub mod archive;
 mod artifacts;
+mod cluster;
 mod db;
-
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+mod pg;
+mod rules;
+mod store;
 
 pub use artifacts::is_sha256_hex;
+pub use cluster::{node_state, NodeInfo, NodeRecord, NodeState, HEARTBEAT, NODE_TTL};
+pub use store::Store;
 
-use rouse_manifest::{DeploySpec, FunctionSpec, StageRouting};
+use rouse_manifest::{FunctionSpec, StageRouting};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection to the database could be had.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The `--store` URL cannot be used.
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("route {method} {path} already belongs to function {owner}")]
@@ -137,206 +151,4 @@ pub struct FunctionRecord {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-/// The store. `Send + Sync`: share it behind an `Arc`. Every call is a short
-/// SQLite transaction or a file operation; callers on the request path are
-/// expected to cache what they read (the gateway caches routes).
-pub struct Store {
-    data_dir: PathBuf,
-    conn: Mutex<rusqlite::Connection>,
-    artifacts: artifacts::Artifacts,
-}
-
-impl Store {
-    /// Opens (creating if needed) `data_dir/rouse.db` and the artifact folders,
-    /// and migrates the schema.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
-        let artifacts = artifacts::Artifacts::open(data_dir)?;
-        let conn = db::open(&data_dir.join("rouse.db"))?;
-        Ok(Store {
-            data_dir: data_dir.to_path_buf(),
-            conn: Mutex::new(conn),
-            artifacts,
-        })
-    }
-
-    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
-        // A panic while the lock was held cannot leave the database half
-        // written (an open transaction rolls back when dropped), so a
-        // poisoned lock is still safe to use.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// In one transaction: a new version for every function of the spec
-    /// (previous + 1), each function's current version moved to it, the routes
-    /// of the service+stage replaced by the spec's `http`/`httpApi` events, and
-    /// functions of the same service+stage that the spec no longer has removed.
-    /// A route (same method — or either is `ANY` — and same path template)
-    /// owned by a function of another service/stage is a `RouteConflict` and
-    /// nothing changes.
-    ///
-    /// Also refused, with nothing changed: an artifact that is not in the
-    /// store (`UnknownArtifact`), two routes of the spec itself that clash
-    /// (`RouteConflict`), a function name owned by another service/stage
-    /// (`FunctionConflict`), duplicate or empty function names (`InvalidSpec`).
-    /// Path templates differing only in parameter names (`/u/{id}`,
-    /// `/u/{uid}`) are the same template.
-    pub fn deploy(
-        &self,
-        spec: &DeploySpec,
-        artifact_sha256: &str,
-    ) -> Result<Vec<FunctionRecord>, StoreError> {
-        if !self.has_artifact(artifact_sha256) {
-            return Err(StoreError::UnknownArtifact(artifact_sha256.to_string()));
-        }
-        db::deploy(&mut self.conn(), spec, artifact_sha256)
-    }
-
-    /// All functions, by name.
-    pub fn list_functions(&self) -> Result<Vec<FunctionRecord>, StoreError> {
-        db::list_functions(&self.conn())
-    }
-
-    /// How many functions are deployed, without reading them.
-    pub fn count_functions(&self) -> Result<usize, StoreError> {
-        db::count_functions(&self.conn())
-    }
-
-    /// Up to `limit` functions whose names sort after `after`, by name.
-    pub fn list_functions_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<FunctionRecord>, StoreError> {
-        db::list_functions_page(&self.conn(), after, limit)
-    }
-
-    /// The routes of `function`, ordered by path and method.
-    pub fn routes_of(&self, function: &str) -> Result<Vec<RouteRecord>, StoreError> {
-        db::routes_of(&self.conn(), function)
-    }
-
-    pub fn get_function(&self, name: &str) -> Result<Option<FunctionRecord>, StoreError> {
-        db::get_function(&self.conn(), name)
-    }
-
-    /// A small number unique among existing functions and stable across
-    /// redeploys (the instance uid is derived from it).
-    pub fn function_number(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        db::function_number(&self.conn(), name)
-    }
-
-    /// Removes the function, its versions and its routes. `false` if it did not exist.
-    pub fn remove_function(&self, name: &str) -> Result<bool, StoreError> {
-        db::remove_function(&mut self.conn(), name)
-    }
-
-    /// Every version of `name`, oldest first (empty if it does not exist).
-    pub fn versions(&self, name: &str) -> Result<Vec<VersionRecord>, StoreError> {
-        db::versions(&self.conn(), name)
-    }
-
-    /// A new version of an existing function with the same code and `spec`
-    /// (e.g. a changed environment); its routes follow `spec`.
-    pub fn update_spec(&self, spec: &FunctionSpec) -> Result<FunctionRecord, StoreError> {
-        let current = self
-            .get_function(&spec.name)?
-            .ok_or_else(|| StoreError::UnknownFunction(spec.name.clone()))?;
-        db::deploy::replace_version(&mut self.conn(), spec, &current.artifact)
-    }
-
-    /// Makes a new version that repeats version `to` (default: the one
-    /// before the current), so history only grows and the rollback itself
-    /// can be rolled back.
-    pub fn rollback(&self, name: &str, to: Option<u32>) -> Result<FunctionRecord, StoreError> {
-        let current = self
-            .get_function(name)?
-            .ok_or_else(|| StoreError::UnknownFunction(name.to_string()))?;
-        let versions = self.versions(name)?;
-        let target = match to {
-            Some(v) => versions.iter().find(|r| r.version == v),
-            None => versions.iter().rev().find(|r| r.version < current.version),
-        };
-        let target = target.ok_or_else(|| StoreError::UnknownVersion {
-            function: name.to_string(),
-            version: to.unwrap_or(current.version.saturating_sub(1)),
-        })?;
-        db::deploy::replace_version(&mut self.conn(), &target.spec, &target.artifact)
-    }
-
-    /// All routes, ordered by path, method, function.
-    pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
-        db::routes(&self.conn())
-    }
-
-    /// One version of a function.
-    pub fn version(&self, name: &str, version: u32) -> Result<Option<VersionRecord>, StoreError> {
-        Ok(self
-            .versions(name)?
-            .into_iter()
-            .find(|v| v.version == version))
-    }
-
-    /// Creates or changes alias `alias` of `function`: it points at
-    /// `version`, and with `canary` sends that share of requests to a second
-    /// version. Both versions must exist.
-    pub fn set_alias(
-        &self,
-        function: &str,
-        alias: &str,
-        version: u32,
-        canary: Option<Canary>,
-    ) -> Result<AliasRecord, StoreError> {
-        db::aliases::set(&mut self.conn(), function, alias, version, canary)
-    }
-
-    /// The aliases of `function`, by name.
-    pub fn aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
-        db::aliases::list(&self.conn(), Some(function))
-    }
-
-    /// Every alias of every function.
-    pub fn all_aliases(&self) -> Result<Vec<AliasRecord>, StoreError> {
-        db::aliases::list(&self.conn(), None)
-    }
-
-    /// `false` if there was no such alias.
-    pub fn remove_alias(&self, function: &str, alias: &str) -> Result<bool, StoreError> {
-        db::aliases::remove(&self.conn(), function, alias)
-    }
-
-    pub fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        db::get_setting(&self.conn(), key)
-    }
-
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        db::set_setting(&self.conn(), key, value)
-    }
-
-    /// Streams an uploaded tar.gz into the store: hashes it while writing to a
-    /// temp file, checks every entry with [`archive::check`], and moves it to
-    /// `artifacts/<sha256>.tar.gz`. Returns the sha256 hex. Storing the same
-    /// bytes twice is a no-op.
-    pub fn put_artifact(&self, reader: impl std::io::Read) -> Result<String, StoreError> {
-        self.artifacts.put(reader)
-    }
-
-    /// `false` for anything that is not a lowercase sha256 hex digest.
-    pub fn has_artifact(&self, sha256: &str) -> bool {
-        self.artifacts.has(sha256)
-    }
-
-    /// The extracted code of an artifact, extracting it once (to a temp dir,
-    /// renamed into place, so concurrent callers never see half a tree).
-    pub fn code_dir(&self, sha256: &str) -> Result<PathBuf, StoreError> {
-        self.artifacts.code_dir(sha256)
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
 }

@@ -61,8 +61,12 @@ impl Server {
         let data_dir = &std::fs::canonicalize(data_dir)
             .with_context(|| format!("resolving the data directory {}", data_dir.display()))?;
         let store = Arc::new(
-            Store::open(data_dir)
-                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+            Store::open_url(data_dir, args.store.as_deref())
+                .await
+                .with_context(|| match &args.store {
+                    Some(url) if store_is_remote(url) => "opening the PostgreSQL store".to_string(),
+                    _ => format!("opening the store in {}", data_dir.display()),
+                })?,
         );
         let logs =
             Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
@@ -98,8 +102,9 @@ impl Server {
             cold_start_header: args.cold_start_header,
             async_retry_delay: Duration::from_secs_f64(args.async_retry_delay.max(0.0)),
         };
-        let gateway =
-            Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
+        let gateway = Gateway::new(config, store.clone(), pool.clone())
+            .await
+            .context("loading routes")?;
         let token = admin_token(data_dir)?;
 
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
@@ -125,7 +130,7 @@ impl Server {
         })?;
         let gateway_addr = gateway_server.addr;
         let scheduler = rouse_api::schedules::start(gateway.clone());
-        for record in store.list_functions()? {
+        for record in store.list_functions().await? {
             rouse_api::schedules::sync(&scheduler, &record);
         }
         let state = Arc::new(AdminState {
@@ -150,8 +155,8 @@ impl Server {
         });
         // Functions that keep instances warm get them now, not at their
         // first request.
-        let warmed = pool.warm_all().context("starting minInstances")?;
-        let functions = store.list_functions()?.len();
+        let warmed = pool.warm_all().await.context("starting minInstances")?;
+        let functions = store.list_functions().await?.len();
         tracing::info!(%gateway_addr, %admin_addr, functions, warmed, "rouse started");
         Ok(Server {
             gateway_addr,
@@ -224,4 +229,8 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     writeln!(file, "{token}")?;
     tracing::info!(path = %path.display(), "created the admin token file");
     Ok(token)
+}
+
+fn store_is_remote(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
