@@ -9,8 +9,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 # nftables keeps instances of one function off the ports of another.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
-# boto3 (for the Invoke API tests) and prometheus_client (to parse /metrics) come from pip.
-if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1; then
+# boto3 and the AWS CLI (for the Invoke API tests) and prometheus_client (to
+# parse /metrics) come from pip.
+if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,6 +23,10 @@ if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1; then
   # Debian's system Python is "externally managed": pip needs to be told.
   python3 -m pip install --quiet boto3 prometheus_client 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages boto3 prometheus_client
+fi
+if ! command -v aws >/dev/null 2>&1; then
+  python3 -m pip install --quiet awscli 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages awscli
 fi
 
 cargo fmt --all -- --check

@@ -10,7 +10,7 @@ use crate::config::AppCommand;
 
 /// The app, or nothing when it was started some other way (then it can only
 /// be reached, not watched).
-pub struct App {
+pub(crate) struct App {
     child: Option<Child>,
 }
 
@@ -18,7 +18,7 @@ impl App {
     /// Starts `command` with `PORT` set to the port the adapter will call, so
     /// apps that read `$PORT` listen where they are expected. Output goes
     /// where the adapter's goes: Lambda's log.
-    pub fn start(command: &AppCommand, port: u16) -> std::io::Result<App> {
+    pub(crate) fn start(command: &AppCommand, port: u16) -> std::io::Result<App> {
         let mut cmd = match command {
             AppCommand::Argv(argv) => {
                 let (program, args) = argv
@@ -48,18 +48,18 @@ impl App {
     }
 
     /// An app the adapter did not start.
-    pub fn external() -> App {
+    pub(crate) fn external() -> App {
         App { child: None }
     }
 
     /// Whether the adapter watches a process of its own.
-    pub fn is_managed(&self) -> bool {
+    pub(crate) fn is_managed(&self) -> bool {
         self.child.is_some()
     }
 
     /// Resolves when the app exits; never, for an external app (or if its
     /// status cannot be read, which leaves the other failure paths to tell).
-    pub async fn exited(&mut self) -> ExitStatus {
+    pub(crate) async fn exited(&mut self) -> ExitStatus {
         match &mut self.child {
             Some(child) => match child.wait().await {
                 Ok(status) => status,
@@ -70,7 +70,7 @@ impl App {
     }
 
     /// The exit status if the app has exited by now.
-    pub fn try_exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_exited(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
@@ -79,7 +79,7 @@ impl App {
     /// After a failed request: the exit status if the app is exiting. A
     /// request fails the moment the app's socket closes, a little before
     /// the kernel reports the exit, so give it `grace` to show up.
-    pub async fn exited_within(&mut self, grace: Duration) -> Option<ExitStatus> {
+    pub(crate) async fn exited_within(&mut self, grace: Duration) -> Option<ExitStatus> {
         if !self.is_managed() {
             return None;
         }
@@ -88,7 +88,7 @@ impl App {
 }
 
 /// `exit status 3` / `signal 9`, as Lambda words `Runtime.ExitError`.
-pub fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("signal {signal}"),

@@ -18,7 +18,7 @@ const DEFAULT_PASS_THROUGH_PATH: &str = "/events";
 
 /// How the app is started, if the adapter starts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AppCommand {
+pub(crate) enum AppCommand {
     /// Program and arguments, run as they are.
     Argv(Vec<String>),
     /// A shell command line, run with `/bin/sh -c LINE`.
@@ -36,7 +36,7 @@ impl std::fmt::Display for AppCommand {
 
 /// When the app counts as ready.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// Something accepts TCP connections on the port. The default: probing an
     /// HTTP path runs app code and shows up as a request nobody made.
     Tcp,
@@ -46,14 +46,14 @@ pub enum Readiness {
 
 /// Whether HTTP responses go back whole or as a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InvokeMode {
+pub(crate) enum InvokeMode {
     Buffered,
     /// Prelude + 8 NUL bytes + body, streamed as the app sends it.
     ResponseStream,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     pub runtime_api: String,
     /// `None`: the app is started some other way; the adapter only waits for it.
     pub command: Option<AppCommand>,
@@ -67,7 +67,7 @@ pub struct Config {
 impl Config {
     /// Reads the settings from `args` (the app's command, if any) and
     /// `var` (an environment lookup; empty values count as unset).
-    pub fn from_env(
+    pub(crate) fn from_env(
         args: Vec<String>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, String> {

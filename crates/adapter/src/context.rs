@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use crate::runtime::Invocation;
 
 const LAMBDA_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-lambda-context");
-pub const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-request-context");
+pub(crate) const REQUEST_CONTEXT: HeaderName = HeaderName::from_static("x-amzn-request-context");
 const TENANT_ID: HeaderName = HeaderName::from_static("x-amz-tenant-id");
 
 /// The function's facts from Lambda's environment, read once at start.
-pub fn env_config(var: impl Fn(&str) -> Option<String>) -> Value {
+pub(crate) fn env_config(var: impl Fn(&str) -> Option<String>) -> Value {
     let text = |name: &str| var(name).unwrap_or_default();
     json!({
         "function_name": text("AWS_LAMBDA_FUNCTION_NAME"),
@@ -26,7 +26,7 @@ pub fn env_config(var: impl Fn(&str) -> Option<String>) -> Value {
 
 /// Adds what every request to the app carries about its invocation:
 /// `x-amzn-lambda-context`, and `x-amz-tenant-id` when Lambda named a tenant.
-pub fn insert_invocation_headers(
+pub(crate) fn insert_invocation_headers(
     headers: &mut HeaderMap,
     invocation: &Invocation,
     env_config: &Value,
@@ -65,7 +65,7 @@ fn lambda_context(invocation: &Invocation, env_config: &Value) -> Option<HeaderV
 }
 
 /// `x-amzn-request-context`: the event's `requestContext`, as sent.
-pub fn request_context(event: &Value) -> Option<HeaderValue> {
+pub(crate) fn request_context(event: &Value) -> Option<HeaderValue> {
     event.get("requestContext").and_then(header_value)
 }
 

@@ -23,7 +23,7 @@ use crate::BoxError;
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// Everything an invocation needs but the app process.
-pub struct Adapter {
+pub(crate) struct Adapter {
     pub config: Config,
     pub runtime: RuntimeClient,
     pub upstream: Upstream,
@@ -33,7 +33,7 @@ pub struct Adapter {
 
 /// How an invocation ended, for the main loop.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// Answered (a response or a reported error); take the next event.
     Answered,
     /// The app exited; the invocation got `Runtime.ExitError`. The adapter
@@ -56,7 +56,7 @@ impl From<ErrorReport> for Failure {
 /// Handles one invocation, reporting its result or error to Lambda. Errors
 /// are only the Runtime API's own failures, after which nothing can be
 /// reported.
-pub async fn invoke(
+pub(crate) async fn invoke(
     adapter: &Adapter,
     app: &mut App,
     invocation: Invocation,

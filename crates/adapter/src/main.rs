@@ -16,6 +16,8 @@
 //! the invocation in flight) and exits non-zero so Lambda starts afresh.
 //! Settings: see `config.rs`.
 
+#![forbid(unsafe_code)]
+
 mod app;
 mod config;
 mod context;

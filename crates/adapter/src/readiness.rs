@@ -21,7 +21,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Probes until the app is ready. Fails with the exit status if the app
 /// exits first. There is no time limit: Lambda bounds init itself.
-pub async fn wait_ready(
+pub(crate) async fn wait_ready(
     app: &mut App,
     upstream: &Upstream,
     readiness: &Readiness,

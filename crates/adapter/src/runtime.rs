@@ -14,18 +14,20 @@ use serde_json::json;
 use crate::BoxError;
 
 /// Request bodies to the Runtime API: a whole payload or a stream.
-pub type ApiBody = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type ApiBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Names the error type of `/error` and `init/error` calls, and of a
 /// stream that failed mid-way (as a trailer).
-pub const ERROR_TYPE: HeaderName = HeaderName::from_static("lambda-runtime-function-error-type");
+pub(crate) const ERROR_TYPE: HeaderName =
+    HeaderName::from_static("lambda-runtime-function-error-type");
 /// Trailer with the base64 error JSON of a stream that failed mid-way.
-pub const ERROR_BODY: HeaderName = HeaderName::from_static("lambda-runtime-function-error-body");
+pub(crate) const ERROR_BODY: HeaderName =
+    HeaderName::from_static("lambda-runtime-function-error-body");
 const RESPONSE_MODE: HeaderName = HeaderName::from_static("lambda-runtime-function-response-mode");
 
 /// One event, with the facts from the `next` headers.
 #[derive(Debug, Clone)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub request_id: String,
     pub deadline_ms: u64,
     pub function_arn: String,
@@ -40,26 +42,26 @@ pub struct Invocation {
 /// A failure to report: `errorType` (which must look like
 /// `Runtime.SomethingHappened` for Lambda to keep it) and `errorMessage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorReport {
+pub(crate) struct ErrorReport {
     pub error_type: &'static str,
     pub message: String,
 }
 
 impl ErrorReport {
-    pub fn body(&self) -> Bytes {
+    pub(crate) fn body(&self) -> Bytes {
         let body = json!({ "errorType": self.error_type, "errorMessage": self.message });
         Bytes::from(body.to_string())
     }
 }
 
-pub struct RuntimeClient {
+pub(crate) struct RuntimeClient {
     base: String,
     client: Client<HttpConnector, ApiBody>,
 }
 
 impl RuntimeClient {
     /// `api` is `AWS_LAMBDA_RUNTIME_API` (`host:port`, no scheme).
-    pub fn new(api: &str) -> RuntimeClient {
+    pub(crate) fn new(api: &str) -> RuntimeClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         // `next` may wait for hours (Lambda freezes the process meanwhile):
@@ -75,7 +77,7 @@ impl RuntimeClient {
     }
 
     /// Long-polls for the next event.
-    pub async fn next(&self) -> Result<Invocation, BoxError> {
+    pub(crate) async fn next(&self) -> Result<Invocation, BoxError> {
         let url = format!("{}/invocation/next", self.base);
         let response = self
             .send(Method::GET, &url, HeaderMap::new(), empty())
@@ -115,14 +117,14 @@ impl RuntimeClient {
     }
 
     /// Posts a buffered result.
-    pub async fn respond(&self, request_id: &str, payload: Bytes) -> Result<(), BoxError> {
+    pub(crate) async fn respond(&self, request_id: &str, payload: Bytes) -> Result<(), BoxError> {
         let url = format!("{}/invocation/{request_id}/response", self.base);
         self.post(&url, HeaderMap::new(), full(payload)).await
     }
 
     /// Posts a streamed result: `body` is sent as it is produced; a failure
     /// mid-way ends it with the error trailers.
-    pub async fn respond_streaming(
+    pub(crate) async fn respond_streaming(
         &self,
         request_id: &str,
         content_type: &'static str,
@@ -143,7 +145,7 @@ impl RuntimeClient {
     }
 
     /// Reports that this invocation failed.
-    pub async fn invocation_error(
+    pub(crate) async fn invocation_error(
         &self,
         request_id: &str,
         report: &ErrorReport,
@@ -154,7 +156,7 @@ impl RuntimeClient {
     }
 
     /// Reports that init failed; Lambda then discards this environment.
-    pub async fn init_error(&self, report: &ErrorReport) -> Result<(), BoxError> {
+    pub(crate) async fn init_error(&self, report: &ErrorReport) -> Result<(), BoxError> {
         let url = format!("{}/init/error", self.base);
         self.post(&url, error_headers(report), full(report.body()))
             .await
@@ -195,7 +197,7 @@ fn error_headers(report: &ErrorReport) -> HeaderMap {
     headers
 }
 
-pub fn full(bytes: Bytes) -> ApiBody {
+pub(crate) fn full(bytes: Bytes) -> ApiBody {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()

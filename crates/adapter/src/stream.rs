@@ -13,14 +13,14 @@ use hyper::body::{Body, Frame, Incoming};
 use crate::runtime::{ErrorReport, ERROR_BODY, ERROR_TYPE};
 use crate::BoxError;
 
-pub struct Streamed {
+pub(crate) struct Streamed {
     prelude: Option<Bytes>,
     app: Incoming,
     done: bool,
 }
 
 impl Streamed {
-    pub fn new(prelude: Vec<u8>, app: Incoming) -> Streamed {
+    pub(crate) fn new(prelude: Vec<u8>, app: Incoming) -> Streamed {
         Streamed {
             prelude: Some(Bytes::from(prelude)),
             app,
@@ -67,7 +67,7 @@ impl Body for Streamed {
     }
 }
 
-pub fn error_trailers(report: &ErrorReport) -> HeaderMap {
+pub(crate) fn error_trailers(report: &ErrorReport) -> HeaderMap {
     let mut trailers = HeaderMap::new();
     trailers.insert(ERROR_TYPE, HeaderValue::from_static(report.error_type));
     // Base64 is always a valid header value.

@@ -15,13 +15,13 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 /// would fail with a reset.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
     port: u16,
 }
 
 impl Upstream {
-    pub fn new(port: u16) -> Upstream {
+    pub(crate) fn new(port: u16) -> Upstream {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -34,17 +34,17 @@ impl Upstream {
         Upstream { client, port }
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// `http://127.0.0.1:PORT{path_and_query}`; fails on a target that is
     /// not valid in a request line.
-    pub fn uri(&self, path_and_query: &str) -> Result<Uri, http::uri::InvalidUri> {
+    pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::uri::InvalidUri> {
         format!("http://127.0.0.1:{}{path_and_query}", self.port).parse()
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use rouse_store::{AliasRecord, Canary};
 
+use crate::apply::apply_aliases;
 use crate::error::ApiError;
 use crate::types::{AliasSummary, CanarySummary, SetAliasRequest};
 use crate::AdminState;
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<AliasSummary>>, ApiError> {
@@ -29,7 +30,7 @@ pub async fn list(
     ))
 }
 
-pub async fn set(
+pub(crate) async fn set(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -45,8 +46,6 @@ pub async fn set(
         .store
         .set_alias(&name, &alias, req.version, canary)
         .await?;
-    state.gateway.reload_routes().await?;
-    drain_unaliased(&state, &name).await?;
     let target = match record.canary {
         Some(c) => format!(
             "version {} and version {} for {:.0}% of requests",
@@ -56,13 +55,11 @@ pub async fn set(
         ),
         None => format!("version {}", record.version),
     };
-    state
-        .logs
-        .platform(&name, &format!("alias {alias} now serves {target}"));
+    apply_aliases(&state, &name, &format!("alias {alias} now serves {target}")).await?;
     Ok(Json(summary(&record)))
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -72,25 +69,8 @@ pub async fn remove(
             "alias {alias} of function {name}"
         )));
     }
-    state.gateway.reload_routes().await?;
-    drain_unaliased(&state, &name).await?;
-    state
-        .logs
-        .platform(&name, &format!("alias {alias} removed"));
+    apply_aliases(&state, &name, &format!("alias {alias} removed")).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Stops the instances of older versions that no alias serves any more.
-async fn drain_unaliased(state: &AdminState, name: &str) -> Result<(), ApiError> {
-    let keep: Vec<u32> = state
-        .store
-        .aliases(name)
-        .await?
-        .iter()
-        .flat_map(|a| std::iter::once(a.version).chain(a.canary.map(|c| c.version)))
-        .collect();
-    state.pool.drain_versions_except(name, &keep);
-    Ok(())
 }
 
 async fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {

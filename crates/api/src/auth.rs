@@ -1,19 +1,65 @@
-//! Bearer-token check for every admin request.
+//! Bearer-token check for every admin request, with failed attempts
+//! rate-limited per client address and logged (see `rate_limit`).
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::rate_limit::{FailedAttempts, Log};
 use crate::AdminState;
 
-pub async fn require_token(
-    State(state): State<Arc<AdminState>>,
+/// The middleware's state: the token, and who failed to present it.
+pub(crate) struct Guard {
+    pub(crate) state: Arc<AdminState>,
+    failures: Mutex<FailedAttempts>,
+    start: Instant,
+}
+
+impl Guard {
+    pub(crate) fn new(state: Arc<AdminState>) -> Guard {
+        Guard {
+            state,
+            failures: Mutex::new(FailedAttempts::default()),
+            start: Instant::now(),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, FailedAttempts> {
+        // Counters only: a panic mid-update leaves nothing unsafe to read.
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub(crate) async fn require_token(
+    State(guard): State<Arc<Guard>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let now = guard.start.elapsed().as_secs_f64();
+    let locked = guard.failures().locked_out(client, now);
+    if let Some(retry_after) = locked {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!("too many failed admin token attempts from {client}; retry in {retry_after} s"),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        return resp;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -21,13 +67,27 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => next.run(req).await,
-        _ => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "missing or wrong bearer token (see ROUSE_ADMIN_TOKEN or the admin-token file in the data directory)",
-        )
-        .into_response(),
+        Some(token) if constant_time_eq(token.as_bytes(), guard.state.token.as_bytes()) => {
+            next.run(req).await
+        }
+        _ => {
+            let log = guard.failures().failed(client, now);
+            if let Log::Line { unlogged_before } = log {
+                let what = if presented.is_some() { "a wrong" } else { "no" };
+                tracing::warn!(
+                    %client,
+                    path = req.uri().path(),
+                    unlogged_before,
+                    "admin API request with {what} bearer token refused"
+                );
+            }
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing or wrong bearer token (see ROUSE_ADMIN_TOKEN or the admin-token file in the data directory)",
+            )
+            .into_response()
+        }
     }
 }
 

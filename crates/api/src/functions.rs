@@ -9,13 +9,14 @@ use axum::Json;
 use rouse_manifest::{FunctionKind, StageRouting};
 use rouse_store::{FunctionRecord, RouteRecord};
 
+use crate::apply::{self, Change, Removal};
 use crate::error::ApiError;
 use serde::Deserialize;
 
 use crate::types::{FunctionPage, FunctionSummary, Health, InstanceSummary, RouteSummary};
 use crate::AdminState;
 
-pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
+pub(crate) async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok".into(),
         functions: state.store.count_functions().await?,
@@ -24,12 +25,12 @@ pub async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>
 }
 
 /// Functions on one page when the caller does not say.
-pub const DEFAULT_PAGE: usize = 100;
+pub(crate) const DEFAULT_PAGE: usize = 100;
 /// The largest page one call may ask for.
-pub const MAX_PAGE: usize = 1000;
+pub(crate) const MAX_PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Functions per page (1 to [`MAX_PAGE`]); a string, so that a bad
     /// value gets this API's JSON error rather than the extractor's.
     limit: Option<String>,
@@ -39,7 +40,7 @@ pub struct ListQuery {
 
 /// One page of functions by name. Reads only that page (and its routes)
 /// from the store, so listing stays cheap with thousands deployed.
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<FunctionPage>, ApiError> {
@@ -78,7 +79,7 @@ pub async fn list(
     }))
 }
 
-pub async fn show(
+pub(crate) async fn show(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<FunctionSummary>, ApiError> {
@@ -95,17 +96,15 @@ pub async fn show(
     )))
 }
 
-pub async fn remove(
+pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if !state.store.remove_function(&name).await? {
         return Err(ApiError::not_found(format!("function {name}")));
     }
-    state.scheduler.remove_function(&name);
-    state.pool.remove(&name);
-    state.gateway.reload_routes().await?;
-    state.logs.platform(&name, "function removed");
+    let change = Change::removal(std::slice::from_ref(&name), Removal::Removed);
+    apply::apply(&state, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

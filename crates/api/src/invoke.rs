@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::AdminState;
 
-pub async fn invoke_root(
+pub(crate) async fn invoke_root(
     state: State<Arc<AdminState>>,
     Path(name): Path<String>,
     client: ConnectInfo<SocketAddr>,
@@ -20,7 +20,7 @@ pub async fn invoke_root(
     forward(state, name, String::new(), client, req).await
 }
 
-pub async fn invoke(
+pub(crate) async fn invoke(
     state: State<Arc<AdminState>>,
     Path((name, path)): Path<(String, String)>,
     client: ConnectInfo<SocketAddr>,

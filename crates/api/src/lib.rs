@@ -11,16 +11,22 @@
 //! | `GET /v1/functions/{name}/aliases`, `PUT`/`DELETE …/aliases/{alias}` | aliases (`{"version": N, "canary": {"version": M, "weight": 0.1}}`) |
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
+//! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
+#![forbid(unsafe_code)]
+
 mod aliases;
+mod apply;
 mod auth;
 mod deploy;
-pub mod error;
+mod error;
 mod functions;
 mod invoke;
+mod keys;
 mod logs;
 mod metrics;
+mod rate_limit;
 pub mod schedules;
 pub mod types;
 mod versions;
@@ -89,13 +95,15 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/functions/{name}/invoke/{*path}",
             any(invoke::invoke).layer(DefaultBodyLimit::disable()),
-        );
+        )
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}", axum::routing::delete(keys::remove));
     Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Arc::new(auth::Guard::new(state.clone())),
             auth::require_token,
         ))
         .with_state(state)

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::AdminState;
 
 #[derive(Deserialize)]
-pub struct LogsQuery {
+pub(crate) struct LogsQuery {
     #[serde(default = "default_lines")]
     lines: usize,
     #[serde(default)]
@@ -25,7 +25,7 @@ fn default_lines() -> usize {
     100
 }
 
-pub async fn logs(
+pub(crate) async fn logs(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,

@@ -15,14 +15,14 @@ use crate::AdminState;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     let text = render(&state.pool.metrics(), &ProcessStats::read());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
 
 /// rouse's own process, from `/proc/self` (absent elsewhere).
 #[derive(Debug, Default)]
-pub struct ProcessStats {
+pub(crate) struct ProcessStats {
     pub resident_bytes: Option<u64>,
     pub open_fds: Option<u64>,
 }
@@ -57,127 +57,136 @@ fn vm_rss_bytes(status: &str) -> Option<u64> {
 
 /// The whole exposition: every family has its HELP and TYPE even when no
 /// function has been called yet, so dashboards see the names from the start.
-pub fn render(functions: &[FunctionMetricsSnapshot], process: &ProcessStats) -> String {
-    let mut out = String::new();
-    let counter =
-        |out: &mut String, name: &str, help: &str, value: fn(&FunctionMetricsSnapshot) -> u64| {
-            header(out, name, help, "counter");
-            for f in functions {
-                sample(out, name, &[("function", &f.function)], value(f));
-            }
-        };
-    counter(
-        &mut out,
+pub(crate) fn render(functions: &[FunctionMetricsSnapshot], process: &ProcessStats) -> String {
+    let mut text = String::new();
+    function_families(&mut text, functions);
+    process_gauge(
+        &mut text,
+        "rouse_process_resident_memory_bytes",
+        "Resident memory of the rouse process.",
+        process.resident_bytes,
+    );
+    process_gauge(
+        &mut text,
+        "rouse_process_open_fds",
+        "Open file descriptors of the rouse process.",
+        process.open_fds,
+    );
+    text
+}
+
+/// The families with a sample per function, in a fixed order.
+fn function_families(out: &mut String, functions: &[FunctionMetricsSnapshot]) {
+    per_function(
+        out,
+        functions,
         "rouse_invocations_total",
         "Requests and invocations that reached a function (all but throttled ones).",
+        "counter",
         |f| f.invocations,
     );
-    header(
-        &mut out,
+    by_label(
+        out,
+        functions,
         "rouse_errors_total",
         "Invocations that failed, by kind: timeout, crash, start_failed, function_error, bad_gateway.",
-        "counter",
+        ("counter", "kind"),
+        |f| f.errors.iter().map(|(kind, n)| (kind.as_str(), *n)).collect(),
     );
-    for f in functions {
-        for (kind, n) in &f.errors {
-            sample(
-                &mut out,
-                "rouse_errors_total",
-                &[("function", &f.function), ("kind", kind.as_str())],
-                *n,
-            );
-        }
-    }
-    header(
-        &mut out,
+    by_label(
+        out,
+        functions,
         "rouse_throttles_total",
         "Requests refused with 429 after queueing for queueTimeout, by the limit that stopped them: max_instances, burst, node.",
-        "counter",
+        ("counter", "reason"),
+        |f| f.throttles.iter().map(|(limit, n)| (limit.as_str(), *n)).collect(),
     );
-    for f in functions {
-        for (limit, n) in &f.throttles {
-            sample(
-                &mut out,
-                "rouse_throttles_total",
-                &[("function", &f.function), ("reason", limit.as_str())],
-                *n,
-            );
-        }
-    }
-    counter(
-        &mut out,
+    per_function(
+        out,
+        functions,
         "rouse_cold_starts_total",
         "Instances that started and became ready.",
+        "counter",
         |f| f.cold_starts,
     );
     histogram(
-        &mut out,
+        out,
         functions,
         "rouse_request_duration_seconds",
         "Time from arrival to the response head (web) or the whole result (lambda), including cold starts and queueing.",
         |f| &f.request_duration,
     );
     histogram(
-        &mut out,
+        out,
         functions,
         "rouse_init_duration_seconds",
         "Time from spawning an instance to its readiness.",
         |f| &f.init_duration,
     );
-    let gauge =
-        |out: &mut String, name: &str, help: &str, value: fn(&FunctionMetricsSnapshot) -> u64| {
-            header(out, name, help, "gauge");
-            for f in functions {
-                sample(out, name, &[("function", &f.function)], value(f));
-            }
-        };
-    gauge(
-        &mut out,
+    per_function(
+        out,
+        functions,
         "rouse_concurrent_executions",
         "Requests holding an instance slot right now.",
+        "gauge",
         |f| f.concurrent,
     );
-    header(
-        &mut out,
+    by_label(
+        out,
+        functions,
         "rouse_instances",
         "Instances by state: starting, ready, draining.",
-        "gauge",
+        ("gauge", "state"),
+        |f| INSTANCE_STATES.iter().copied().zip(f.instances).collect(),
     );
-    for f in functions {
-        for (state, n) in INSTANCE_STATES.iter().zip(f.instances) {
-            sample(
-                &mut out,
-                "rouse_instances",
-                &[("function", &f.function), ("state", state)],
-                n,
-            );
-        }
-    }
-    gauge(
-        &mut out,
+    per_function(
+        out,
+        functions,
         "rouse_queue_depth",
         "Requests waiting for a busy function to free a slot.",
+        "gauge",
         |f| f.queued,
     );
-    if let Some(bytes) = process.resident_bytes {
-        header(
-            &mut out,
-            "rouse_process_resident_memory_bytes",
-            "Resident memory of the rouse process.",
-            "gauge",
-        );
-        sample(&mut out, "rouse_process_resident_memory_bytes", &[], bytes);
+}
+
+/// A family with one sample per function.
+fn per_function(
+    out: &mut String,
+    functions: &[FunctionMetricsSnapshot],
+    name: &str,
+    help: &str,
+    kind: &str,
+    value: fn(&FunctionMetricsSnapshot) -> u64,
+) {
+    header(out, name, help, kind);
+    for f in functions {
+        sample(out, name, &[("function", &f.function)], value(f));
     }
-    if let Some(fds) = process.open_fds {
-        header(
-            &mut out,
-            "rouse_process_open_fds",
-            "Open file descriptors of the rouse process.",
-            "gauge",
-        );
-        sample(&mut out, "rouse_process_open_fds", &[], fds);
+}
+
+/// A family with one sample per function and value of `label`.
+fn by_label(
+    out: &mut String,
+    functions: &[FunctionMetricsSnapshot],
+    name: &str,
+    help: &str,
+    (kind, label): (&str, &str),
+    values: fn(&FunctionMetricsSnapshot) -> Vec<(&str, u64)>,
+) {
+    header(out, name, help, kind);
+    for f in functions {
+        for (value, n) in values(f) {
+            sample(out, name, &[("function", &f.function), (label, value)], n);
+        }
     }
-    out
+}
+
+/// A gauge of the rouse process, left out when it could not be read.
+fn process_gauge(out: &mut String, name: &str, help: &str, value: Option<u64>) {
+    if let Some(value) = value {
+        header(out, name, help, "gauge");
+        sample(out, name, &[], value);
+    }
 }
 
 fn histogram(

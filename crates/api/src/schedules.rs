@@ -11,7 +11,7 @@ use rouse_store::FunctionRecord;
 use rouse_triggers::{Schedule, Scheduler, Tick};
 
 /// The schedules of one function, parsed; `Err` names the bad expression.
-pub fn parse(function: &rouse_manifest::FunctionSpec) -> Result<Vec<Schedule>, String> {
+pub(crate) fn parse(function: &rouse_manifest::FunctionSpec) -> Result<Vec<Schedule>, String> {
     function
         .events
         .iter()

@@ -118,3 +118,33 @@ pub struct EnvResponse {
     pub version: u32,
     pub environment: std::collections::BTreeMap<String, String>,
 }
+
+/// `POST /v1/keys`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CreateKeyRequest {
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The answer to `POST /v1/keys`: the only time the secret is shown.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatedKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One entry of `GET /v1/keys`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessKeySummary {
+    pub access_key_id: String,
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, to the minute; `None` if never used.
+    pub last_used_at: Option<i64>,
+}

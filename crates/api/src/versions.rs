@@ -10,12 +10,13 @@ use axum::Json;
 use rouse_store::FunctionRecord;
 use serde::Deserialize;
 
+use crate::apply::{self, Change, Why};
 use crate::error::ApiError;
 use crate::functions::{routes_by_function, summarize};
 use crate::types::{EnvResponse, FunctionSummary, VersionSummary};
 use crate::AdminState;
 
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
@@ -35,12 +36,12 @@ pub async fn list(
 }
 
 #[derive(Deserialize, Default)]
-pub struct RollbackRequest {
+pub(crate) struct RollbackRequest {
     #[serde(default)]
     to: Option<u32>,
 }
 
-pub async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
@@ -53,13 +54,17 @@ pub async fn rollback(
             .map_err(|e| ApiError::bad_request(format!("rollback request: {e}")))?
     };
     let record = state.store.rollback(&name, req.to).await?;
-    activate(&state, &record, "rolled back").await?;
+    apply::apply(
+        &state,
+        Change::activation(std::slice::from_ref(&record), Why::RolledBack),
+    )
+    .await?;
     let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);
     Ok(Json(summarize(&state, &record, &grouped)))
 }
 
-pub async fn env(
+pub(crate) async fn env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EnvResponse>, ApiError> {
@@ -71,14 +76,14 @@ pub async fn env(
 }
 
 #[derive(Deserialize)]
-pub struct EnvChange {
+pub(crate) struct EnvChange {
     #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
     unset: Vec<String>,
 }
 
-pub async fn change_env(
+pub(crate) async fn change_env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
@@ -100,7 +105,11 @@ pub async fn change_env(
     }
     spec.environment.extend(change.set);
     let record = state.store.update_spec(&spec).await?;
-    activate(&state, &record, "environment changed").await?;
+    apply::apply(
+        &state,
+        Change::activation(std::slice::from_ref(&record), Why::EnvironmentChanged),
+    )
+    .await?;
     Ok(Json(EnvResponse {
         version: record.version,
         environment: record.spec.environment,
@@ -113,26 +122,4 @@ async fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiEr
         .get_function(name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))
-}
-
-/// Puts a new version in service: routes and schedules follow it, and
-/// warm instances roll over before this returns, so the next request sees
-/// the change.
-async fn activate(state: &AdminState, record: &FunctionRecord, why: &str) -> Result<(), ApiError> {
-    state.gateway.reload_routes().await?;
-    crate::schedules::sync(&state.scheduler, record);
-    state.logs.platform(
-        &record.name,
-        &format!("{why}: now version {}", record.version),
-    );
-    if let Err(err) = state.pool.reload_and_wait(&record.name).await {
-        state.logs.platform(
-            &record.name,
-            &format!(
-                "version {} did not start; the previous version keeps serving: {err}",
-                record.version
-            ),
-        );
-    }
-    Ok(())
 }

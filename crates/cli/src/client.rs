@@ -17,14 +17,14 @@ use crate::exit::{self, Kind};
 use crate::Connection;
 
 #[derive(Clone)]
-pub struct AdminClient {
+pub(crate) struct AdminClient {
     base: String,
     token: String,
     http: Client<HttpConnector, ProxyBody>,
 }
 
 impl AdminClient {
-    pub fn new(conn: &Connection) -> anyhow::Result<AdminClient> {
+    pub(crate) fn new(conn: &Connection) -> anyhow::Result<AdminClient> {
         let token = match &conn.token {
             Some(token) => token.clone(),
             None => {
@@ -42,7 +42,7 @@ impl AdminClient {
         Ok(AdminClient::with_token(&conn.endpoint, token))
     }
 
-    pub fn with_token(endpoint: &str, token: String) -> AdminClient {
+    pub(crate) fn with_token(endpoint: &str, token: String) -> AdminClient {
         AdminClient {
             base: endpoint.trim_end_matches('/').to_string(),
             token,
@@ -50,12 +50,12 @@ impl AdminClient {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends a request with the token; non-2xx answers are returned as they are.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -69,7 +69,7 @@ impl AdminClient {
         self.send_with_headers(method, path, body, headers).await
     }
 
-    pub async fn send_with_headers(
+    pub(crate) async fn send_with_headers(
         &self,
         method: Method,
         path: &str,
@@ -99,12 +99,12 @@ impl AdminClient {
         })
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let resp = self.send(Method::GET, path, empty(), None).await?;
         json_body(resp).await
     }
 
-    pub async fn post<T: DeserializeOwned>(
+    pub(crate) async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -116,7 +116,7 @@ impl AdminClient {
         json_body(resp).await
     }
 
-    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let resp = self.send(Method::DELETE, path, empty(), None).await?;
         if resp.status().is_success() {
             return Ok(());
@@ -125,7 +125,7 @@ impl AdminClient {
     }
 }
 
-pub async fn json_body<T: DeserializeOwned>(resp: Response<Incoming>) -> anyhow::Result<T> {
+pub(crate) async fn json_body<T: DeserializeOwned>(resp: Response<Incoming>) -> anyhow::Result<T> {
     if !resp.status().is_success() {
         return Err(api_error(resp).await);
     }
@@ -134,7 +134,7 @@ pub async fn json_body<T: DeserializeOwned>(resp: Response<Incoming>) -> anyhow:
         .context("the server sent a response this CLI does not understand")
 }
 
-pub async fn read_body(resp: Response<Incoming>) -> anyhow::Result<Bytes> {
+pub(crate) async fn read_body(resp: Response<Incoming>) -> anyhow::Result<Bytes> {
     Ok(resp
         .into_body()
         .collect()
@@ -144,7 +144,7 @@ pub async fn read_body(resp: Response<Incoming>) -> anyhow::Result<Bytes> {
 }
 
 /// Turns an admin API error response into a message for the user.
-pub async fn api_error(resp: Response<Incoming>) -> anyhow::Error {
+pub(crate) async fn api_error(resp: Response<Incoming>) -> anyhow::Error {
     let status = resp.status();
     let bytes = read_body(resp).await.unwrap_or_default();
     let parsed: Option<(String, String)> = serde_json::from_slice::<serde_json::Value>(&bytes)

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// What went wrong, as far as the exit code is concerned. The numbers are
 /// documented in README.md ("Exit codes"); never renumber one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Anything without a more specific code.
     Error = 1,
     // 2 is clap's: a usage error (unknown flag, missing argument).
@@ -27,13 +27,13 @@ pub enum Kind {
 /// An error with its exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct Failure {
+pub(crate) struct Failure {
     pub kind: Kind,
     message: String,
 }
 
 /// An error that ends the command with `kind`'s exit code.
-pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
     Failure {
         kind,
         message: message.into(),
@@ -41,12 +41,12 @@ pub fn fail(kind: Kind, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-pub fn not_found(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn not_found(message: impl Into<String>) -> anyhow::Error {
     fail(Kind::NotFound, message)
 }
 
 /// The exit code for an error that ended a command.
-pub fn code_of(err: &anyhow::Error) -> ExitCode {
+pub(crate) fn code_of(err: &anyhow::Error) -> ExitCode {
     let kind = err
         .chain()
         .find_map(|cause| cause.downcast_ref::<Failure>())

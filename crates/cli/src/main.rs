@@ -1,9 +1,11 @@
 //! `rouse`: self-hosted serverless functions in one binary.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod commands;
 mod exit;
-mod resolve;
+mod function_name;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +92,12 @@ pub struct ServeArgs {
     /// This node's name in a cluster (default: host name and gateway port).
     #[arg(long, env = "ROUSE_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Signatures on the AWS-compatible APIs (the Lambda Invoke API):
+    /// required (SigV4 with a key from `rouse keys create`), open (unsigned
+    /// calls served), auto (required unless the gateway listens on
+    /// loopback only; `rouse dev` is open).
+    #[arg(long, env = "ROUSE_AWS_AUTH", default_value = "auto")]
+    pub aws_auth: rouse_gateway::AwsAuthSetting,
 }
 
 #[derive(Subcommand)]
@@ -229,10 +237,19 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Access keys for the AWS-compatible APIs (Lambda Invoke): create, ls, rm.
+    Keys {
+        #[command(subcommand)]
+        command: commands::keys::KeysCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Start a project from a template; without one, list the templates.
     Init {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-            commands::init::TEMPLATES.iter().map(|t| t.name)
+            commands::init::TEMPLATES
+                .iter()
+                .map(|t| clap::builder::PossibleValue::new(t.name).aliases(t.aliases))
         ))]
         template: Option<String>,
         /// Where to create it (named after this directory).
@@ -324,7 +341,7 @@ fn main() -> ExitCode {
                 output,
                 stage,
                 conn,
-            } => commands::rollback::versions(&function, output, stage, &conn).await,
+            } => commands::versions::versions(&function, output, stage, &conn).await,
             Command::Invoke {
                 function,
                 path,
@@ -336,6 +353,7 @@ fn main() -> ExitCode {
             } => {
                 commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
             }
+            Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
             Command::Init { template, dir } => commands::init::run(template, &dir),
             Command::Completions { shell } => commands::completions::run(shell, Cli::command()),
             Command::Doctor { args, conn } => commands::doctor::run(args, &conn).await,

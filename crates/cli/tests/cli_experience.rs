@@ -13,10 +13,10 @@ use serde_json::Value;
 /// Template → (the example it is, the example's service name).
 const TEMPLATES: &[(&str, &str, &str)] = &[
     ("python-web", "python-web", "hello"),
-    ("python", "python-lambda", "pylambda"),
-    ("node", "node-lambda", "nodelambda"),
-    ("rust", "rust-lambda", "rustlambda"),
-    ("nginx-static", "nginx-site", "static"),
+    ("python-lambda", "python-lambda", "pylambda"),
+    ("node-lambda", "node-lambda", "nodelambda"),
+    ("rust-lambda", "rust-lambda", "rustlambda"),
+    ("nginx-site", "nginx-site", "static"),
 ];
 
 /// `rouse ARGS` with no server configured (a dead endpoint, no token).

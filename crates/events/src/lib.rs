@@ -56,7 +56,10 @@
 //! HTTP/1.1 clients (and lower-case for HTTP/2 ones), so handlers must
 //! already compare header names case-insensitively to work everywhere.
 
+#![forbid(unsafe_code)]
+
 mod body;
+pub mod civil;
 mod fields;
 mod maps;
 mod query;

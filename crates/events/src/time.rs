@@ -1,6 +1,8 @@
 //! The request-time format API Gateway uses (`15/May/2020:06:01:09 +0000`),
 //! computed from epoch milliseconds without a date library.
 
+use crate::civil::civil_from_days;
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -21,28 +23,6 @@ pub(crate) fn clf(epoch_ms: i64) -> String {
         of_day % 3600 / 60,
         of_day % 60
     )
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
-/// day), using Howard Hinnant's `civil_from_days`: shifting the year to start
-/// on 1 March puts the leap day last, so month lengths follow a fixed
-/// 153-day pattern per five months.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
-    let era = z.div_euclid(146_097); // 400-year eras
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153; // 0 = March
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

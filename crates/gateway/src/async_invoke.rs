@@ -35,7 +35,7 @@ pub(crate) struct EventQueue {
 
 impl EventQueue {
     /// Must be called inside the tokio runtime that runs the events.
-    pub fn new(capacity: usize, retry_delay: Duration) -> EventQueue {
+    pub(crate) fn new(capacity: usize, retry_delay: Duration) -> EventQueue {
         EventQueue {
             slots: Arc::new(Semaphore::new(capacity)),
             retry_delay,
@@ -44,7 +44,7 @@ impl EventQueue {
     }
 
     /// Queues an event.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         gateway: Gateway,
         function: String,

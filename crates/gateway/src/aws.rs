@@ -6,18 +6,18 @@ use http::{header, HeaderValue, Response, StatusCode};
 use crate::body::{full, ProxyBody};
 
 /// `/2015-03-31/functions/{FunctionName}/invocations`.
-pub const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+pub(crate) const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
 const INVOKE_SUFFIX: &str = "/invocations";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvocationType {
+pub(crate) enum InvocationType {
     RequestResponse,
     Event,
     DryRun,
 }
 
 impl InvocationType {
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(value: Option<&str>) -> Result<Self, String> {
         match value {
             None | Some("RequestResponse") => Ok(InvocationType::RequestResponse),
             Some("Event") => Ok(InvocationType::Event),
@@ -31,7 +31,7 @@ impl InvocationType {
 
 /// A function reference as the API accepts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionRef {
+pub(crate) struct FunctionRef {
     pub name: String,
     pub qualifier: Option<String>,
 }
@@ -39,7 +39,7 @@ pub struct FunctionRef {
 /// The `{FunctionName}` of an invoke path, if `path` is one. Accepts a
 /// name, `account:function:name`, or a full ARN, each with an optional
 /// `:qualifier`; the path segment may be percent-encoded (SDKs encode `:`).
-pub fn parse_invoke_path(path: &str) -> Option<Result<FunctionRef, String>> {
+pub(crate) fn parse_invoke_path(path: &str) -> Option<Result<FunctionRef, String>> {
     let rest = path.strip_prefix(INVOKE_PREFIX)?;
     let encoded = rest.strip_suffix(INVOKE_SUFFIX)?;
     if encoded.is_empty() || encoded.contains('/') {
@@ -98,7 +98,7 @@ fn percent_decode(s: &str) -> String {
 
 /// An error as botocore parses it: the code in `x-amzn-ErrorType` and in
 /// the body's `__type`, the message in both `message` and `Message`.
-pub fn error(
+pub(crate) fn error(
     status: StatusCode,
     code: &str,
     message: &str,

@@ -12,6 +12,18 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Any body the gateway sends or receives.
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// Any request body the gateway accepts: what hyper's server hands it, and
+/// what `rouse invoke` builds. One name for the bounds every executor has.
+pub trait IncomingBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> IncomingBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
@@ -25,13 +37,13 @@ pub fn empty() -> ProxyBody {
 /// An upstream response body that keeps its instance slot until the last
 /// byte is sent (or the client goes away), so the instance is not counted
 /// idle, reaped or reused past its concurrency while it still streams.
-pub struct Leased<B> {
+pub(crate) struct Leased<B> {
     inner: B,
     _lease: Lease,
 }
 
 impl<B> Leased<B> {
-    pub fn new(inner: B, lease: Lease) -> Self {
+    pub(crate) fn new(inner: B, lease: Lease) -> Self {
         Leased {
             inner,
             _lease: lease,

@@ -20,7 +20,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 /// `Trailer` stays: trailers of the message are end-to-end.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -36,7 +36,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
 /// `X-Forwarded-Host` (from the request's `Host`, unless already set by a
 /// proxy in front of rouse).
-pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, proto: &'static str) {
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, proto: &'static str) {
     let client_ip = client.ip().to_string();
     let xff = HeaderName::from_static("x-forwarded-for");
     let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {

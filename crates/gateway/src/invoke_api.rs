@@ -15,9 +15,9 @@ use crate::lambda::{LambdaCall, LambdaResult};
 use crate::Gateway;
 
 /// Synchronous request payload limit (6 MB), as on Lambda.
-pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Asynchronous (`Event`) payload limit.
-pub const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
+pub(crate) const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
 
 impl Gateway {
     pub(crate) async fn invoke_api<B>(
@@ -360,7 +360,7 @@ fn decode_client_context(raw: &str) -> Result<String, ()> {
 
 /// Delay before the first retry of a failed async invocation (the second
 /// waits twice as long), as on Lambda.
-pub const DEFAULT_ASYNC_RETRY_DELAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_ASYNC_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

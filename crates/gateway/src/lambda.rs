@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use rouse_pool::metrics::ErrorKind;
-use rouse_pool::{AcquireError, Invocation, InvokeFailure, Lease, Outcome};
+use rouse_pool::{AcquireError, Invocation, InvokeFailure, Outcome};
 
 use crate::Gateway;
 
 /// What the Invoke API, HTTP routes and `rouse invoke` ask for.
-pub struct LambdaCall<'a> {
+pub(crate) struct LambdaCall<'a> {
     pub function: &'a str,
     /// A version to run other than the current one (alias, qualifier).
     pub version: Option<u32>,
@@ -23,7 +23,7 @@ pub struct LambdaCall<'a> {
 }
 
 /// How the invocation ended, from the caller's side.
-pub enum LambdaResult {
+pub(crate) enum LambdaResult {
     Ok {
         body: Bytes,
         content_type: Option<String>,
@@ -33,7 +33,7 @@ pub enum LambdaResult {
     FunctionError { error_type: String, body: Bytes },
 }
 
-pub struct Invoked {
+pub(crate) struct Invoked {
     pub result: LambdaResult,
     /// The last 4 KB of the invocation's log, for `X-Amz-Log-Result`.
     pub log_tail: String,
@@ -45,7 +45,7 @@ const MAX_RESPONSE: usize = rouse_runtime_api::MAX_PAYLOAD_SIZE as usize;
 impl Gateway {
     /// Runs one invocation; errors are only those that happen before an
     /// instance is found (not found, throttled, shutting down).
-    pub async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
+    pub(crate) async fn call_lambda(&self, call: LambdaCall<'_>) -> Result<Invoked, AcquireError> {
         let acquiring = Instant::now();
         let lease = match self
             .inner
@@ -88,78 +88,31 @@ impl Gateway {
         })
         .await;
         let elapsed = started.elapsed();
-        let error = match &outcome {
-            Ok(Ok(LambdaResult::Ok { .. })) => None,
-            Ok(Ok(LambdaResult::FunctionError { .. })) | Ok(Err(InvokeFailure::NotLambda(_))) => {
-                Some(ErrorKind::FunctionError)
-            }
-            Ok(Err(InvokeFailure::Exited(_) | InvokeFailure::OutOfMemory)) => {
-                Some(ErrorKind::Crash)
-            }
-            Err(_) => Some(ErrorKind::Timeout),
+        let ending = match outcome {
+            Ok(Ok(result)) => Ending::Answered(result),
+            Ok(Err(failure)) => Ending::Failed(failure),
+            Err(_) => Ending::TimedOut,
         };
+        let verdict = verdict(ending, &id, timeout, SystemTime::now());
         // From before the acquire, as for web functions: a caller waits
         // through cold starts and queueing too.
-        lease.record(error, acquiring.elapsed());
-        let (result, status) = match outcome {
-            Ok(Ok(result)) => {
-                let status = match &result {
-                    LambdaResult::Ok { .. } => None,
-                    LambdaResult::FunctionError { error_type, .. } => Some(error_type.clone()),
-                };
-                (result, status)
-            }
-            Ok(Err(InvokeFailure::Exited(exit))) => {
-                lease.log(&format!(
-                    "RequestId: {id} Error: Runtime exited with error: {exit}"
-                ));
-                (
-                    platform_error(
-                        "Runtime.ExitError",
-                        &format!("RequestId: {id} Error: Runtime exited with error: {exit}"),
-                    ),
-                    Some("Runtime.ExitError".into()),
-                )
-            }
-            Ok(Err(InvokeFailure::OutOfMemory)) => {
-                // Lambda's words for a runtime killed at its memory limit.
-                let message =
-                    format!("RequestId: {id} Error: Runtime exited with error: signal: killed");
-                lease.log(&message);
-                (
-                    platform_error("Runtime.OutOfMemory", &message),
-                    Some("Runtime.OutOfMemory".into()),
-                )
-            }
-            Ok(Err(InvokeFailure::NotLambda(name))) => (
-                platform_error(
-                    "Runtime.InvalidEntrypoint",
-                    &format!("function {name} is a web function; call it over HTTP"),
-                ),
-                Some("Runtime.InvalidEntrypoint".into()),
-            ),
-            Err(_) => {
-                let message = format!(
-                    "{} {id} Task timed out after {:.2} seconds",
-                    humantime::format_rfc3339_millis(SystemTime::now()),
-                    timeout.as_secs_f64()
-                );
-                lease.log(&message);
-                lease.replace_instance("timed out; replacing it");
-                (
-                    platform_error("Sandbox.Timedout", &message),
-                    Some("timeout".into()),
-                )
-            }
-        };
+        lease.record(verdict.metric, acquiring.elapsed());
+        if let Some(line) = &verdict.log {
+            lease.log(line);
+        }
+        if verdict.replace {
+            lease.replace_instance("timed out; replacing it");
+        }
         lease.log(&format!("END RequestId: {id}"));
-        lease.log(&report_line(
-            &lease,
-            &id,
+        lease.log(&report_line(&Report {
+            id: &id,
             elapsed,
             memory_mb,
-            status.as_deref(),
-        ));
+            max_memory_used_mb: lease.max_memory_used_mb().unwrap_or(0),
+            init_duration: lease.init_duration(),
+            status: verdict.status.as_deref(),
+        }));
+        let result = verdict.result;
         Ok(Invoked {
             result,
             log_tail: lease.take_log_tail(),
@@ -239,31 +192,276 @@ fn platform_error(error_type: &str, message: &str) -> LambdaResult {
     }
 }
 
+/// How an invocation ended, before it is told to the caller.
+pub(crate) enum Ending {
+    /// The runtime answered (a result or the handler's error).
+    Answered(LambdaResult),
+    Failed(InvokeFailure),
+    /// The function timeout passed first.
+    TimedOut,
+}
+
+/// What one ending means for the caller, the metrics and the log.
+pub(crate) struct Verdict {
+    pub result: LambdaResult,
+    pub metric: Option<ErrorKind>,
+    /// Lambda's line for the failure, logged before `END`.
+    pub log: Option<String>,
+    /// The REPORT line's status: `None` for success, `"timeout"`, or the
+    /// error type.
+    pub status: Option<String>,
+    /// The instance may still be running the handler: replace it.
+    pub replace: bool,
+}
+
+/// Maps an ending to the caller's result, the error metric and the log
+/// lines, in Lambda's words; `now` dates the timeout message.
+pub(crate) fn verdict(ending: Ending, id: &str, timeout: Duration, now: SystemTime) -> Verdict {
+    let plain = |result: LambdaResult, metric, log, status: &str| Verdict {
+        result,
+        metric: Some(metric),
+        log,
+        status: Some(status.to_string()),
+        replace: false,
+    };
+    match ending {
+        Ending::Answered(result) => {
+            let (metric, status) = match &result {
+                LambdaResult::Ok { .. } => (None, None),
+                LambdaResult::FunctionError { error_type, .. } => {
+                    (Some(ErrorKind::FunctionError), Some(error_type.clone()))
+                }
+            };
+            Verdict {
+                result,
+                metric,
+                log: None,
+                status,
+                replace: false,
+            }
+        }
+        Ending::Failed(InvokeFailure::Exited(exit)) => {
+            let message = format!("RequestId: {id} Error: Runtime exited with error: {exit}");
+            plain(
+                platform_error("Runtime.ExitError", &message),
+                ErrorKind::Crash,
+                Some(message),
+                "Runtime.ExitError",
+            )
+        }
+        Ending::Failed(InvokeFailure::OutOfMemory) => {
+            // Lambda's words for a runtime killed at its memory limit.
+            let message =
+                format!("RequestId: {id} Error: Runtime exited with error: signal: killed");
+            plain(
+                platform_error("Runtime.OutOfMemory", &message),
+                ErrorKind::Crash,
+                Some(message),
+                "Runtime.OutOfMemory",
+            )
+        }
+        Ending::Failed(InvokeFailure::NotLambda(name)) => plain(
+            platform_error(
+                "Runtime.InvalidEntrypoint",
+                &format!("function {name} is a web function; call it over HTTP"),
+            ),
+            ErrorKind::FunctionError,
+            None,
+            "Runtime.InvalidEntrypoint",
+        ),
+        Ending::TimedOut => {
+            let message = format!(
+                "{} {id} Task timed out after {:.2} seconds",
+                humantime::format_rfc3339_millis(now),
+                timeout.as_secs_f64()
+            );
+            Verdict {
+                replace: true,
+                ..plain(
+                    platform_error("Sandbox.Timedout", &message),
+                    ErrorKind::Timeout,
+                    Some(message),
+                    "timeout",
+                )
+            }
+        }
+    }
+}
+
+/// What the REPORT line says about one invocation.
+pub(crate) struct Report<'a> {
+    pub id: &'a str,
+    pub elapsed: Duration,
+    pub memory_mb: u32,
+    pub max_memory_used_mb: u64,
+    /// Only on a cold start.
+    pub init_duration: Option<Duration>,
+    pub status: Option<&'a str>,
+}
+
 /// Lambda's REPORT line: tab-separated, Init Duration after Max Memory
 /// Used and only on a cold start.
-fn report_line(
-    lease: &Lease,
-    id: &str,
-    elapsed: Duration,
-    memory_mb: u32,
-    status: Option<&str>,
-) -> String {
-    let ms = elapsed.as_secs_f64() * 1000.0;
+pub(crate) fn report_line(report: &Report<'_>) -> String {
+    let Report { id, memory_mb, .. } = report;
+    let ms = report.elapsed.as_secs_f64() * 1000.0;
     let mut line = format!(
         "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB\t",
         ms.ceil() as u64,
-        lease.max_memory_used_mb().unwrap_or(0),
+        report.max_memory_used_mb,
     );
-    if let Some(init) = lease.init_duration() {
+    if let Some(init) = report.init_duration {
         line.push_str(&format!(
             "Init Duration: {:.2} ms\t",
             init.as_secs_f64() * 1000.0
         ));
     }
-    match status {
+    match report.status {
         Some("timeout") => line.push_str("Status: timeout"),
         Some(error_type) => line.push_str(&format!("Status: error\tError Type: {error_type}")),
         None => {}
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> LambdaResult {
+        LambdaResult::Ok {
+            body: Bytes::from_static(b"{}"),
+            content_type: None,
+        }
+    }
+
+    fn handler_error() -> LambdaResult {
+        LambdaResult::FunctionError {
+            error_type: "Handled.Oops".into(),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn error_type(result: &LambdaResult) -> Option<&str> {
+        match result {
+            LambdaResult::Ok { .. } => None,
+            LambdaResult::FunctionError { error_type, .. } => Some(error_type),
+        }
+    }
+
+    #[test]
+    fn endings_map_to_results_metrics_and_log_lines() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        // (ending, result's error type, metric, log line, REPORT status, replace)
+        type Row = (
+            Ending,
+            Option<&'static str>,
+            Option<ErrorKind>,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+        );
+        let table: Vec<Row> = vec![
+            (Ending::Answered(ok()), None, None, None, None, false),
+            (
+                Ending::Answered(handler_error()),
+                Some("Handled.Oops"),
+                Some(ErrorKind::FunctionError),
+                None,
+                Some("Handled.Oops"),
+                false,
+            ),
+            (
+                Ending::Failed(InvokeFailure::Exited("exit status 3".into())),
+                Some("Runtime.ExitError"),
+                Some(ErrorKind::Crash),
+                Some("RequestId: r1 Error: Runtime exited with error: exit status 3"),
+                Some("Runtime.ExitError"),
+                false,
+            ),
+            (
+                Ending::Failed(InvokeFailure::OutOfMemory),
+                Some("Runtime.OutOfMemory"),
+                Some(ErrorKind::Crash),
+                Some("RequestId: r1 Error: Runtime exited with error: signal: killed"),
+                Some("Runtime.OutOfMemory"),
+                false,
+            ),
+            (
+                Ending::Failed(InvokeFailure::NotLambda("web".into())),
+                Some("Runtime.InvalidEntrypoint"),
+                Some(ErrorKind::FunctionError),
+                None,
+                Some("Runtime.InvalidEntrypoint"),
+                false,
+            ),
+            (
+                Ending::TimedOut,
+                Some("Sandbox.Timedout"),
+                Some(ErrorKind::Timeout),
+                Some("2023-11-14T22:13:20.123Z r1 Task timed out after 3.00 seconds"),
+                Some("timeout"),
+                true,
+            ),
+        ];
+        for (ending, result, metric, log, status, replace) in table {
+            let v = verdict(ending, "r1", Duration::from_secs(3), now);
+            assert_eq!(error_type(&v.result), result);
+            assert_eq!(v.metric, metric, "{result:?}");
+            assert_eq!(v.log.as_deref(), log, "{result:?}");
+            assert_eq!(v.status.as_deref(), status, "{result:?}");
+            assert_eq!(v.replace, replace, "{result:?}");
+        }
+    }
+
+    #[test]
+    fn platform_errors_carry_lambdas_error_json() {
+        let v = verdict(
+            Ending::Failed(InvokeFailure::NotLambda("web".into())),
+            "r1",
+            Duration::from_secs(3),
+            UNIX_EPOCH,
+        );
+        let LambdaResult::FunctionError { body, .. } = v.result else {
+            panic!("not an error");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["errorType"], "Runtime.InvalidEntrypoint");
+        assert_eq!(
+            json["errorMessage"],
+            "function web is a web function; call it over HTTP"
+        );
+    }
+
+    #[test]
+    fn report_lines() {
+        let report = |init, status| Report {
+            id: "r1",
+            elapsed: Duration::from_micros(12_346),
+            memory_mb: 128,
+            max_memory_used_mb: 40,
+            init_duration: init,
+            status,
+        };
+        let base = "REPORT RequestId: r1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\t";
+        let table = [
+            (report(None, None), base.to_string()),
+            (
+                report(Some(Duration::from_micros(250_500)), None),
+                format!("{base}Init Duration: 250.50 ms\t"),
+            ),
+            (
+                report(None, Some("timeout")),
+                format!("{base}Status: timeout"),
+            ),
+            (
+                report(Some(Duration::from_millis(5)), Some("Runtime.ExitError")),
+                format!(
+                    "{base}Init Duration: 5.00 ms\tStatus: error\tError Type: Runtime.ExitError"
+                ),
+            ),
+        ];
+        for (report, line) in table {
+            assert_eq!(report_line(&report), line);
+        }
+    }
 }

@@ -49,7 +49,7 @@ struct Route {
 
 /// What the router needs to know about a deployed function.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FunctionInfo {
+pub(crate) struct FunctionInfo {
     pub name: String,
     /// Lambda functions get events; web functions get the request itself.
     pub lambda: bool,
@@ -59,11 +59,11 @@ pub struct FunctionInfo {
 }
 
 /// The alias HTTP routes serve when a function has it.
-pub const LIVE_ALIAS: &str = "live";
+pub(crate) const LIVE_ALIAS: &str = "live";
 
 /// Where an alias sends requests.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AliasTarget {
+pub(crate) struct AliasTarget {
     pub version: u32,
     pub canary: Option<Canary>,
 }
@@ -71,7 +71,7 @@ pub struct AliasTarget {
 impl AliasTarget {
     /// The version one request runs; `roll` is uniform in `[0, 1)`, and
     /// below the canary's weight picks the canary.
-    pub fn pick(&self, roll: f64) -> u32 {
+    pub(crate) fn pick(&self, roll: f64) -> u32 {
         match self.canary {
             Some(canary) if roll < canary.weight => canary.version,
             _ => self.version,
@@ -81,7 +81,7 @@ impl AliasTarget {
 
 /// What a request resolved to.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RouteMatch<'r> {
+pub(crate) struct RouteMatch<'r> {
     pub function: &'r FunctionInfo,
     pub shape: RouteShape,
     /// The route was declared with `method: any`.
@@ -187,7 +187,7 @@ impl Node {
 }
 
 #[derive(Debug, Default)]
-pub struct Router {
+pub(crate) struct Router {
     /// Most specific first: the precedence order lookups resolve ties with.
     routes: Vec<Route>,
     /// Every route in `routes` served on any host, by path segment.
@@ -201,7 +201,7 @@ pub struct Router {
 
 impl Router {
     /// `functions` are all deployed functions; routes naming others are dropped.
-    pub fn new(
+    pub(crate) fn new(
         routes: &[RouteRecord],
         functions: impl IntoIterator<Item = FunctionInfo>,
         domain: Option<String>,
@@ -254,7 +254,7 @@ impl Router {
         }
     }
 
-    pub fn lookup<'r>(
+    pub(crate) fn lookup<'r>(
         &'r self,
         method: &str,
         path: &str,
@@ -290,7 +290,7 @@ impl Router {
     }
 
     /// A deployed function by name (case-insensitive).
-    pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
+    pub(crate) fn function(&self, name: &str) -> Option<&FunctionInfo> {
         self.functions.get(&name.to_ascii_lowercase())
     }
 
@@ -308,25 +308,17 @@ impl Router {
         let host = host.to_ascii_lowercase();
         Some(host.strip_suffix(domain)?.strip_suffix('.')?.to_string())
     }
+}
 
-    pub fn len(&self) -> usize {
+/// How many routes the table holds, for tests.
+#[cfg(test)]
+impl Router {
+    fn len(&self) -> usize {
         self.routes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.routes.is_empty()
-    }
-
-    /// `function -> [METHOD path]`, for printing URLs after a deploy.
-    pub fn by_function(&self) -> HashMap<&str, Vec<(String, &str)>> {
-        let mut out: HashMap<&str, Vec<(String, &str)>> = HashMap::new();
-        for r in &self.routes {
-            out.entry(&r.function).or_default().push((
-                r.method.clone().unwrap_or_else(|| "ANY".into()),
-                &r.template,
-            ));
-        }
-        out
     }
 }
 

@@ -113,7 +113,7 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `listener` until `shutdown` resolves; then stops accepting, lets
 /// in-flight requests finish for up to `drain`, and returns.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     gateway: Gateway,
     shutdown: impl Future<Output = ()>,

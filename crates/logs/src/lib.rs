@@ -6,6 +6,8 @@
 //! Files are the durable record; the broadcast is best-effort (a slow tail
 //! reader skips lines rather than slowing the instance down).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};

@@ -51,30 +51,30 @@ pub(crate) struct Fields<'n> {
 
 impl<'n> Fields<'n> {
     /// The key node and the value node of `key`.
-    pub fn entry(&self, key: &str) -> Option<(&'n Node, &'n Node)> {
+    pub(crate) fn entry(&self, key: &str) -> Option<(&'n Node, &'n Node)> {
         self.entries
             .iter()
             .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
             .map(|(k, v)| (k, v))
     }
 
-    pub fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entry(key).map(|(_, v)| v)
     }
 }
 
 impl Ctx<'_> {
-    pub fn error(&self, loc: Loc, message: impl Into<String>) -> ManifestError {
+    pub(crate) fn error(&self, loc: Loc, message: impl Into<String>) -> ManifestError {
         ManifestError::at(self.file, loc, message)
     }
 
-    pub fn warn(&self, loc: Loc, message: impl Into<String>) {
+    pub(crate) fn warn(&self, loc: Loc, message: impl Into<String>) {
         let warning = self.error(loc, message).to_string();
         self.warnings.borrow_mut().push((loc, warning));
     }
 
     /// The node with Serverless variables resolved (a no-op for rouse.yaml).
-    pub fn val<'n>(&self, node: &'n Node) -> Result<Cow<'n, Node>, ManifestError> {
+    pub(crate) fn val<'n>(&self, node: &'n Node) -> Result<Cow<'n, Node>, ManifestError> {
         match &self.vars {
             Some(vars) => vars.resolve(node),
             None => Ok(Cow::Borrowed(node)),
@@ -93,7 +93,7 @@ impl Ctx<'_> {
     /// they are usually AWS-specific settings that rouse simply does not need.
     /// A null value (`readiness:` with nothing after it) reads as empty.
     /// `node` must already have gone through [`Ctx::val`].
-    pub fn fields<'n>(
+    pub(crate) fn fields<'n>(
         &self,
         node: &'n Node,
         field: &str,
@@ -159,7 +159,7 @@ impl Ctx<'_> {
     }
 
     /// Any scalar as text: `handler: 1` is odd but unambiguous.
-    pub fn string(&self, node: &Node, field: &str) -> Result<String, ManifestError> {
+    pub(crate) fn string(&self, node: &Node, field: &str) -> Result<String, ManifestError> {
         let node = self.val(node)?;
         match node.scalar_text() {
             Some(text) => Ok(text.into_owned()),
@@ -168,7 +168,7 @@ impl Ctx<'_> {
     }
 
     /// A non-empty string.
-    pub fn non_empty(&self, node: &Node, field: &str) -> Result<String, ManifestError> {
+    pub(crate) fn non_empty(&self, node: &Node, field: &str) -> Result<String, ManifestError> {
         let text = self.string(node, field)?;
         if text.trim().is_empty() {
             return Err(self.error(node.loc, format!("`{field}` must not be empty")));
@@ -177,7 +177,7 @@ impl Ctx<'_> {
     }
 
     /// A duration in seconds, written as a number or a numeric string.
-    pub fn seconds(&self, node: &Node, field: &str) -> Result<f64, ManifestError> {
+    pub(crate) fn seconds(&self, node: &Node, field: &str) -> Result<f64, ManifestError> {
         let node = self.val(node)?;
         let value = match &node.value {
             Value::Int(i) => Some(*i as f64),
@@ -196,7 +196,7 @@ impl Ctx<'_> {
     }
 
     /// A whole number within `range`, written as a number or a numeric string.
-    pub fn whole(
+    pub(crate) fn whole(
         &self,
         node: &Node,
         field: &str,
@@ -232,7 +232,12 @@ impl Ctx<'_> {
     }
 
     /// `u32` fields: memory sizes, instance counts, concurrency.
-    pub fn whole_u32(&self, node: &Node, field: &str, min: u32) -> Result<u32, ManifestError> {
+    pub(crate) fn whole_u32(
+        &self,
+        node: &Node,
+        field: &str,
+        min: u32,
+    ) -> Result<u32, ManifestError> {
         let v = self.whole(node, field, u64::from(min)..=u64::from(u32::MAX))?;
         // The range above guarantees the conversion.
         Ok(u32::try_from(v).unwrap_or(u32::MAX))
@@ -241,7 +246,11 @@ impl Ctx<'_> {
     /// A list; a single value where a list is expected is a type error, not
     /// silently wrapped, so that `events: http` is caught. `node` must
     /// already have gone through [`Ctx::val`].
-    pub fn list<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node], ManifestError> {
+    pub(crate) fn list<'n>(
+        &self,
+        node: &'n Node,
+        field: &str,
+    ) -> Result<&'n [Node], ManifestError> {
         match &node.value {
             Value::Seq(items) => Ok(items),
             Value::Null => Ok(&[]),
@@ -250,7 +259,7 @@ impl Ctx<'_> {
     }
 
     /// Reports an unexpected node type with the usual wording.
-    pub fn expected(&self, node: &Node, field: &str, expected: &str) -> ManifestError {
+    pub(crate) fn expected(&self, node: &Node, field: &str, expected: &str) -> ManifestError {
         self.type_error(node, field, expected)
     }
 }

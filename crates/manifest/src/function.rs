@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::ctx::{Ctx, Section};
 use crate::error::ManifestError;
 use crate::events;
+use crate::rules;
 use crate::scaling::{self, ScalingLayer};
 use crate::web;
 use crate::yaml::{Loc, Node, Value};
@@ -104,9 +105,9 @@ pub(crate) fn read(
         }
         (None, Some((_, handler))) => {
             let handler = ctx.non_empty(handler, "handler")?;
-            let runtime = match fields.get("runtime") {
-                Some(n) => ctx.non_empty(n, "runtime")?,
-                None => defaults.runtime.clone().ok_or_else(|| {
+            let (runtime, runtime_loc) = match fields.get("runtime") {
+                Some(n) => (ctx.non_empty(n, "runtime")?, n.loc),
+                None => (defaults.runtime.clone().ok_or_else(|| {
                     ctx.error(
                         key.loc,
                         format!(
@@ -114,8 +115,11 @@ pub(crate) fn read(
                              on the function or under `provider`"
                         ),
                     )
-                })?,
+                })?, key.loc),
             };
+            if let Some(message) = rules::unsupported_runtime(&runtime) {
+                return Err(ctx.error(runtime_loc, format!("lambda {name}: {message}")));
+            }
             FunctionKind::Lambda(LambdaSpec { runtime, handler })
         }
     };
@@ -168,6 +172,20 @@ pub(crate) fn read(
         Some(n) => events::read(ctx, n, &path)?,
         None => Vec::new(),
     };
+    if is_web {
+        if let Some((_, loc)) = events
+            .iter()
+            .find(|(e, _)| matches!(e, Event::Schedule { .. }))
+        {
+            return Err(ctx.error(
+                *loc,
+                format!(
+                    "web {name} has a schedule, but {}",
+                    rules::SCHEDULE_NEEDS_LAMBDA
+                ),
+            ));
+        }
+    }
 
     let spec = FunctionSpec {
         name: format!("{}-{}-{short_name}", defaults.service, defaults.stage),

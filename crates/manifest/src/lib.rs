@@ -9,11 +9,14 @@
 //! # Ok::<(), rouse_manifest::ManifestError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod ctx;
 mod error;
 mod events;
 mod function;
 mod resolve;
+pub mod rules;
 mod scaling;
 pub mod spec;
 mod suggest;

@@ -921,3 +921,43 @@ fn network_none_needs_socket_activation() {
     .to_string();
     assert!(err.contains("`network` must be none or host"), "{err}");
 }
+
+#[test]
+fn rules_are_reported_where_they_are_broken() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "service: s\nfunctions:\n  f:\n    handler: h\n    runtime: go1.x\n",
+            "rouse.yaml:5:14: lambda function `f`: runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+        ),
+        (
+            // Inherited from `provider`: reported at the function using it.
+            "service: s\nprovider: { runtime: java21 }\nfunctions:\n  f:\n    handler: h\n",
+            "rouse.yaml:4:3: lambda function `f`: runtime java21 is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+        ),
+        (
+            "service: s\nfunctions:\n  w:\n    web: { command: ./server }\n    events:\n      - http: GET /\n      - schedule: rate(5 minutes)\n",
+            "rouse.yaml:7:9: web function `w` has a schedule, but schedules need a lambda function (a handler receives the scheduled event)",
+        ),
+    ];
+    for (src, expected) in cases {
+        let err = load(Flavor::Rouse, None, src).expect_err(src).to_string();
+        assert_eq!(&err, expected, "{src}");
+    }
+    // A provider runtime rouse does not run is no error for web functions,
+    // which do not use it.
+    rouse("service: s\nprovider: { runtime: java21 }\nfunctions:\n  w:\n    web: { command: ./server }\n");
+}
+
+#[test]
+fn serverless_files_get_the_same_rules() {
+    let src = "service: s\nprovider: { name: aws, runtime: ruby3.3 }\nfunctions:\n  f:\n    handler: h.main\n";
+    let err = load(Flavor::Serverless, None, src)
+        .expect_err(src)
+        .to_string();
+    assert!(
+        err.starts_with(
+            "serverless.yml:4:3: lambda function `f`: runtime ruby3.3 is not supported"
+        ),
+        "{err}"
+    );
+}

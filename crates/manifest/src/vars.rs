@@ -43,7 +43,7 @@ enum Lookup {
 }
 
 impl<'a> Vars<'a> {
-    pub fn new(
+    pub(crate) fn new(
         root: &'a Node,
         file: &'a str,
         cli_stage: Option<String>,
@@ -63,7 +63,7 @@ impl<'a> Vars<'a> {
 
     /// Called once the stage is known, so `${opt:stage}` and
     /// `${self:provider.stage}` resolve to it from then on.
-    pub fn set_stage(&mut self, stage: String) {
+    pub(crate) fn set_stage(&mut self, stage: String) {
         self.stage = Some(stage);
     }
 
@@ -71,7 +71,7 @@ impl<'a> Vars<'a> {
     /// variable becomes whatever the variable refers to (a number, a mapping,
     /// ...), at the position of the reference; other strings get the values
     /// spliced in. Nodes without variables are returned as they are.
-    pub fn resolve<'n>(&self, node: &'n Node) -> Result<Cow<'n, Node>, ManifestError> {
+    pub(crate) fn resolve<'n>(&self, node: &'n Node) -> Result<Cow<'n, Node>, ManifestError> {
         self.resolve_at(node, 0)
     }
 

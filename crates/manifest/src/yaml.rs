@@ -22,7 +22,7 @@ pub(crate) struct Loc {
 
 impl Loc {
     /// Used for errors about the document as a whole (e.g. it is empty).
-    pub const START: Loc = Loc { line: 1, col: 1 };
+    pub(crate) const START: Loc = Loc { line: 1, col: 1 };
 
     fn from_location(l: &Location) -> Loc {
         // Positions past u32 are not realistic for a manifest; saturate instead of failing.
@@ -56,13 +56,13 @@ pub(crate) enum Value {
 }
 
 impl Node {
-    pub fn new(value: Value, loc: Loc) -> Node {
+    pub(crate) fn new(value: Value, loc: Loc) -> Node {
         Node { value, loc }
     }
 
     /// The text of a scalar as it would appear in an environment variable;
     /// `None` for null and collections.
-    pub fn scalar_text(&self) -> Option<Cow<'_, str>> {
+    pub(crate) fn scalar_text(&self) -> Option<Cow<'_, str>> {
         match &self.value {
             Value::Str(s) => Some(Cow::Borrowed(s)),
             Value::Bool(b) => Some(Cow::Owned(b.to_string())),
@@ -73,7 +73,7 @@ impl Node {
     }
 
     /// How a key is shown in messages (keys are nearly always strings).
-    pub fn key_text(&self) -> String {
+    pub(crate) fn key_text(&self) -> String {
         match self.scalar_text() {
             Some(t) => t.into_owned(),
             None => self.describe().to_string(),
@@ -81,7 +81,7 @@ impl Node {
     }
 
     /// Looks up a key in a mapping node.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
@@ -92,7 +92,7 @@ impl Node {
     }
 
     /// A short description of what was written, for "expected X, found Y".
-    pub fn describe(&self) -> Described<'_> {
+    pub(crate) fn describe(&self) -> Described<'_> {
         Described(self)
     }
 }

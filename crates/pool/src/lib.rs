@@ -22,7 +22,6 @@
 //! `lifecycle`, `evict::choose`, `burst`, `node` and `backoff`.
 
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub)]
 
 mod acquire;
 pub mod backoff;

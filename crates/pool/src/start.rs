@@ -21,7 +21,7 @@ use crate::{lambda, leftovers, FunctionPool, Shared, StartFailure};
 const LAST_LINES: usize = 20;
 
 /// How the instance tells rouse it is ready.
-enum Gate<'a> {
+enum ReadySignal<'a> {
     Port(u16, &'a Readiness),
     /// Socket activation: rouse's socket takes connections from the start.
     Listening,
@@ -32,7 +32,7 @@ enum Gate<'a> {
 struct Launch<'a> {
     command: Vec<String>,
     rewrite: Vec<Rewrite>,
-    gate: Gate<'a>,
+    gate: ReadySignal<'a>,
     /// Socket activation: the listening socket handed to the app.
     listener: Option<std::net::TcpListener>,
 }
@@ -138,7 +138,7 @@ async fn prepare<'a>(
             Ok(Launch {
                 command: web.command.clone(),
                 rewrite: web.rewrite.clone(),
-                gate: Gate::Listening,
+                gate: ReadySignal::Listening,
                 listener: Some(socket),
             })
         }
@@ -154,7 +154,7 @@ async fn prepare<'a>(
             Ok(Launch {
                 command: web.command.clone(),
                 rewrite: web.rewrite.clone(),
-                gate: Gate::Port(port, &web.readiness),
+                gate: ReadySignal::Port(port, &web.readiness),
                 listener: None,
             })
         }
@@ -206,7 +206,7 @@ async fn prepare_lambda<'a>(
     Ok(Launch {
         command,
         rewrite: Vec::new(),
-        gate: Gate::Runtime(endpoint),
+        gate: ReadySignal::Runtime(endpoint),
         listener: None,
     })
 }
@@ -268,16 +268,16 @@ fn spawned_as(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: 
 async fn ready(
     instance: &Instance,
     process: &mut Process,
-    gate: Gate<'_>,
+    gate: ReadySignal<'_>,
     timeout: Duration,
 ) -> Result<(), StartFailure> {
     match gate {
-        Gate::Listening => Ok(()),
-        Gate::Port(port, readiness) => tokio::select! {
+        ReadySignal::Listening => Ok(()),
+        ReadySignal::Port(port, readiness) => tokio::select! {
             ready = rouse_sandbox::wait_ready(process, port, readiness, timeout) => ready.map_err(|e| e.to_string().into()),
             () = wait_for_stop(instance) => Err("stopped before it was ready".to_string().into()),
         },
-        Gate::Runtime(endpoint) => tokio::select! {
+        ReadySignal::Runtime(endpoint) => tokio::select! {
             init = endpoint.initialized() => init.map_err(|failure| StartFailure {
                 message: format!("the runtime reported an init error ({})", failure.error_type),
                 init_error: Some(failure),

@@ -1,23 +1,10 @@
-//! The real Node bootstrap (`node bootstrap.js`) against the endpoint.
+//! The real Node bootstrap (`node bootstrap.js`) against the endpoint: what
+//! only it does (what every runtime does is in `languages.rs`).
 
 mod common;
 
 use common::*;
 use rouse_runtime_api::Invocation;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-#[tokio::test]
-async fn async_handler_round_trips() {
-    let instance = start(Lang::Node, "app.asyncEcho").await;
-    instance.ready().await;
-    let outcome = instance
-        .invoke(invocation("js-1", r#"{"hello":"world"}"#))
-        .await;
-    assert_eq!(
-        response_body(outcome),
-        serde_json::json!({"echo": {"hello": "world"}})
-    );
-}
 
 #[tokio::test]
 async fn callback_handler_round_trips() {
@@ -34,50 +21,6 @@ async fn callback_handler_round_trips() {
 }
 
 #[tokio::test]
-async fn module_state_persists_across_invokes() {
-    let instance = start(Lang::Node, "app.counter").await;
-    instance.ready().await;
-    for expected in 1..=3 {
-        let outcome = instance
-            .invoke(invocation(&format!("count-{expected}"), "{}"))
-            .await;
-        assert_eq!(
-            response_body(outcome),
-            serde_json::json!({ "count": expected })
-        );
-    }
-}
-
-#[tokio::test]
-async fn async_throw_is_an_error_outcome() {
-    let instance = start(Lang::Node, "app.asyncBoom").await;
-    instance.ready().await;
-    let (error_type, body) = error_outcome(
-        instance
-            .invoke(invocation("js-err", r#"{"why":"testing"}"#))
-            .await,
-    );
-    assert_eq!(error_type, "Runtime.Unhandled");
-    assert_eq!(body["errorType"], "TypeError");
-    assert_eq!(body["errorMessage"], "boom: testing");
-    // Lambda's Node runtime calls the stack `trace`.
-    let trace = body["trace"].as_array().expect("trace list");
-    assert!(
-        trace
-            .iter()
-            .any(|line| line.as_str().unwrap().contains("app.js")),
-        "{trace:?}"
-    );
-    // The runtime survives it.
-    let (_, again) = error_outcome(
-        instance
-            .invoke(invocation("js-err-2", r#"{"why":"again"}"#))
-            .await,
-    );
-    assert_eq!(again["errorMessage"], "boom: again");
-}
-
-#[tokio::test]
 async fn callback_error_is_an_error_outcome() {
     let instance = start(Lang::Node, "app.callbackBoom").await;
     instance.ready().await;
@@ -85,30 +28,6 @@ async fn callback_error_is_an_error_outcome() {
     assert_eq!(error_type, "Runtime.Unhandled");
     assert_eq!(body["errorType"], "Error");
     assert_eq!(body["errorMessage"], "callback boom");
-}
-
-#[tokio::test]
-async fn missing_module_is_an_import_error_at_init() {
-    let mut instance = start(Lang::Node, "nope.handler").await;
-    let failure = within(instance.endpoint.initialized()).await.unwrap_err();
-    assert_eq!(failure.error_type, "Runtime.ImportModuleError");
-    let body: serde_json::Value = serde_json::from_slice(&failure.body).unwrap();
-    assert_eq!(body["errorType"], "Runtime.ImportModuleError");
-    assert_eq!(body["errorMessage"], "Error: Cannot find module 'nope'");
-    assert_ne!(instance.exit_code().await, Some(0));
-}
-
-#[tokio::test]
-async fn missing_handler_is_handler_not_found_at_init() {
-    let mut instance = start(Lang::Node, "app.missing").await;
-    let failure = within(instance.endpoint.initialized()).await.unwrap_err();
-    assert_eq!(failure.error_type, "Runtime.HandlerNotFound");
-    let body: serde_json::Value = serde_json::from_slice(&failure.body).unwrap();
-    assert_eq!(
-        body["errorMessage"],
-        "app.missing is undefined or not exported"
-    );
-    assert_ne!(instance.exit_code().await, Some(0));
 }
 
 #[tokio::test]
@@ -165,22 +84,6 @@ async fn nested_handler_path() {
         response_body(instance.invoke(invocation("nested", "{}")).await),
         "nested"
     );
-}
-
-#[tokio::test]
-async fn stdout_carries_only_the_handlers_output() {
-    let mut instance = start(Lang::Node, "app.logs").await;
-    let stdout = instance.child.stdout.take().unwrap();
-    instance.ready().await;
-    assert_eq!(
-        response_body(instance.invoke(invocation("log-1", "{}")).await),
-        "done"
-    );
-    let mut lines = BufReader::new(stdout).lines();
-    let first = within(lines.next_line()).await.unwrap();
-    assert_eq!(first.as_deref(), Some("hello from handler"));
-    instance.child.start_kill().unwrap();
-    assert_eq!(within(lines.next_line()).await.unwrap(), None);
 }
 
 #[tokio::test]

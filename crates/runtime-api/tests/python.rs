@@ -1,100 +1,10 @@
-//! The real Python bootstrap (`python3 bootstrap.py`) against the endpoint.
+//! The real Python bootstrap (`python3 bootstrap.py`) against the endpoint:
+//! what only it does (what every runtime does is in `languages.rs`).
 
 mod common;
 
 use common::*;
 use rouse_runtime_api::Invocation;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-#[tokio::test]
-async fn result_round_trips() {
-    let instance = start(Lang::Python, "app.echo").await;
-    instance.ready().await;
-    let outcome = instance
-        .invoke(invocation("py-1", r#"{"hello":"world","n":[1,2]}"#))
-        .await;
-    assert_eq!(
-        response_body(outcome),
-        serde_json::json!({"echo": {"hello": "world", "n": [1, 2]}})
-    );
-}
-
-#[tokio::test]
-async fn module_state_persists_across_invokes() {
-    let instance = start(Lang::Python, "app.counter").await;
-    instance.ready().await;
-    for expected in 1..=3 {
-        let outcome = instance
-            .invoke(invocation(&format!("count-{expected}"), "{}"))
-            .await;
-        assert_eq!(
-            response_body(outcome),
-            serde_json::json!({ "count": expected })
-        );
-    }
-}
-
-#[tokio::test]
-async fn handler_exception_is_an_error_outcome() {
-    let instance = start(Lang::Python, "app.boom").await;
-    instance.ready().await;
-    let (error_type, body) = error_outcome(
-        instance
-            .invoke(invocation("py-err", r#"{"why":"testing"}"#))
-            .await,
-    );
-    assert_eq!(error_type, "Runtime.Unhandled");
-    assert_eq!(body["errorType"], "ValueError");
-    assert_eq!(body["errorMessage"], "boom: testing");
-    let stack = body["stackTrace"].as_array().expect("stackTrace list");
-    assert!(!stack.is_empty());
-    assert!(
-        stack
-            .iter()
-            .any(|line| line.as_str().unwrap().contains("app.py")),
-        "{stack:?}"
-    );
-    assert!(
-        !stack
-            .iter()
-            .any(|line| line.as_str().unwrap().contains("bootstrap.py")),
-        "bootstrap frames should be hidden: {stack:?}"
-    );
-    // The runtime survives a handler exception.
-    let (_, again) = error_outcome(
-        instance
-            .invoke(invocation("py-err-2", r#"{"why":"again"}"#))
-            .await,
-    );
-    assert_eq!(again["errorMessage"], "boom: again");
-}
-
-#[tokio::test]
-async fn missing_module_is_an_import_error_at_init() {
-    let mut instance = start(Lang::Python, "nope.handler").await;
-    let failure = within(instance.endpoint.initialized()).await.unwrap_err();
-    assert_eq!(failure.error_type, "Runtime.ImportModuleError");
-    let body: serde_json::Value = serde_json::from_slice(&failure.body).unwrap();
-    assert_eq!(body["errorType"], "Runtime.ImportModuleError");
-    assert_eq!(
-        body["errorMessage"],
-        "Unable to import module 'nope': No module named 'nope'"
-    );
-    assert_ne!(instance.exit_code().await, Some(0));
-}
-
-#[tokio::test]
-async fn missing_handler_is_handler_not_found_at_init() {
-    let mut instance = start(Lang::Python, "app.missing").await;
-    let failure = within(instance.endpoint.initialized()).await.unwrap_err();
-    assert_eq!(failure.error_type, "Runtime.HandlerNotFound");
-    let body: serde_json::Value = serde_json::from_slice(&failure.body).unwrap();
-    assert_eq!(
-        body["errorMessage"],
-        "Handler 'missing' missing on module 'app'"
-    );
-    assert_ne!(instance.exit_code().await, Some(0));
-}
 
 #[tokio::test]
 async fn syntax_error_and_bad_handler_names_fail_init() {
@@ -165,19 +75,4 @@ async fn unserialisable_result_is_a_marshal_error() {
         .as_str()
         .unwrap()
         .starts_with("Unable to marshal response"));
-}
-
-#[tokio::test]
-async fn stdout_carries_only_the_handlers_output() {
-    let mut instance = start(Lang::Python, "app.prints").await;
-    let stdout = instance.child.stdout.take().unwrap();
-    instance.ready().await;
-    let body = response_body(instance.invoke(invocation("print-1", "{}")).await);
-    assert_eq!(body, "done");
-    let mut lines = BufReader::new(stdout).lines();
-    // Line-buffered: the print is visible while the process is still running.
-    let first = within(lines.next_line()).await.unwrap();
-    assert_eq!(first.as_deref(), Some("hello from handler"));
-    instance.child.start_kill().unwrap();
-    assert_eq!(within(lines.next_line()).await.unwrap(), None);
 }

@@ -1,5 +1,6 @@
 //! The SQLite side of the store: schema, migrations and queries.
 
+pub(crate) mod access_keys;
 pub(crate) mod aliases;
 pub(crate) mod deploy;
 
@@ -56,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
         canary_weight  REAL,
         updated_at     INTEGER NOT NULL,
         PRIMARY KEY (function, name)
+    );",
+    // 3: access keys for the AWS-compatible APIs. The secret is sealed (see
+    // access_keys.rs): a SigV4 check needs the secret itself.
+    "CREATE TABLE access_keys (
+        id            TEXT PRIMARY KEY,
+        sealed_secret BLOB NOT NULL,
+        description   TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_used_at  INTEGER
     );",
 ];
 

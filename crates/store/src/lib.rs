@@ -8,6 +8,9 @@
 //! generation, schedule ticks) live in the database, and the data directory
 //! keeps this node's copies. Either way extracted code is cached under `code/`.
 
+#![forbid(unsafe_code)]
+
+mod access_keys;
 pub mod archive;
 mod artifacts;
 mod cluster;
@@ -151,4 +154,30 @@ pub struct FunctionRecord {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// An access key for the AWS-compatible APIs, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKeyRecord {
+    pub id: String,
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, to the minute (see [`Store::touch_access_key`]).
+    pub last_used_at: Option<i64>,
+}
+
+/// A key pair as created: the only time its secret is handed out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAccessKey {
+    pub record: AccessKeyRecord,
+    pub secret: String,
+}
+
+/// What a signature check needs of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKeySecret {
+    pub secret: String,
+    pub last_used_at: Option<i64>,
 }

@@ -6,6 +6,7 @@
 //! transaction and sends `NOTIFY rouse_changes`; nodes poll the generation
 //! too, since a notification is lost when no listener is connected.
 
+pub(crate) mod access_keys;
 pub(crate) mod artifacts;
 pub(crate) mod cluster;
 mod schema;

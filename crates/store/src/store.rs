@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rouse_manifest::{DeploySpec, FunctionSpec};
 
 use crate::{
-    artifacts, db, pg, AliasRecord, Canary, FunctionRecord, NodeInfo, NodeRecord, RouteRecord,
-    StoreError, VersionRecord,
+    access_keys, artifacts, db, pg, AccessKeyRecord, AccessKeySecret, AliasRecord, Canary,
+    FunctionRecord, NewAccessKey, NodeInfo, NodeRecord, RouteRecord, StoreError, VersionRecord,
 };
 
 /// The store. `Send + Sync`: share it behind an `Arc`. Callers on the
@@ -24,7 +24,11 @@ pub struct Store {
     data_dir: PathBuf,
     engine: Engine,
     artifacts: Arc<artifacts::Artifacts>,
+    sealer: access_keys::Sealer,
 }
+
+/// The setting that holds a cluster's access-key sealing key.
+const SEALING_KEY: &str = "access_keys.sealing_key";
 
 enum Engine {
     Sqlite(Mutex<rusqlite::Connection>),
@@ -42,6 +46,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             engine: Engine::Sqlite(Mutex::new(conn)),
             artifacts: Arc::new(artifacts),
+            sealer: access_keys::Sealer::new(data_dir),
         })
     }
 
@@ -51,10 +56,22 @@ impl Store {
         std::fs::create_dir_all(data_dir)?;
         let artifacts = artifacts::Artifacts::open(data_dir)?;
         let pg = pg::Postgres::open(url).await?;
+        // Every node must open every node's sealed secrets: the first node
+        // to start picks the cluster's key.
+        let key = pg
+            .setting_or_insert(SEALING_KEY, &access_keys::new_key_hex()?)
+            .await?;
+        let key: [u8; 32] = hex::decode(key.trim())
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("setting {SEALING_KEY} is not 32 bytes of hex"))
+            })?;
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
             engine: Engine::Postgres(pg),
             artifacts: Arc::new(artifacts),
+            sealer: access_keys::Sealer::with_key(data_dir, &key),
         })
     }
 
@@ -374,6 +391,76 @@ impl Store {
         tokio::task::spawn_blocking(move || local.code_dir(&sha256))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// A new access key pair; `now` is Unix seconds.
+    pub async fn create_access_key(
+        &self,
+        description: &str,
+        now: i64,
+    ) -> Result<NewAccessKey, StoreError> {
+        let id = access_keys::new_key_id()?;
+        let secret = access_keys::new_secret()?;
+        let sealed = self.sealer.seal(&id, &secret)?;
+        match &self.engine {
+            Engine::Sqlite(c) => {
+                db::access_keys::insert(&Self::sqlite(c), &id, &sealed, description, now)?
+            }
+            Engine::Postgres(pg) => pg.insert_access_key(&id, &sealed, description, now).await?,
+        }
+        Ok(NewAccessKey {
+            record: AccessKeyRecord {
+                id,
+                description: description.to_string(),
+                created_at: now,
+                last_used_at: None,
+            },
+            secret,
+        })
+    }
+
+    /// Every access key, oldest first; never their secrets.
+    pub async fn list_access_keys(&self) -> Result<Vec<AccessKeyRecord>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => db::access_keys::list(&Self::sqlite(c)),
+            Engine::Postgres(pg) => pg.list_access_keys().await,
+        }
+    }
+
+    /// The secret of key `id`, opened; `None` for an unknown id.
+    pub async fn access_key_secret(&self, id: &str) -> Result<Option<AccessKeySecret>, StoreError> {
+        if !access_keys::looks_like_key_id(id) {
+            return Ok(None);
+        }
+        let sealed = match &self.engine {
+            Engine::Sqlite(c) => db::access_keys::sealed(&Self::sqlite(c), id)?,
+            Engine::Postgres(pg) => pg.sealed_access_key(id).await?,
+        };
+        let Some((sealed, last_used_at)) = sealed else {
+            return Ok(None);
+        };
+        Ok(Some(AccessKeySecret {
+            secret: self.sealer.open(id, &sealed)?,
+            last_used_at,
+        }))
+    }
+
+    /// Records a use of key `id` at `now`. A write per request would cost
+    /// more than the check itself, so callers only touch a key whose
+    /// `last_used_at` is a minute old or more.
+    pub async fn touch_access_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => db::access_keys::touch(&Self::sqlite(c), id, now),
+            Engine::Postgres(pg) => pg.touch_access_key(id, now).await,
+        }
+    }
+
+    /// `false` if there was no such key.
+    pub async fn remove_access_key(&self, id: &str) -> Result<bool, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => db::access_keys::remove(&Self::sqlite(c), id),
+            Engine::Postgres(pg) => pg.remove_access_key(id).await,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -762,6 +762,71 @@ async fn aliases_point_at_existing_versions_and_go_with_their_function(e: Engine
     assert!(store.all_aliases().await.unwrap().is_empty());
 }
 
+async fn access_keys_keep_sealed_secrets_across_reopen(e: Engine) {
+    let store = e.open().await;
+    let made = store.create_access_key("ci", 1_000).await.unwrap();
+    assert!(made.record.id.starts_with("AKIA") && made.record.id.len() == 20);
+    assert_eq!(made.secret.len(), 40);
+    let other = store.create_access_key("", 1_001).await.unwrap();
+
+    // The secret is not in the database as text.
+    drop(store);
+    let stored = e.sql("SELECT COUNT(*) FROM access_keys WHERE sealed_secret IS NOT NULL");
+    assert_eq!(stored, "2");
+    if e.is_sqlite() {
+        let db = fs::read(e.dir().join("rouse.db")).unwrap();
+        let wal = fs::read(e.dir().join("rouse.db-wal")).unwrap_or_default();
+        for bytes in [&db, &wal] {
+            assert!(!bytes.windows(40).any(|w| w == made.secret.as_bytes()));
+        }
+    } else {
+        let text = e.sql("SELECT string_agg(encode(sealed_secret, 'escape'), '') FROM access_keys");
+        assert!(!text.contains(&made.secret));
+    }
+
+    let store = e.open().await;
+    let listed = store.list_access_keys().await.unwrap();
+    assert_eq!(listed, vec![made.record.clone(), other.record.clone()]);
+    let found = store
+        .access_key_secret(&made.record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.secret.as_str(), found.last_used_at),
+        (made.secret.as_str(), None)
+    );
+    store
+        .touch_access_key(&made.record.id, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .access_key_secret(&made.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(2_000)
+    );
+    assert_eq!(
+        store
+            .access_key_secret("AKIAAAAAAAAAAAAAAAAA")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.access_key_secret("not a key").await.unwrap(), None);
+
+    assert!(store.remove_access_key(&made.record.id).await.unwrap());
+    assert!(!store.remove_access_key(&made.record.id).await.unwrap());
+    assert_eq!(
+        store.access_key_secret(&made.record.id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.list_access_keys().await.unwrap(), vec![other.record]);
+}
+
 on_both_engines!(
     deploying_twice_creates_versions_1_and_2_and_moves_current,
     routes_map_event_shapes_and_skip_schedules,
@@ -780,5 +845,6 @@ on_both_engines!(
     code_dir_extracts_once_even_when_raced,
     update_spec_and_rollback_make_new_versions_and_keep_history,
     stages_share_routes_only_when_routed_apart,
-    aliases_point_at_existing_versions_and_go_with_their_function
+    aliases_point_at_existing_versions_and_go_with_their_function,
+    access_keys_keep_sealed_secrets_across_reopen,
 );

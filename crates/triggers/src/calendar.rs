@@ -2,8 +2,10 @@
 //!
 //! Schedules only need the proleptic Gregorian calendar in UTC (EventBridge
 //! evaluates cron in UTC), so a few integer formulas replace a dependency:
-//! Howard Hinnant's `days_from_civil` / `civil_from_days` convert between
-//! dates and days since 1970-01-01, and everything else follows from them.
+//! Howard Hinnant's `days_from_civil` / `civil_from_days` (in
+//! `rouse_events::civil`, which API Gateway's timestamps use too) convert
+//! between dates and days since 1970-01-01, and everything else follows
+//! from them.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,12 +20,6 @@ const MIN_UNIX: i64 = -62_167_219_200;
 const MAX_UNIX: i64 = 253_402_300_799;
 
 const SECONDS_PER_DAY: i64 = 86_400;
-/// Days from 0000-03-01 to 1970-01-01: the formulas count from a March 1st
-/// so that the leap day is the last day of the (shifted) year.
-const EPOCH_SHIFT: i64 = 719_468;
-/// Days in a 400-year Gregorian era.
-const DAYS_PER_ERA: i64 = 146_097;
-
 /// Whether `year` has a February 29th.
 pub fn is_leap_year(year: i32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
@@ -42,15 +38,7 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
 
 /// Days since 1970-01-01 of the date `year-month-day` (month 1-12).
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    // Count years from March so January and February belong to the
-    // previous year and the leap day falls at the end.
-    let year = i64::from(year) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400; // 0..=399
-    let shifted_month = i64::from((month + 9) % 12); // March = 0
-    let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * DAYS_PER_ERA + day_of_era - EPOCH_SHIFT
+    rouse_events::civil::days_from_civil(i64::from(year), month, day)
 }
 
 /// The date (year, month 1-12, day 1-31) that is `days` after 1970-01-01.
@@ -58,22 +46,8 @@ pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
 /// The year is only meaningful within ±5.8 million years of 1970 (it must
 /// fit `i32`); callers clamp first, as [`DateTime::from_unix`] does.
 pub fn civil_from_days(days: i64) -> (i32, u32, u32) {
-    let z = days + EPOCH_SHIFT;
-    let era = z.div_euclid(DAYS_PER_ERA);
-    let day_of_era = z.rem_euclid(DAYS_PER_ERA);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153; // March = 0
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // The ranges above bound month to 1..=12 and day to 1..=31.
-    (year as i32, month as u32, day as u32)
+    let (year, month, day) = rouse_events::civil::civil_from_days(days);
+    (year as i32, month, day)
 }
 
 /// Day of the week of `days` after 1970-01-01, numbered as EventBridge

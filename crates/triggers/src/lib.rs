@@ -27,6 +27,8 @@
 //! assert_eq!(every_5.next_after(deployed), Some(deployed + 300));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod calendar;
 mod cron;
 mod event;

@@ -24,19 +24,19 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
 /// Long enough for a cold python start on a busy 2-core machine.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// The fixture web app (see its docstring for its endpoints).
-pub fn echo_app() -> PathBuf {
+pub(crate) fn echo_app() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo.py")
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A port nothing listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -45,7 +45,7 @@ pub fn free_port() -> u16 {
 
 /// What the adapter posted to the Runtime API.
 #[derive(Debug)]
-pub enum Posted {
+pub(crate) enum Posted {
     Response {
         id: String,
         headers: HeaderMap,
@@ -65,7 +65,7 @@ pub enum Posted {
 
 impl Posted {
     /// The body of a `/response`, failing on anything else.
-    pub fn response_body(self) -> Bytes {
+    pub(crate) fn response_body(self) -> Bytes {
         match self {
             Posted::Response { body, .. } => body,
             other => panic!("expected a response, got {other:?}"),
@@ -73,7 +73,7 @@ impl Posted {
     }
 
     /// The buffered result as JSON.
-    pub fn result(self) -> Value {
+    pub(crate) fn result(self) -> Value {
         let body = self.response_body();
         serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("result is not JSON ({e}): {body:?}"))
@@ -87,7 +87,7 @@ struct Shared {
 
 /// A minimal Runtime API: `next` hands out queued events, everything the
 /// runtime posts is recorded.
-pub struct TestApi {
+pub(crate) struct TestApi {
     pub addr: SocketAddr,
     events: mpsc::UnboundedSender<(String, Bytes)>,
     posted: mpsc::UnboundedReceiver<Posted>,
@@ -96,7 +96,7 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    pub async fn start() -> TestApi {
+    pub(crate) async fn start() -> TestApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -131,12 +131,12 @@ impl TestApi {
         }
     }
 
-    pub fn runtime_api(&self) -> String {
+    pub(crate) fn runtime_api(&self) -> String {
         self.addr.to_string()
     }
 
     /// Queues an event and returns its request id.
-    pub fn push(&mut self, event: &Value) -> String {
+    pub(crate) fn push(&mut self, event: &Value) -> String {
         self.next_id += 1;
         let id = format!("req-{}", self.next_id);
         let _ = self
@@ -146,7 +146,7 @@ impl TestApi {
     }
 
     /// The next thing the runtime posted.
-    pub async fn posted(&mut self) -> Posted {
+    pub(crate) async fn posted(&mut self) -> Posted {
         tokio::time::timeout(WAIT, self.posted.recv())
             .await
             .expect("the adapter posted nothing in time")
@@ -154,7 +154,7 @@ impl TestApi {
     }
 
     /// Queues `event` and waits for what the adapter posts about it.
-    pub async fn invoke(&mut self, event: &Value) -> Posted {
+    pub(crate) async fn invoke(&mut self, event: &Value) -> Posted {
         let id = self.push(event);
         let posted = self.posted().await;
         match &posted {
@@ -249,7 +249,7 @@ fn status(code: StatusCode) -> Response<Full<Bytes>> {
 /// A running `rouse-adapter` (and the app it started). Runs in its own
 /// process group, which is killed when this is dropped, so a failed test
 /// leaves no app behind.
-pub struct AdapterProcess {
+pub(crate) struct AdapterProcess {
     child: Child,
     pid: Option<u32>,
 }
@@ -257,7 +257,7 @@ pub struct AdapterProcess {
 impl AdapterProcess {
     /// Starts the adapter with `args` as the app command and `env` on top of
     /// the test's environment.
-    pub fn start(runtime_api: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(runtime_api: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rouse-adapter"));
         cmd.args(args)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -276,14 +276,14 @@ impl AdapterProcess {
     }
 
     /// The adapter in front of the fixture app.
-    pub fn echo(runtime_api: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn echo(runtime_api: &str, env: &[(&str, &str)]) -> Self {
         let app = echo_app();
         let app = app.to_str().expect("utf-8 path");
         AdapterProcess::start(runtime_api, free_port(), &["python3", "-u", app], env)
     }
 
     /// Waits for the adapter to exit.
-    pub async fn exited(&mut self) -> ExitStatus {
+    pub(crate) async fn exited(&mut self) -> ExitStatus {
         tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("the adapter did not exit in time")
@@ -302,7 +302,7 @@ impl Drop for AdapterProcess {
 }
 
 /// The first 16 bytes of a PNG file plus every byte value: not UTF-8.
-pub fn png_bytes() -> Vec<u8> {
+pub(crate) fn png_bytes() -> Vec<u8> {
     let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
     png.extend(0..=255u8);
     png
@@ -311,7 +311,7 @@ pub fn png_bytes() -> Vec<u8> {
 /// The event a front end of `shape` sends for this request (built by
 /// rouse's own forward conversion, which the events crate checks against
 /// real events).
-pub fn event(
+pub(crate) fn event(
     shape: rouse_events::Shape,
     method: &str,
     target: &str,
@@ -352,7 +352,7 @@ pub fn event(
     rouse_events::to_event(shape, &request, &context)
 }
 
-pub const ALL_SHAPES: [rouse_events::Shape; 5] = [
+pub(crate) const ALL_SHAPES: [rouse_events::Shape; 5] = [
     rouse_events::Shape::RestV1,
     rouse_events::Shape::HttpApiV2,
     rouse_events::Shape::Alb { multi_value: false },
@@ -362,7 +362,10 @@ pub const ALL_SHAPES: [rouse_events::Shape; 5] = [
 
 /// What the echo app reported about the request it got, read back through
 /// rouse's own result conversion.
-pub fn echoed(shape: rouse_events::Shape, result: &[u8]) -> (rouse_events::HttpResponse, Value) {
+pub(crate) fn echoed(
+    shape: rouse_events::Shape,
+    result: &[u8],
+) -> (rouse_events::HttpResponse, Value) {
     let response = rouse_events::from_result(shape, result)
         .unwrap_or_else(|e| panic!("{shape:?}: {e}: {}", String::from_utf8_lossy(result)));
     let doc = serde_json::from_slice(&response.body).unwrap_or(Value::Null);

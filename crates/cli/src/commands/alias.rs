@@ -10,10 +10,10 @@ use rouse_api::types::{AliasSummary, CanarySummary, SetAliasRequest};
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
 #[derive(clap::Subcommand)]
-pub enum AliasCommand {
+pub(crate) enum AliasCommand {
     /// Point ALIAS at a version, optionally sending a share of requests to a second one.
     Set {
         function: String,
@@ -38,7 +38,7 @@ pub enum AliasCommand {
     Rm { function: String, alias: String },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: AliasCommand,
     stage: Option<String>,
     conn: &Connection,
@@ -49,7 +49,7 @@ pub async fn run(
         | AliasCommand::Ls { function, .. }
         | AliasCommand::Rm { function, .. } => function.clone(),
     };
-    let name = resolve::function_name(&client, &function, stage.as_deref()).await?;
+    let name = function_name::full(&client, &function, stage.as_deref()).await?;
     match command {
         AliasCommand::Set {
             alias,

@@ -20,7 +20,11 @@ use crate::Connection;
 /// Upload chunk size: small enough for a smooth progress bar.
 const CHUNK: usize = 64 * 1024;
 
-pub async fn run(dir: &Path, stage: Option<String>, conn: &Connection) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    dir: &Path,
+    stage: Option<String>,
+    conn: &Connection,
+) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
     let started = Instant::now();
     let deployed = deploy_dir(&client, dir, stage).await?;
@@ -29,7 +33,7 @@ pub async fn run(dir: &Path, stage: Option<String>, conn: &Connection) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn print_summary(deployed: &DeployResponse) {
+pub(crate) fn print_summary(deployed: &DeployResponse) {
     for f in &deployed.functions {
         println!("  {} (version {})", f.name, f.version);
         for r in &f.routes {
@@ -57,7 +61,7 @@ pub fn print_summary(deployed: &DeployResponse) {
 }
 
 /// Loads, packages, uploads and deploys `dir`.
-pub async fn deploy_dir(
+pub(crate) async fn deploy_dir(
     client: &AdminClient,
     dir: &Path,
     stage: Option<String>,
@@ -66,7 +70,7 @@ pub async fn deploy_dir(
 }
 
 /// A project loaded and packaged, ready to upload.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub spec: DeploySpec,
     /// The packed project; packing is deterministic, so an unchanged tree
     /// gives the same bytes.
@@ -74,7 +78,7 @@ pub struct Prepared {
 }
 
 /// Loads the manifest in `dir` (printing its warnings) and packages the project.
-pub async fn prepare(dir: &Path, stage: Option<String>) -> anyhow::Result<Prepared> {
+pub(crate) async fn prepare(dir: &Path, stage: Option<String>) -> anyhow::Result<Prepared> {
     let loaded = match rouse_manifest::load_dir(dir, &LoadOptions { stage }) {
         Ok(loaded) => loaded,
         Err(err) if dir.is_dir() && rouse_manifest::find_manifest(dir).is_err() => {
@@ -100,7 +104,7 @@ pub async fn prepare(dir: &Path, stage: Option<String>) -> anyhow::Result<Prepar
 
 impl Prepared {
     /// Uploads the archive and deploys the spec; answers once the new version is live.
-    pub async fn deploy(self, client: &AdminClient) -> anyhow::Result<DeployResponse> {
+    pub(crate) async fn deploy(self, client: &AdminClient) -> anyhow::Result<DeployResponse> {
         let uploaded = upload(client, self.archive).await?;
         let request = DeployRequest {
             artifact: uploaded.sha256,

@@ -18,12 +18,16 @@ use crate::commands::logs::stream_logs;
 use crate::commands::serve::{wait_for_signal, Server};
 use crate::{Connection, ServeArgs};
 
-pub async fn run(
+pub(crate) async fn run(
     dir: PathBuf,
     stage: Option<String>,
-    serve: ServeArgs,
+    mut serve: ServeArgs,
     conn: Connection,
 ) -> anyhow::Result<ExitCode> {
+    // A local edit loop: the AWS-compatible APIs stay open unless asked.
+    if serve.aws_auth == rouse_gateway::AwsAuthSetting::Auto {
+        serve.aws_auth = rouse_gateway::AwsAuthSetting::Open;
+    }
     // Absolute, so changed paths can be shown relative to it.
     let dir = std::fs::canonicalize(&dir)
         .with_context(|| format!("the project directory {}", dir.display()))?;

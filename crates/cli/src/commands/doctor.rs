@@ -23,7 +23,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warn,
     Fail,
@@ -31,7 +31,7 @@ pub enum Status {
 
 /// One check's result; the JSON output's field names are documented in README.md.
 #[derive(Debug, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// Stable identifier: `python3`, `node`, `nginx`, `data-dir`,
     /// `gateway-port`, `admin-port`, `server`, `isolation`, `instance-ports`.
     pub name: &'static str,
@@ -79,7 +79,7 @@ struct Report {
 }
 
 #[derive(clap::Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// The gateway address `rouse serve` would listen on.
     #[arg(long, env = "ROUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -90,27 +90,27 @@ pub struct DoctorArgs {
     pub output: Output,
 }
 
-pub async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<ExitCode> {
     let mut checks = vec![
         interpreter(
             "python3",
             "--version",
-            "python3.x lambdas, the python and python-web templates",
+            "python3.x lambdas, the python-lambda and python-web templates",
             "install python3 (apt-get install python3) to run Python functions",
         )
         .await,
         interpreter(
             "node",
             "--version",
-            "nodejs*.x lambdas, the node template",
+            "nodejs*.x lambdas, the node-lambda template",
             "install Node.js (apt-get install nodejs) to run Node functions",
         )
         .await,
         interpreter(
             "nginx",
             "-v",
-            "the nginx-static template",
-            "install nginx (apt-get install nginx) for the nginx-static template",
+            "the nginx-site template",
+            "install nginx (apt-get install nginx) for the nginx-site template",
         )
         .await,
         data_dir(&conn.data_dir),

@@ -11,10 +11,10 @@ use rouse_api::types::EnvResponse;
 
 use super::Output;
 use crate::client::{json_body, AdminClient};
-use crate::{exit, resolve, Connection};
+use crate::{exit, function_name, Connection};
 
 #[derive(clap::Subcommand)]
-pub enum EnvCommand {
+pub(crate) enum EnvCommand {
     /// List the variables.
     Ls {
         function: String,
@@ -37,7 +37,7 @@ pub enum EnvCommand {
     },
 }
 
-pub async fn run(
+pub(crate) async fn run(
     command: EnvCommand,
     stage: Option<String>,
     conn: &Connection,
@@ -49,7 +49,7 @@ pub async fn run(
         | EnvCommand::Set { function, .. }
         | EnvCommand::Unset { function, .. } => function.clone(),
     };
-    let name = resolve::function_name(&client, &function, stage.as_deref()).await?;
+    let name = function_name::full(&client, &function, stage.as_deref()).await?;
     let path = format!("/v1/functions/{name}/env");
     match command {
         EnvCommand::Ls { output, .. } => {

@@ -10,8 +10,12 @@ use anyhow::{bail, Context};
 
 use crate::exit;
 
-pub struct Template {
+pub(crate) struct Template {
+    /// The name of its directory under `examples/`.
     pub name: &'static str,
+    /// Names it had before templates were named after the examples; still
+    /// accepted.
+    pub aliases: &'static [&'static str],
     pub summary: &'static str,
     /// Paths relative to the project, with their content.
     pub files: &'static [(&'static str, &'static [u8])],
@@ -20,7 +24,7 @@ pub struct Template {
 }
 
 /// The template `rouse init` suggests when asked for none.
-pub const DEFAULT_TEMPLATE: &str = "python-web";
+pub(crate) const DEFAULT_TEMPLATE: &str = "python-web";
 
 /// One embedded example file: `(path, bytes)`.
 macro_rules! example_file {
@@ -38,9 +42,10 @@ macro_rules! example_file {
     };
 }
 
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "python-web",
+        aliases: &[],
         summary: "a plain Python web app (stdlib only) as a scale-to-zero web function",
         files: &[
             example_file!("python-web", "rouse.yaml"),
@@ -49,7 +54,8 @@ pub const TEMPLATES: &[Template] = &[
         build: None,
     },
     Template {
-        name: "python",
+        name: "python-lambda",
+        aliases: &["python"],
         summary: "a Python Lambda handler (python3.12) behind HTTP routes",
         files: &[
             example_file!("python-lambda", "rouse.yaml"),
@@ -58,7 +64,8 @@ pub const TEMPLATES: &[Template] = &[
         build: None,
     },
     Template {
-        name: "node",
+        name: "node-lambda",
+        aliases: &["node"],
         summary: "a Node.js Lambda handler (nodejs20.x, ES module) behind HTTP routes",
         files: &[
             example_file!("node-lambda", "rouse.yaml"),
@@ -67,7 +74,8 @@ pub const TEMPLATES: &[Template] = &[
         build: None,
     },
     Template {
-        name: "rust",
+        name: "rust-lambda",
+        aliases: &["rust"],
         summary: "a Rust Lambda function on lambda_runtime (provided.al2023 `bootstrap`)",
         files: &[
             example_file!("rust-lambda", "rouse.yaml"),
@@ -77,7 +85,8 @@ pub const TEMPLATES: &[Template] = &[
         build: Some("cargo build --release && cp target/release/bootstrap ."),
     },
     Template {
-        name: "nginx-static",
+        name: "nginx-site",
+        aliases: &["nginx-static"],
         summary: "a static site served by stock nginx with an unmodified nginx.conf",
         files: &[
             example_file!("nginx-site", "rouse.yaml"),
@@ -88,12 +97,12 @@ pub const TEMPLATES: &[Template] = &[
     },
 ];
 
-pub fn run(template: Option<String>, dir: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(template: Option<String>, dir: &Path) -> anyhow::Result<ExitCode> {
     let Some(name) = template else {
         print_templates();
         return Ok(ExitCode::SUCCESS);
     };
-    let Some(template) = TEMPLATES.iter().find(|t| t.name == name) else {
+    let Some(template) = find(&name) else {
         return Err(exit::not_found(format!(
             "no template {name:?}; `rouse init` lists them: {}",
             template_names().join(", ")
@@ -134,6 +143,13 @@ fn print_templates() {
         println!("  {:<13} {}{marker}", t.name, t.summary);
     }
     println!("Start with: rouse init {DEFAULT_TEMPLATE} my-app");
+}
+
+/// The template called `name` or once called so.
+pub(crate) fn find(name: &str) -> Option<&'static Template> {
+    TEMPLATES
+        .iter()
+        .find(|t| t.name == name || t.aliases.contains(&name))
 }
 
 fn template_names() -> Vec<&'static str> {
@@ -230,6 +246,23 @@ fn sanitize(base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_are_found_by_name_and_by_their_old_names() {
+        let table = [
+            ("python-web", Some("python-web")),
+            ("python-lambda", Some("python-lambda")),
+            ("python", Some("python-lambda")),
+            ("node", Some("node-lambda")),
+            ("rust", Some("rust-lambda")),
+            ("nginx-static", Some("nginx-site")),
+            ("nginx-site", Some("nginx-site")),
+            ("cobol", None),
+        ];
+        for (name, found) in table {
+            assert_eq!(find(name).map(|t| t.name), found, "{name}");
+        }
+    }
 
     #[test]
     fn directory_names_become_service_names() {

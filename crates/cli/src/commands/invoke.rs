@@ -8,9 +8,9 @@ use http_body_util::BodyExt;
 
 use crate::client::{read_body, AdminClient};
 use crate::exit::{self, Kind};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     path: &str,
     method: &str,
@@ -20,7 +20,7 @@ pub async fn run(
     conn: &Connection,
 ) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
-    let name = resolve::function_name(&client, function, stage.as_deref()).await?;
+    let name = function_name::full(&client, function, stage.as_deref()).await?;
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .with_context(|| format!("{method:?} is not an HTTP method"))?;
     let body = match data {

@@ -7,9 +7,9 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use crate::client::{api_error, AdminClient};
-use crate::{resolve, Connection};
+use crate::{function_name, Connection};
 
-pub async fn run(
+pub(crate) async fn run(
     function: &str,
     tail: bool,
     lines: usize,
@@ -17,13 +17,13 @@ pub async fn run(
     conn: &Connection,
 ) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(conn)?;
-    let name = resolve::function_name(&client, function, stage.as_deref()).await?;
+    let name = function_name::full(&client, function, stage.as_deref()).await?;
     stream_logs(&client, &name, lines, tail, &mut std::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Copies the log stream to `out` as it arrives.
-pub async fn stream_logs(
+pub(crate) async fn stream_logs(
     client: &AdminClient,
     name: &str,
     lines: usize,

@@ -13,7 +13,7 @@ const PAGE: usize = 100;
 
 /// Deployed functions by name, fetched page by page: all of them, or the
 /// first `limit`.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: &AdminClient,
     limit: Option<usize>,
 ) -> anyhow::Result<Vec<FunctionSummary>> {
@@ -43,7 +43,7 @@ pub async fn fetch(
     }
 }
 
-pub async fn run(
+pub(crate) async fn run(
     output: Output,
     limit: Option<usize>,
     conn: &Connection,

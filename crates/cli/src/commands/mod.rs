@@ -1,22 +1,24 @@
 //! One module per subcommand.
 
-pub mod alias;
-pub mod completions;
-pub mod deploy;
-pub mod dev;
-pub mod doctor;
-pub mod env;
-pub mod init;
-pub mod invoke;
-pub mod logs;
-pub mod ls;
-pub mod package;
-pub mod rm;
-pub mod rollback;
-pub mod serve;
+pub(crate) mod alias;
+pub(crate) mod completions;
+pub(crate) mod deploy;
+pub(crate) mod dev;
+pub(crate) mod doctor;
+pub(crate) mod env;
+pub(crate) mod init;
+pub(crate) mod invoke;
+pub(crate) mod keys;
+pub(crate) mod logs;
+pub(crate) mod ls;
+pub(crate) mod package;
+pub(crate) mod rm;
+pub(crate) mod rollback;
+pub(crate) mod serve;
+pub(crate) mod versions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }

@@ -34,12 +34,12 @@ const RUN_SCRIPT: &str = "run.sh";
 
 /// Platforms `rouse package` builds for.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Target {
+pub(crate) enum Target {
     /// A zip for `aws lambda create-function --runtime provided.al2023`.
     AwsLambda,
 }
 
-pub fn run(
+pub(crate) fn run(
     dir: &Path,
     target: Target,
     out: Option<PathBuf>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rouse_api::AdminState;
-use rouse_gateway::{Gateway, GatewayConfig, GatewayServer};
+use rouse_gateway::{AwsAuth, Gateway, GatewayConfig, GatewayServer};
 use rouse_logs::LogBook;
 use rouse_pool::{NodeLimits, Pool};
 use rouse_store::Store;
@@ -21,13 +21,13 @@ use tokio::task::JoinHandle;
 use crate::ServeArgs;
 
 /// Name of the admin token file in the data directory.
-pub const TOKEN_FILE: &str = "admin-token";
+pub(crate) const TOKEN_FILE: &str = "admin-token";
 /// Time between SIGTERM and SIGKILL for instances on shutdown.
 const INSTANCE_GRACE: Duration = Duration::from_secs(3);
 /// Admin calls are short; only log tails stay open, and they end on shutdown.
 const ADMIN_DRAIN: Duration = Duration::from_secs(2);
 
-pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let server = Server::start(&args, &data_dir).await?;
     println!(
         "rouse is serving functions at http://{} (admin API http://{}, data in {})",
@@ -42,7 +42,7 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode>
 }
 
 /// A running gateway + admin API.
-pub struct Server {
+pub(crate) struct Server {
     pub gateway_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub token: String,
@@ -53,7 +53,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
+    pub(crate) async fn start(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Server> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         // Absolute from here on: instances run in their own directories, and
@@ -101,7 +101,19 @@ impl Server {
             domain: args.domain.clone(),
             cold_start_header: args.cold_start_header,
             async_retry_delay: Duration::from_secs_f64(args.async_retry_delay.max(0.0)),
+            aws_auth: args.aws_auth.resolve(args.listen),
         };
+        match config.aws_auth {
+            AwsAuth::Open => tracing::warn!(
+                "the AWS-compatible APIs (Lambda Invoke) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
+            ),
+            AwsAuth::Required if store.list_access_keys().await?.is_empty() => tracing::warn!(
+                "the AWS-compatible APIs require SigV4 signatures and there is no access key yet: every call is refused until `rouse keys create` makes one"
+            ),
+            AwsAuth::Required => tracing::info!(
+                "the AWS-compatible APIs require SigV4 signatures (keys: rouse keys ls)"
+            ),
+        }
         let gateway = Gateway::new(config, store.clone(), pool.clone())
             .await
             .context("loading routes")?;
@@ -170,7 +182,7 @@ impl Server {
     }
 
     /// Stops accepting, drains in-flight requests, stops every instance.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
         self.gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
@@ -190,7 +202,7 @@ async fn flipped(mut rx: watch::Receiver<bool>) {
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).
-pub async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

@@ -13,25 +13,25 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-pub const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
-pub fn rouse_bin() -> &'static str {
+pub(crate) fn rouse_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rouse")
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A temp dir others (nginx workers run as `nobody`) can traverse.
-pub fn open_tempdir() -> tempfile::TempDir {
+pub(crate) fn open_tempdir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     dir
 }
 
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     pub data_dir: PathBuf,
     pub gateway: String,
@@ -40,16 +40,16 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(data_dir: &Path) -> Server {
+    pub(crate) fn start(data_dir: &Path) -> Server {
         Server::start_with(data_dir, &[])
     }
 
-    pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
+    pub(crate) fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
         Server::launch(None, data_dir, extra_args)
     }
 
     /// `rouse serve` run from `cwd` with `--data-dir` as written (say, relative).
-    pub fn start_in(cwd: &Path, data_dir: &str) -> Server {
+    pub(crate) fn start_in(cwd: &Path, data_dir: &str) -> Server {
         let mut server = Server::launch(Some(cwd), Path::new(data_dir), &[]);
         server.data_dir = cwd.join(data_dir);
         server
@@ -98,12 +98,12 @@ impl Server {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
     /// Runs a CLI command against this server.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         Command::new(rouse_bin())
             .args(args)
             .env("ROUSE_ENDPOINT", &self.admin)
@@ -113,7 +113,7 @@ impl Server {
     }
 
     /// `rouse deploy DIR`, asserting success.
-    pub fn deploy(&self, dir: &Path) -> String {
+    pub(crate) fn deploy(&self, dir: &Path) -> String {
         let out = self.cli(&["deploy", dir.to_str().expect("utf-8 path")]);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -125,7 +125,7 @@ impl Server {
     }
 
     /// SIGTERM and wait; returns the exit code.
-    pub fn terminate(&mut self) -> Option<i32> {
+    pub(crate) fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         signal(child.id(), nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -142,26 +142,26 @@ impl Server {
     }
 
     /// SIGKILL: no chance to stop instances.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.terminate();
         self.start_again();
     }
 
     /// Starts a new server on the same data directory (after `kill` or `terminate`).
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
         let next = Server::start_with(&self.data_dir, &args);
         *self = next;
     }
 
-    pub fn logs(&self, function: &str) -> String {
+    pub(crate) fn logs(&self, function: &str) -> String {
         let out = self.cli(&["logs", function, "-n", "1000"]);
         String::from_utf8_lossy(&out.stdout).to_string()
     }
@@ -183,11 +183,11 @@ impl Drop for Server {
     }
 }
 
-pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| s.contains(") Z "))
@@ -197,7 +197,7 @@ pub fn process_alive(pid: u32) -> bool {
 /// The host pid of the instance that produced `doc` (a fixture's answer
 /// naming its `instance`), from `rouse ls`. An isolated app's own
 /// `getpid()` counts in its pid namespace, so only rouse knows this one.
-pub fn answered_by(server: &Server, doc: &serde_json::Value) -> u32 {
+pub(crate) fn answered_by(server: &Server, doc: &serde_json::Value) -> u32 {
     let id = doc["instance"]
         .as_str()
         .unwrap_or_else(|| panic!("no instance id in {doc}"));
@@ -214,7 +214,12 @@ pub fn answered_by(server: &Server, doc: &serde_json::Value) -> u32 {
 }
 
 /// A project directory: `rouse.yaml` plus files.
-pub fn project(parent: &Path, name: &str, manifest: &str, files: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn project(
+    parent: &Path,
+    name: &str,
+    manifest: &str,
+    files: &[(&str, &str)],
+) -> PathBuf {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).expect("mkdir project");
     std::fs::write(dir.join("rouse.yaml"), manifest).expect("write manifest");
@@ -229,35 +234,36 @@ pub fn project(parent: &Path, name: &str, manifest: &str, files: &[(&str, &str)]
 }
 
 /// The fixture app with fault endpoints (`/pid`, `/crash`, `/sleep?s=`, ...).
-pub fn fixture_app() -> String {
+pub(crate) fn fixture_app() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/app.py"))
         .expect("fixture app")
 }
 
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Bytes,
 }
 
 impl Response {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).to_string()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
-pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient =
+    Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-pub fn client() -> HttpClient {
+pub(crate) fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub async fn request(
+pub(crate) async fn request(
     client: &HttpClient,
     method: &str,
     url: &str,
@@ -283,12 +289,12 @@ pub async fn request(
     }
 }
 
-pub async fn get(client: &HttpClient, url: &str) -> Response {
+pub(crate) async fn get(client: &HttpClient, url: &str) -> Response {
     request(client, "GET", url, &[], Bytes::new()).await
 }
 
 /// Polls `check` until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub(crate) async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {

@@ -9,10 +9,10 @@ use rouse_events::{HttpRequest, RequestContext};
 use serde_json::Value;
 
 /// The client every test request comes from (a documentation address).
-pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+pub(crate) const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 
 /// A request with the given headers (repeats allowed, order kept).
-pub fn request(
+pub(crate) fn request(
     method: Method,
     path: &str,
     query: Option<&str>,
@@ -38,13 +38,13 @@ pub fn request(
 }
 
 /// A bare GET with no headers, query or body.
-pub fn get(path: &str) -> HttpRequest {
+pub(crate) fn get(path: &str) -> HttpRequest {
     request(Method::GET, path, None, &[], b"")
 }
 
 /// Route facts for an API `1a2b3c4d5e` in eu-west-1, stage `dev`, at
 /// 2020-05-15T06:01:09.123Z, on the catch-all route.
-pub fn context() -> RequestContext {
+pub(crate) fn context() -> RequestContext {
     RequestContext {
         resource: None,
         any_method: false,
@@ -61,7 +61,7 @@ pub fn context() -> RequestContext {
 }
 
 /// The same context on a templated route.
-pub fn routed(template: &str, params: &[(&str, &str)]) -> RequestContext {
+pub(crate) fn routed(template: &str, params: &[(&str, &str)]) -> RequestContext {
     RequestContext {
         resource: Some(template.to_string()),
         path_params: params
@@ -73,18 +73,18 @@ pub fn routed(template: &str, params: &[(&str, &str)]) -> RequestContext {
 }
 
 /// A JSON fixture from `tests/fixtures/`.
-pub fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Raw bytes of a JSON fixture, for feeding `from_result` exactly.
-pub fn fixture_bytes(name: &str) -> Vec<u8> {
+pub(crate) fn fixture_bytes(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The first 16 bytes of a PNG file: signature plus the IHDR chunk header,
 /// which is not valid UTF-8.
-pub const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
+pub(crate) const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";

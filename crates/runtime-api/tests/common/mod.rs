@@ -22,32 +22,32 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// Every wait in the tests is bounded by this, so a hang fails fast.
-pub const LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
-pub async fn within<F: Future>(fut: F) -> F::Output {
+pub(crate) async fn within<F: Future>(fut: F) -> F::Output {
     tokio::time::timeout(LIMIT, fut).await.expect("timed out")
 }
 
 /// A response as the runtime sees it.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("JSON body")
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 }
 
 /// Sends one request on a fresh connection and reads the whole response.
-pub async fn send<B>(addr: SocketAddr, req: Request<B>) -> Reply
+pub(crate) async fn send<B>(addr: SocketAddr, req: Request<B>) -> Reply
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -67,7 +67,7 @@ where
     }
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Reply {
     let req = Request::get(path)
         .header("host", "runtime")
         .body(Full::new(Bytes::new()))
@@ -75,7 +75,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, req).await
 }
 
-pub async fn post(
+pub(crate) async fn post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
@@ -88,11 +88,11 @@ pub async fn post(
     send(addr, req.body(Full::new(body.into())).unwrap()).await
 }
 
-pub async fn next(addr: SocketAddr) -> Reply {
+pub(crate) async fn next(addr: SocketAddr) -> Reply {
     get(addr, "/2018-06-01/runtime/invocation/next").await
 }
 
-pub async fn respond(addr: SocketAddr, id: &str, body: &'static str) -> Reply {
+pub(crate) async fn respond(addr: SocketAddr, id: &str, body: &'static str) -> Reply {
     post(
         addr,
         &format!("/2018-06-01/runtime/invocation/{id}/response"),
@@ -103,7 +103,7 @@ pub async fn respond(addr: SocketAddr, id: &str, body: &'static str) -> Reply {
 }
 
 /// A request body fed frame by frame from the test.
-pub struct ChannelBody(pub mpsc::Receiver<Frame<Bytes>>);
+pub(crate) struct ChannelBody(pub mpsc::Receiver<Frame<Bytes>>);
 
 impl Body for ChannelBody {
     type Data = Bytes;
@@ -117,12 +117,12 @@ impl Body for ChannelBody {
     }
 }
 
-pub fn deadline_in(secs: u64) -> u64 {
+pub(crate) fn deadline_in(secs: u64) -> u64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     (now + Duration::from_secs(secs)).as_millis() as u64
 }
 
-pub fn invocation(id: &str, payload: &'static str) -> Invocation {
+pub(crate) fn invocation(id: &str, payload: &'static str) -> Invocation {
     Invocation {
         invoked_function_arn: "arn:aws:lambda:us-east-1:012345678912:function:fn".into(),
         ..Invocation::new(id, Bytes::from_static(payload.as_bytes()), deadline_in(30))
@@ -130,7 +130,7 @@ pub fn invocation(id: &str, payload: &'static str) -> Invocation {
 }
 
 /// The body of a buffered response, or a panic naming what came instead.
-pub fn response_body(outcome: Outcome) -> serde_json::Value {
+pub(crate) fn response_body(outcome: Outcome) -> serde_json::Value {
     match outcome {
         Outcome::Response { body, .. } => serde_json::from_slice(&body).expect("JSON response"),
         other => panic!("expected a response, got {other:?}"),
@@ -138,7 +138,7 @@ pub fn response_body(outcome: Outcome) -> serde_json::Value {
 }
 
 /// `error_type` and parsed body of an error outcome.
-pub fn error_outcome(outcome: Outcome) -> (String, serde_json::Value) {
+pub(crate) fn error_outcome(outcome: Outcome) -> (String, serde_json::Value) {
     match outcome {
         Outcome::Error { error_type, body } => (
             error_type,
@@ -149,19 +149,19 @@ pub fn error_outcome(outcome: Outcome) -> (String, serde_json::Value) {
 }
 
 #[derive(Clone, Copy)]
-pub enum Lang {
+pub(crate) enum Lang {
     Python,
     Node,
 }
 
 /// A real bootstrap process talking to its own endpoint.
-pub struct Instance {
+pub(crate) struct Instance {
     pub endpoint: RuntimeEndpoint,
     pub child: Child,
     _runtime_dir: tempfile::TempDir,
 }
 
-pub fn fixtures(lang: Lang) -> PathBuf {
+pub(crate) fn fixtures(lang: Lang) -> PathBuf {
     let sub = match lang {
         Lang::Python => "python",
         Lang::Node => "node",
@@ -174,7 +174,7 @@ pub fn fixtures(lang: Lang) -> PathBuf {
 /// Starts `python3 bootstrap.py` / `node bootstrap.js` for `handler` with the
 /// Lambda environment. Stdout is piped (to check what the runtime prints);
 /// stderr goes to the test output.
-pub async fn start(lang: Lang, handler: &str) -> Instance {
+pub(crate) async fn start(lang: Lang, handler: &str) -> Instance {
     let endpoint = RuntimeEndpoint::bind().await.unwrap();
     let runtime_dir = tempfile::tempdir().unwrap();
     rouse_runtime_api::write_bootstraps(runtime_dir.path()).unwrap();
@@ -216,18 +216,18 @@ pub async fn start(lang: Lang, handler: &str) -> Instance {
 
 impl Instance {
     /// Waits for init, failing the test if it failed.
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         within(self.endpoint.initialized())
             .await
             .expect("runtime init failed");
     }
 
-    pub async fn invoke(&self, invocation: Invocation) -> Outcome {
+    pub(crate) async fn invoke(&self, invocation: Invocation) -> Outcome {
         within(self.endpoint.invoke(invocation)).await
     }
 
     /// Waits for the process to exit and returns its status code.
-    pub async fn exit_code(&mut self) -> Option<i32> {
+    pub(crate) async fn exit_code(&mut self) -> Option<i32> {
         within(self.child.wait()).await.unwrap().code()
     }
 }

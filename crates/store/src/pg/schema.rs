@@ -84,6 +84,15 @@ const MIGRATIONS: &[&str] = &[
         node     TEXT NOT NULL,
         PRIMARY KEY (schedule, tick)
     );",
+    // 2: access keys for the AWS-compatible APIs, secrets sealed (see
+    // access_keys.rs), as in SQLite's migration 3.
+    "CREATE TABLE access_keys (
+        id            TEXT PRIMARY KEY,
+        sealed_secret BYTEA NOT NULL,
+        description   TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        last_used_at  BIGINT
+    );",
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {

@@ -6,13 +6,13 @@ use rouse_store::Store;
 
 /// A data dir and, for PostgreSQL, a database of its own: opening it again
 /// reopens the same store.
-pub struct Engine {
+pub(crate) struct Engine {
     dir: tempfile::TempDir,
     pg: Option<rouse_testpg::Database>,
 }
 
 impl Engine {
-    pub fn sqlite() -> Engine {
+    pub(crate) fn sqlite() -> Engine {
         Engine {
             dir: tempfile::tempdir().unwrap(),
             pg: None,
@@ -20,18 +20,22 @@ impl Engine {
     }
 
     /// `None` (the test is skipped) without PostgreSQL on the machine.
-    pub fn postgres() -> Option<Engine> {
+    pub(crate) fn postgres() -> Option<Engine> {
         Some(Engine {
             dir: tempfile::tempdir().unwrap(),
             pg: Some(rouse_testpg::database()?),
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.pg.is_none()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub async fn open(&self) -> Store {
+    pub(crate) async fn open(&self) -> Store {
         match &self.pg {
             None => Store::open(self.dir()).unwrap(),
             Some(db) => Store::open_postgres(self.dir(), &db.url).await.unwrap(),
@@ -40,7 +44,7 @@ impl Engine {
 
     /// Runs SQL behind the store's back (to corrupt or count rows); the
     /// first column of the first row, as text.
-    pub fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         match &self.pg {
             Some(db) => db.psql(sql).unwrap().trim().to_string(),
             None => {

@@ -28,7 +28,7 @@ const IGNORED_DIRS: &[&str] = &[
     "node_modules/.cache",
 ];
 
-pub struct ProjectWatcher {
+pub(super) struct ProjectWatcher {
     // Dropping the watcher stops the events, so it lives as long as the receiver.
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<PathBuf>,
@@ -36,7 +36,7 @@ pub struct ProjectWatcher {
 
 impl ProjectWatcher {
     /// Watches `dir` recursively, leaving out changes under any of `exclude`.
-    pub fn start(dir: &Path, exclude: &[PathBuf]) -> anyhow::Result<ProjectWatcher> {
+    pub(super) fn start(dir: &Path, exclude: &[PathBuf]) -> anyhow::Result<ProjectWatcher> {
         let exclude: Vec<PathBuf> = exclude
             .iter()
             .filter_map(|path| std::fs::canonicalize(path).ok())
@@ -66,7 +66,7 @@ impl ProjectWatcher {
 
     /// Waits for a change, then collects further changes until the tree is
     /// quiet; returns the changed paths (each once), or `None` if watching ended.
-    pub async fn next_batch(&mut self) -> Option<Vec<PathBuf>> {
+    pub(super) async fn next_batch(&mut self) -> Option<Vec<PathBuf>> {
         let first = self.events.recv().await?;
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + MAX_BATCH_WAIT;

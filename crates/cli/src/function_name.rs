@@ -7,7 +7,7 @@ use rouse_api::types::FunctionSummary;
 use crate::client::AdminClient;
 use crate::exit;
 
-pub async fn function_name(
+pub(crate) async fn full(
     client: &AdminClient,
     name: &str,
     stage: Option<&str>,
