@@ -12,6 +12,7 @@
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
+//! | `GET /v1/nodes` | the nodes sharing the store (a cluster), alive or dead |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 mod aliases;
 mod apply;
 mod auth;
+pub mod cluster;
 mod deploy;
 mod error;
 mod functions;
@@ -26,6 +28,7 @@ mod invoke;
 mod keys;
 mod logs;
 mod metrics;
+mod nodes;
 mod rate_limit;
 pub mod schedules;
 pub mod types;
@@ -61,6 +64,8 @@ pub struct AdminState {
     pub shutdown: watch::Receiver<bool>,
     /// Timers for `schedule` events.
     pub scheduler: rouse_triggers::Scheduler,
+    /// This node, as it registers in a cluster.
+    pub node: rouse_store::NodeInfo,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -96,6 +101,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/invoke/{*path}",
             any(invoke::invoke).layer(DefaultBodyLimit::disable()),
         )
+        .route("/nodes", get(nodes::list))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));
     Router::new()

@@ -130,6 +130,13 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// List the nodes sharing the server's store (a cluster), alive or dead.
+    Nodes {
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: commands::Output,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List deployed functions.
     #[command(alias = "list")]
     Ls {
@@ -296,6 +303,7 @@ fn main() -> ExitCode {
                 conn,
             } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
+            Command::Nodes { output, conn } => commands::nodes::run(output, &conn).await,
             Command::Ls {
                 output,
                 limit,

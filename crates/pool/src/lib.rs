@@ -330,6 +330,13 @@ impl Pool {
         self.shared.live_instances.load(Ordering::Acquire)
     }
 
+    /// The version this node runs for `name`, if it has loaded the function.
+    pub fn current_version(&self, name: &str) -> Option<u32> {
+        self.lock_functions()
+            .get(name)
+            .map(|fp| fp.deployment().version)
+    }
+
     pub(crate) async fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
         if let Some(fp) = self.lock_functions().get(name) {
             return Ok(fp.clone());

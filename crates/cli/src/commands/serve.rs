@@ -50,6 +50,8 @@ pub(crate) struct Server {
     shutdown: watch::Sender<bool>,
     gateway_server: GatewayServer,
     admin_task: JoinHandle<()>,
+    /// The heartbeat task of a cluster node; it ends by marking the node gone.
+    cluster: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -118,6 +120,12 @@ impl Server {
             .await
             .context("loading routes")?;
         let token = admin_token(data_dir)?;
+        if store.is_shared() {
+            rouse_api::cluster::adopt_token(&store, &token)
+                .await
+                .context("checking the admin token against the cluster's")?
+                .map_err(anyhow::Error::msg)?;
+        }
 
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
         let admin_addr = admin_listener.local_addr()?;
@@ -141,7 +149,10 @@ impl Server {
             )
         })?;
         let gateway_addr = gateway_server.addr;
-        let scheduler = rouse_api::schedules::start(gateway.clone());
+        let node =
+            rouse_api::cluster::node_info(args.node_name.as_deref(), gateway_addr, admin_addr);
+        let scheduler =
+            rouse_api::schedules::start(gateway.clone(), store.clone(), node.name.clone());
         for record in store.list_functions().await? {
             rouse_api::schedules::sync(&scheduler, &record);
         }
@@ -156,7 +167,18 @@ impl Server {
             max_artifact_bytes: rouse_api::DEFAULT_MAX_ARTIFACT,
             shutdown: shutdown_rx.clone(),
             scheduler,
+            node,
         });
+        // In a cluster: this node's row and the changes other nodes make.
+        let cluster = if store.is_shared() {
+            Some(
+                rouse_api::cluster::join(state.clone(), shutdown_rx.clone())
+                    .await
+                    .context("joining the cluster")?,
+            )
+        } else {
+            None
+        };
         let app = rouse_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let admin_shutdown = flipped(shutdown_rx);
         let admin_task = tokio::spawn(async move {
@@ -178,6 +200,7 @@ impl Server {
             shutdown,
             gateway_server,
             admin_task,
+            cluster,
         })
     }
 
@@ -186,6 +209,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         self.gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
+        if let Some(cluster) = self.cluster {
+            // The node's row says it left, so peers need not wait for the TTL.
+            let _ = tokio::time::timeout(ADMIN_DRAIN, cluster).await;
+        }
         self.pool.shutdown(INSTANCE_GRACE).await;
         tracing::info!("rouse stopped");
     }

@@ -99,8 +99,16 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .await?;
+    // Looked up first: `CREATE TABLE IF NOT EXISTS` would log a notice at
+    // every start of every node.
+    let exists: Option<String> = tx
+        .query_one("SELECT to_regclass('schema_version')::TEXT", &[])
+        .await?
+        .get(0);
+    if exists.is_none() {
+        tx.batch_execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .await?;
+    }
     let applied: Option<i32> = tx
         .query_one("SELECT MAX(version) FROM schema_version", &[])
         .await?
