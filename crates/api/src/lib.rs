@@ -13,6 +13,7 @@
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
 //! | `GET /v1/nodes` | the nodes sharing the store (a cluster), alive or dead |
+//! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ mod auth;
 pub mod cluster;
 mod deploy;
 mod error;
+pub mod events;
 mod functions;
 mod invoke;
 mod keys;
@@ -93,6 +95,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/env",
             get(versions::env).patch(versions::change_env),
         )
+        .route("/functions/{name}/events", get(events::list))
+        .route("/functions/{name}/events/redrive", post(events::redrive))
+        .route("/functions/{name}/events/{id}", get(events::show))
         .route(
             "/functions/{name}/invoke",
             any(invoke::invoke_root).layer(DefaultBodyLimit::disable()),

@@ -16,7 +16,11 @@ use crate::AdminState;
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(crate) async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    let text = render(&state.pool.metrics(), &ProcessStats::read());
+    let mut text = render(&state.pool.metrics(), &ProcessStats::read());
+    match rouse_store::AsyncEvents::event_counts(state.store.as_ref()) {
+        Ok(counts) => render_async_events(&mut text, &counts),
+        Err(err) => tracing::error!(%err, "cannot count async events for /metrics"),
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
 }
 
@@ -186,6 +190,34 @@ fn process_gauge(out: &mut String, name: &str, help: &str, value: Option<u64>) {
     if let Some(value) = value {
         header(out, name, help, "gauge");
         sample(out, name, &[], value);
+    }
+}
+
+/// `rouse_async_events{function, state}`: events waiting in the store
+/// (pending, claimed or not) and dead letters, per function.
+pub(crate) fn render_async_events(
+    out: &mut String,
+    counts: &[(String, rouse_store::events::EventCounts)],
+) {
+    header(
+        out,
+        "rouse_async_events",
+        "Async (Event) invocations in the store, by state: pending (waiting or running), dead (dead letters).",
+        "gauge",
+    );
+    for (function, c) in counts {
+        sample(
+            out,
+            "rouse_async_events",
+            &[("function", function), ("state", "pending")],
+            c.pending,
+        );
+        sample(
+            out,
+            "rouse_async_events",
+            &[("function", function), ("state", "dead")],
+            c.dead,
+        );
     }
 }
 

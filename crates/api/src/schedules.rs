@@ -79,12 +79,9 @@ fn fire(gateway: &Gateway, tick: Tick) {
                 tick.expression
             ),
         ),
-        Err(_) => gateway.pool().platform_log(
+        Err(err) => gateway.pool().platform_log(
             &tick.function,
-            &format!(
-                "schedule {} skipped: the async queue is full",
-                tick.expression
-            ),
+            &format!("schedule {} skipped: {err}", tick.expression),
         ),
     }
 }

@@ -239,6 +239,10 @@ enum Command {
         /// Extra header, `Name: value`; repeatable.
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
+        /// Queue an asynchronous (`Event`) invocation of a lambda function
+        /// and print its request id instead of waiting for the result.
+        #[arg(long = "async")]
+        asynchronous: bool,
         #[arg(long, short)]
         stage: Option<String>,
         #[command(flatten)]
@@ -248,6 +252,15 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: commands::keys::KeysCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// A function's async invocations: pending ones and dead letters.
+    Events {
+        #[command(subcommand)]
+        command: commands::events::EventsCommand,
+        #[arg(long, short, global = true)]
+        stage: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -356,12 +369,25 @@ fn main() -> ExitCode {
                 method,
                 data,
                 headers,
+                asynchronous,
                 stage,
                 conn,
             } => {
-                commands::invoke::run(&function, &path, &method, data, &headers, stage, &conn).await
+                let request = commands::invoke::Request {
+                    path: &path,
+                    method: &method,
+                    data,
+                    headers: &headers,
+                    asynchronous,
+                };
+                commands::invoke::run(&function, request, stage, &conn).await
             }
             Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
+            Command::Events {
+                command,
+                stage,
+                conn,
+            } => commands::events::run(command, stage, &conn).await,
             Command::Init { template, dir } => commands::init::run(template, &dir),
             Command::Completions { shell } => commands::completions::run(shell, Cli::command()),
             Command::Doctor { args, conn } => commands::doctor::run(args, &conn).await,

@@ -130,7 +130,13 @@ async fn invoke_api_requires_a_valid_signature_by_a_rouse_key() {
         json!({"message": "Missing Authentication Token"})
     );
 
+    // Every function has a Function URL: unsigned, it is refused too.
+    let fn_url = format!("{}/urls/signed-dev-echo/hello", server.gateway);
+    let unsigned_url = request(&http, "POST", &fn_url, &[], Bytes::from_static(b"{}")).await;
+    assert_eq!(unsigned_url.status, 403, "{}", unsigned_url.text());
+
     let doc = boto3_cases(&server, &akid, &secret, false).await;
+    assert_eq!(doc["function_url_signed"]["status"], 200, "{doc}");
     assert_eq!(doc["ok"]["StatusCode"], 200, "{doc}");
     assert_eq!(
         doc["ok"]["Payload"],

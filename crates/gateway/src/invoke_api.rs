@@ -169,20 +169,25 @@ impl Gateway {
                 with_request_id(status_only(StatusCode::NO_CONTENT), &request_id)
             }
             InvocationType::Event => {
-                match self.inner.events.submit(
-                    self.clone(),
-                    target.name,
+                // Committed before the 202: an accepted event survives a crash.
+                let event = rouse_store::events::NewEvent {
+                    id: request_id.clone(),
+                    function: target.name,
                     version,
-                    request_id.clone(),
-                    payload,
-                ) {
+                    payload: payload.to_vec(),
+                    accepted_at_ms: crate::async_invoke::now_ms(),
+                };
+                match self.inner.events.submit(event).await {
                     Ok(()) => with_request_id(status_only(StatusCode::ACCEPTED), &request_id),
-                    Err(_) => throttled(
-                        &request_id,
-                        "The asynchronous invocation queue is full.",
-                        "ReservedFunctionConcurrentInvocationLimitExceeded",
-                        Duration::from_secs(1),
-                    ),
+                    Err(err) => {
+                        tracing::error!(%err, "async invocation not accepted");
+                        aws::error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "ServiceException",
+                            "The asynchronous invocation could not be queued.",
+                            &request_id,
+                        )
+                    }
                 }
             }
             InvocationType::RequestResponse => {

@@ -31,7 +31,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use rouse_pool::Pool;
 use rouse_store::Store;
 
-pub use async_invoke::QueueFull;
+pub use async_invoke::EnqueueError;
 pub use aws_auth::{AwsAuth, AwsAuthSetting};
 pub use body::{empty, full, BoxError, IncomingBody, ProxyBody};
 use classify::{classify, Target};
@@ -41,8 +41,6 @@ use router::{AliasTarget, FunctionInfo, Router};
 pub use server::GatewayServer;
 /// Default request body limit, as on Lambda (6 MB).
 pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
-/// Async invocations waiting or running at once; more get 429.
-const ASYNC_QUEUE: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -89,7 +87,7 @@ impl Gateway {
         store: Arc<Store>,
         pool: Pool,
     ) -> Result<Gateway, rouse_store::StoreError> {
-        let events = async_invoke::EventQueue::new(ASYNC_QUEUE, config.async_retry_delay);
+        let events = async_invoke::EventQueue::new(store.clone(), config.async_retry_delay)?;
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 events,
@@ -100,6 +98,7 @@ impl Gateway {
             }),
         };
         gateway.reload_routes().await?;
+        gateway.inner.events.start(Arc::downgrade(&gateway.inner));
         Ok(gateway)
     }
 
@@ -172,7 +171,19 @@ impl Gateway {
             Target::FunctionUrl { function, path } => {
                 let target = function_url::UrlTarget::new(function, path);
                 drop(router);
-                self.function_url(req, target, client).await
+                // Every function has a URL, so when AWS-API calls must be
+                // signed a URL must be too (Lambda's `AWS_IAM` URL auth):
+                // otherwise it would invoke any function by name unsigned.
+                let auth = self.aws_authorize(
+                    req,
+                    "lambda",
+                    aws_auth::Protocol::RestJson,
+                    invoke_api::MAX_SYNC_PAYLOAD,
+                );
+                match auth.await {
+                    Ok(req) => self.function_url(req, target, client).await,
+                    Err(refused) => refused,
+                }
             }
             Target::Lambda(route) => {
                 let target = http_events::LambdaTarget::new(&route, req.uri().path());
@@ -190,18 +201,25 @@ impl Gateway {
         }
     }
 
-    /// Queues an asynchronous invocation (as an `Event` invoke would);
-    /// returns its request id, or `Err` when the queue is full.
-    pub fn enqueue_event(&self, function: &str, payload: Bytes) -> Result<String, QueueFull> {
+    /// Queues an asynchronous invocation (as an `Event` invoke would) and
+    /// returns its request id once it is committed to the store.
+    pub fn enqueue_event(&self, function: &str, payload: Bytes) -> Result<String, EnqueueError> {
         let request_id = uuid::Uuid::new_v4().to_string();
-        self.inner.events.submit(
-            self.clone(),
-            function.to_string(),
-            None,
-            request_id.clone(),
-            payload,
-        )?;
+        self.inner
+            .events
+            .submit_now(&rouse_store::events::NewEvent {
+                id: request_id.clone(),
+                function: function.to_string(),
+                version: None,
+                payload: payload.to_vec(),
+                accepted_at_ms: async_invoke::now_ms(),
+            })?;
         Ok(request_id)
+    }
+
+    /// Tells the async dispatcher that events became due (a redrive).
+    pub fn wake_async_events(&self) {
+        self.inner.events.wake();
     }
 
     /// True when `function` is deployed and is a lambda function.

@@ -12,6 +12,7 @@ use crate::yaml::{Loc, Node, Value};
 use crate::{Event, FunctionKind, FunctionSpec, LambdaSpec};
 
 const FUNCTION_KEYS: &[&str] = &[
+    "name",
     "web",
     "handler",
     "runtime",
@@ -21,6 +22,9 @@ const FUNCTION_KEYS: &[&str] = &[
     "concurrency",
     "scaling",
     "events",
+    "maximumRetryAttempts",
+    "maximumEventAge",
+    "destinations",
 ];
 
 /// Serverless's default memory size; rouse uses it for both kinds.
@@ -168,6 +172,7 @@ pub(crate) fn read(
         None => ScalingLayer::default(),
     };
     let scaling = scaling::resolve(ctx, &defaults.scaling, &own_scaling)?;
+    let async_invoke = crate::async_invoke::read(ctx, &fields, &path)?;
     let events = match fields.get("events") {
         Some(n) => events::read(ctx, n, &path)?,
         None => Vec::new(),
@@ -187,8 +192,12 @@ pub(crate) fn read(
         }
     }
 
+    let full_name = match fields.get("name") {
+        Some(node) => explicit_name(ctx, node)?,
+        None => format!("{}-{}-{short_name}", defaults.service, defaults.stage),
+    };
     let spec = FunctionSpec {
-        name: format!("{}-{}-{short_name}", defaults.service, defaults.stage),
+        name: full_name,
         short_name,
         kind,
         environment,
@@ -198,8 +207,41 @@ pub(crate) fn read(
         scaling,
         events: events.iter().map(|(e, _)| e.clone()).collect(),
         stage_routing: defaults.stage_routing,
+        async_invoke,
     };
     Ok((spec, events))
+}
+
+/// `functions.<key>.name`: the function's name on the server instead of
+/// `{service}-{stage}-{key}`, as `FunctionName` on AWS (Lambda's rule:
+/// letters, digits, `-` and `_`, at most 64).
+fn explicit_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {
+    let name = ctx.non_empty(node, "name")?;
+    let valid = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(ctx.error(
+            node.loc,
+            format!("invalid function name {name:?}: use letters, digits, `-` and `_`, at most 64"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A CloudFormation intrinsic function (`{Ref: X}`, `{"Fn::GetAtt": [..]}`,
+/// `Fn::Join`, `Fn::Sub`, …) written as a value: a mapping with one key that
+/// names it. Returns that name.
+fn cloudformation_intrinsic(node: &Node) -> Option<String> {
+    let Value::Map(entries) = &node.value else {
+        return None;
+    };
+    let [(key, _)] = entries.as_slice() else {
+        return None;
+    };
+    let key = key.key_text();
+    (key == "Ref" || key == "Condition" || key.starts_with("Fn::")).then_some(key)
 }
 
 /// `environment:` values may be strings, numbers or booleans (`DEBUG: true`);
@@ -231,6 +273,16 @@ pub(crate) fn read_environment(
             ));
         }
         let value = ctx.val(value)?;
+        if let Some(function) = cloudformation_intrinsic(&value) {
+            // Resources live in AWS's CloudFormation, which rouse does not
+            // run: the deploy goes on, and says what the value would have been.
+            ctx.warn(
+                value.loc,
+                format!("environment variable `{name}` is a CloudFormation `{function}`, which rouse cannot resolve; it is set to an empty value"),
+            );
+            env.insert(name, String::new());
+            continue;
+        }
         let text = match (&value.value, value.scalar_text()) {
             (_, Some(text)) => text.into_owned(),
             (Value::Null, _) => {

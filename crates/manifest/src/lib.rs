@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod async_invoke;
 mod ctx;
 mod error;
 mod events;

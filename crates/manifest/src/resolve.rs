@@ -178,6 +178,7 @@ pub(crate) fn resolve(
         }
         functions.push(spec);
     }
+    crate::async_invoke::qualify(&mut functions);
 
     let spec = DeploySpec {
         service,
@@ -266,6 +267,17 @@ fn custom_rouse<'n>(ctx: &Ctx<'_>, root: &'n Node) -> Result<Option<Node>, Manif
 }
 
 fn service_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {
+    // The older Serverless form `service: { name: shop, … }`.
+    let resolved = ctx.val(node)?;
+    let node = match &resolved.value {
+        Value::Map(_) => resolved.get("name").ok_or_else(|| {
+            ctx.error(
+                node.loc,
+                "`service` as a mapping needs a `name`, like `service: { name: shop }`",
+            )
+        })?,
+        _ => node,
+    };
     let name = ctx.string(node, "service")?;
     let valid = name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');

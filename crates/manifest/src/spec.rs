@@ -39,6 +39,47 @@ pub struct FunctionSpec {
     /// How routes of this function's stage are kept apart from other stages.
     #[serde(default)]
     pub stage_routing: StageRouting,
+    /// What happens to its asynchronous (`Event`) invocations.
+    #[serde(default)]
+    pub async_invoke: AsyncInvoke,
+}
+
+/// `maximumRetryAttempts`, `maximumEventAge` and `destinations` of a
+/// function: Lambda's event invoke config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AsyncInvoke {
+    /// Retries after a function error, 0 to 2.
+    pub maximum_retry_attempts: u32,
+    /// Seconds an event may wait (throttled, retried) before it is given
+    /// up, 60 to 21600.
+    pub maximum_event_age_secs: u32,
+    pub on_success: Option<Destination>,
+    pub on_failure: Option<Destination>,
+}
+
+pub const DEFAULT_MAXIMUM_RETRY_ATTEMPTS: u32 = 2;
+pub const MAXIMUM_EVENT_AGE_SECS: std::ops::RangeInclusive<u32> = 60..=21_600;
+
+impl Default for AsyncInvoke {
+    fn default() -> Self {
+        AsyncInvoke {
+            maximum_retry_attempts: DEFAULT_MAXIMUM_RETRY_ATTEMPTS,
+            maximum_event_age_secs: *MAXIMUM_EVENT_AGE_SECS.end(),
+            on_success: None,
+            on_failure: None,
+        }
+    }
+}
+
+/// Where the record of a finished async invocation goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Destination {
+    /// Another function (its full name), invoked asynchronously.
+    Function { name: String },
+    /// rouse's dead-letter list (`rouse events ls`).
+    Dlq,
 }
 
 /// How the `http`/`httpApi` routes of one stage are kept apart from the same

@@ -218,6 +218,11 @@ fn parse_alt(alt: &str, whole: &str, depth: usize) -> Result<Alt, String> {
             source: alt[..source_end].to_owned(),
             address: parse_nested(address.trim(), depth)?,
         }),
+        // `${file(./config.yml)}`: the whole file.
+        None if source_end > ident_len && source_end == alt.len() => Ok(Alt::Ref {
+            source: alt.to_owned(),
+            address: parse_nested("", depth)?,
+        }),
         _ => Err(format!(
             "cannot read `{alt}` in `{whole}`: expected `source:address` (like `self:custom.x` \
              or `env:NAME`), a quoted string or a number"

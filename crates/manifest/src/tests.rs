@@ -56,7 +56,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nfunctions:\n  f:\n    handler: a.b\n    runtime: provided\n    layers: []\n",
-            "rouse.yaml:6:5: unknown field `layers` in function `f`, expected one of: web, handler, runtime, environment, memorySize, timeout, concurrency, scaling, events",
+            "rouse.yaml:6:5: unknown field `layers` in function `f`, expected one of: web, handler, runtime, environment, memorySize, timeout, concurrency, scaling, events, maximumRetryAttempts, maximumEventAge, destinations",
         ),
         (
             "service: shop\nfunctions:\n  thumbs:\n    runtime: python3.12\n    handler: app.handler\n    timeout: soon\n",
@@ -664,7 +664,7 @@ fn serverless_variable_errors() {
         ),
         (
             "provider:\n  environment:\n    X: ${ssm:/a/b}\n",
-            "serverless.yml:4:8: cannot resolve `${ssm:/a/b}`: the `ssm` variable source is not supported by rouse (supported: self, env, opt:stage, sls:stage)",
+            "serverless.yml:4:8: cannot resolve `${ssm:/a/b}`: the `ssm` variable source is not supported by rouse (supported: self, env, file(…), opt:stage, sls:stage)",
         ),
         (
             "provider:\n  environment:\n    X: ${opt:region}\n",
@@ -721,7 +721,7 @@ functions:
         loaded.warnings,
         [
             "serverless.yml:2:1: `custom` is not supported by rouse and is ignored (its values are still available to `${self:custom...}` variables)",
-            "serverless.yml:4:10: the `ssm` variable source is not supported by rouse (supported: self, env, opt:stage, sls:stage); using the fallback in `${ssm:/x, 'p'}`",
+            "serverless.yml:4:10: the `ssm` variable source is not supported by rouse (supported: self, env, file(…), opt:stage, sls:stage); using the fallback in `${ssm:/x, 'p'}`",
             "serverless.yml:5:1: `resources` is not supported by rouse and is ignored",
         ]
     );
@@ -920,6 +920,106 @@ fn network_none_needs_socket_activation() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("`network` must be none or host"), "{err}");
+}
+
+#[test]
+fn async_invoke_settings_default_to_lambdas() {
+    let loaded = rouse("service: s\nfunctions:\n  f: { handler: h, runtime: provided }\n");
+    let config = &only(&loaded).async_invoke;
+    assert_eq!(config.maximum_retry_attempts, 2);
+    assert_eq!(config.maximum_event_age_secs, 21_600);
+    assert_eq!((&config.on_success, &config.on_failure), (&None, &None));
+}
+
+#[test]
+fn async_invoke_settings_and_destinations() {
+    let function = |name: &str| Some(Destination::Function { name: name.into() });
+    // (flavor, the function's extra keys, retries, age, onSuccess, onFailure)
+    let cases = [
+        (
+            Flavor::Rouse,
+            "maximumRetryAttempts: 0, maximumEventAge: 60, destinations: { onSuccess: done, onFailure: dlq }",
+            0,
+            60,
+            function("s-dev-done"),
+            Some(Destination::Dlq),
+        ),
+        (
+            Flavor::Rouse,
+            "destinations: { onFailure: other-service-dev-x }",
+            2,
+            21_600,
+            None,
+            function("other-service-dev-x"),
+        ),
+        (
+            Flavor::Serverless,
+            "maximumRetryAttempts: 1, destinations: { onFailure: 'arn:aws:lambda:us-east-1:123:function:s-dev-done' }",
+            1,
+            21_600,
+            None,
+            function("s-dev-done"),
+        ),
+        (
+            Flavor::Serverless,
+            "destinations: { onSuccess: { type: function, arn: 'arn:aws:lambda:eu-west-1:1:function:done' }, onFailure: dlq }",
+            2,
+            21_600,
+            function("s-dev-done"),
+            Some(Destination::Dlq),
+        ),
+        (
+            Flavor::Serverless,
+            "destinations: { onFailure: 'arn:aws:sqs:us-east-1:123:failures' }",
+            2,
+            21_600,
+            None,
+            None,
+        ),
+    ];
+    for (flavor, extra, retries, age, on_success, on_failure) in cases {
+        let src = format!(
+            "service: s\nprovider: {{ runtime: provided }}\nfunctions:\n  f: {{ handler: h, {extra} }}\n  done: {{ handler: h }}\n"
+        );
+        let loaded = load(flavor, None, &src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let config = &loaded.spec.functions[0].async_invoke;
+        assert_eq!(config.maximum_retry_attempts, retries, "{extra}");
+        assert_eq!(config.maximum_event_age_secs, age, "{extra}");
+        assert_eq!(config.on_success, on_success, "{extra}");
+        assert_eq!(config.on_failure, on_failure, "{extra}");
+    }
+}
+
+#[test]
+fn bad_async_invoke_settings_say_what_is_allowed() {
+    let cases = [
+        (
+            "maximumRetryAttempts: 3",
+            "rouse.yaml:3:61: `maximumRetryAttempts` must be between 0 and 2, found 3",
+        ),
+        (
+            "maximumEventAge: 30",
+            "rouse.yaml:3:56: `maximumEventAge` must be between 60 and 21600, found 30",
+        ),
+        (
+            "destinations: { onSuccess: dlq }",
+            "rouse.yaml:3:66: `onSuccess` must name a function: the dead-letter list (`dlq`) is for failures",
+        ),
+        (
+            "destinations: { onFailure: 'arn:aws:sns:x:1:topic' }",
+            "rouse.yaml:3:66: `functions.f.destinations.onFailure`: rouse delivers to functions and its dead-letter list (`dlq`), not to arn:aws:sns:x:1:topic",
+        ),
+    ];
+    for (extra, message) in cases {
+        let src =
+            format!("service: s\nfunctions:\n  f: {{ handler: h, runtime: provided, {extra} }}\n");
+        let err = load(Flavor::Rouse, None, &src).expect_err(extra);
+        assert_eq!(
+            err.to_string().lines().next().unwrap_or(""),
+            message,
+            "{extra}"
+        );
+    }
 }
 
 #[test]

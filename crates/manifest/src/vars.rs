@@ -202,12 +202,53 @@ impl<'a> Vars<'a> {
                 None,
                 format!("option `--{name}` is not available (rouse passes only --stage)"),
             ),
+            (source, address) if source.starts_with("file(") && source.ends_with(')') => {
+                self.lookup_file(&source[5..source.len() - 1], address, depth)
+            }
             (source, _) => Ok(Lookup::Missing {
                 reason: format!(
                     "the `{source}` variable source is not supported by rouse \
-                     (supported: self, env, opt:stage, sls:stage)"
+                     (supported: self, env, file(…), opt:stage, sls:stage)"
                 ),
                 unsupported: true,
+            }),
+        }
+    }
+
+    /// `${file(path)}` and `${file(path):a.b}`: a YAML or JSON file next to
+    /// the manifest (the path is relative to the manifest's directory), or
+    /// one value in it; variables in that file resolve against the manifest.
+    fn lookup_file(
+        &self,
+        path: &str,
+        address: &str,
+        depth: usize,
+    ) -> Result<Lookup, ManifestError> {
+        let path = path.trim().trim_matches(|c| c == '\'' || c == '"');
+        let base = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let full = base.join(path);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(text) => text,
+            Err(err) => {
+                return Ok(Lookup::Missing {
+                    reason: format!("cannot read `{}`: {err}", full.display()),
+                    unsupported: false,
+                })
+            }
+        };
+        let doc = crate::yaml::parse(&text, &full.display().to_string())?;
+        let segments: Vec<&str> = if address.is_empty() {
+            Vec::new()
+        } else {
+            address.split('.').collect()
+        };
+        match self.walk(&doc, &segments, depth)? {
+            Some(node) if node.value != Value::Null => Ok(Lookup::Found(node)),
+            _ => Ok(Lookup::Missing {
+                reason: format!("`{address}` does not exist in `{path}`"),
+                unsupported: false,
             }),
         }
     }
@@ -220,6 +261,18 @@ impl<'a> Vars<'a> {
     /// itself be a variable.
     fn lookup_path(&self, path: &str, depth: usize) -> Result<Lookup, ManifestError> {
         let segments: Vec<&str> = path.split('.').collect();
+        // `service: { name: shop }` (the older form) still reads as `shop`.
+        if path == "service" {
+            if let Some(name) = self.root.get("service").and_then(|s| s.get("name")) {
+                return Ok(match self.resolve_at(name, depth)?.into_owned() {
+                    node if node.value != Value::Null => Lookup::Found(node),
+                    _ => Lookup::Missing {
+                        reason: "`service.name` is null".into(),
+                        unsupported: false,
+                    },
+                });
+            }
+        }
         match self.walk(self.root, &segments, depth)? {
             Some(node) if node.value != Value::Null => Ok(Lookup::Found(node)),
             Some(_) => Ok(Lookup::Missing {

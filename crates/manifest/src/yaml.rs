@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Localizer, Location, MessageFormatter, Spanned, UserMessageFormatter};
+use serde_saphyr::{Localizer, Location, MessageFormatter, Spanned, Tagged, UserMessageFormatter};
 
 use crate::error::ManifestError;
 
@@ -125,14 +125,34 @@ impl fmt::Display for Described<'_> {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned: Spanned<Value> = Spanned::deserialize(d)?;
+        let spanned: Spanned<Tagged<Value>> = Spanned::deserialize(d)?;
         // `referenced` is where the value is used, which is what an error should
         // point at when a value comes from an alias.
-        Ok(Node::new(
-            spanned.value,
-            Loc::from_location(&spanned.referenced),
-        ))
+        let loc = Loc::from_location(&spanned.referenced);
+        let Tagged(value, tag) = spanned.value;
+        Ok(Node::new(with_tag(value, tag.as_deref(), loc), loc))
     }
+}
+
+/// A local tag (`!Ref Orders`, `!GetAtt Queue.Arn`: CloudFormation's
+/// short forms) becomes the long form `{Ref: …}` / `{"Fn::GetAtt": …}`, so
+/// that what reads the value sees an intrinsic it cannot resolve instead of
+/// the bare argument; core tags (`!!str`) are YAML's own and already applied.
+fn with_tag(value: Value, tag: Option<&str>, loc: Loc) -> Value {
+    let Some(name) = tag.and_then(|t| t.strip_prefix('!')) else {
+        return value;
+    };
+    if name.is_empty() || name.starts_with('!') {
+        return value;
+    }
+    let key = match name {
+        "Ref" | "Condition" => name.to_owned(),
+        _ => format!("Fn::{name}"),
+    };
+    Value::Map(vec![(
+        Node::new(Value::Str(key), loc),
+        Node::new(value, loc),
+    )])
 }
 
 impl<'de> Deserialize<'de> for Value {

@@ -79,6 +79,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
         functions: vec![
             FunctionSpec {
                 stage_routing: StageRouting::None,
+                async_invoke: Default::default(),
                 name: "shop-dev-site".into(),
                 short_name: "site".into(),
                 kind: FunctionKind::Web(WebSpec {
@@ -113,6 +114,7 @@ fn rouse_yaml_resolves_to_the_expected_spec() {
             },
             FunctionSpec {
                 stage_routing: StageRouting::None,
+                async_invoke: Default::default(),
                 name: "shop-dev-thumbs".into(),
                 short_name: "thumbs".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -252,6 +254,7 @@ fn serverless_yml_resolves_with_warnings() {
         functions: vec![
             FunctionSpec {
                 stage_routing: StageRouting::Prefix,
+                async_invoke: Default::default(),
                 name: "photos-dev-list".into(),
                 short_name: "list".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -270,6 +273,7 @@ fn serverless_yml_resolves_with_warnings() {
             },
             FunctionSpec {
                 stage_routing: StageRouting::Prefix,
+                async_invoke: Default::default(),
                 name: "photos-dev-cleanup".into(),
                 short_name: "cleanup".into(),
                 kind: FunctionKind::Lambda(LambdaSpec {
@@ -491,4 +495,96 @@ fn parse_str_uses_the_given_name() {
     )
     .expect("load");
     assert_eq!(ok.path, Path::new("app/rouse.yaml"));
+}
+
+#[test]
+fn serverless_values_from_other_files_older_service_form_and_cloudformation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "serverless.yml",
+        r#"service:
+  name: shop
+provider:
+  name: aws
+  runtime: python3.12
+  environment: ${file(./env.yml)}
+functions:
+  api:
+    handler: app.handler
+    environment:
+      SERVICE: ${self:service}
+      DB_HOST: ${file(./config.json):db.host}
+      MISSING: ${file(./nowhere.json):x, 'fallback'}
+      TABLE: { Ref: OrdersTable }
+      QUEUE_ARN: { "Fn::GetAtt": [OrdersQueue, Arn] }
+      BUCKET: !Ref Uploads
+"#,
+    );
+    write(
+        dir.path(),
+        "env.yml",
+        "LOG_LEVEL: info\nSTAGE: ${sls:stage}\n",
+    );
+    write(
+        dir.path(),
+        "config.json",
+        r#"{"db": {"host": "db.internal"}}"#,
+    );
+    let loaded = load_dir(dir.path(), &LoadOptions::default()).expect("load");
+    assert_eq!(loaded.spec.service, "shop");
+    let api = &loaded.spec.functions[0];
+    assert_eq!(api.name, "shop-dev-api");
+    assert_eq!(
+        api.environment,
+        env(&[
+            ("BUCKET", ""),
+            ("DB_HOST", "db.internal"),
+            ("LOG_LEVEL", "info"),
+            ("MISSING", "fallback"),
+            ("QUEUE_ARN", ""),
+            ("SERVICE", "shop"),
+            ("STAGE", "dev"),
+            ("TABLE", ""),
+        ])
+    );
+    let warnings = loaded.warnings.join("\n");
+    for needle in [
+        "`TABLE` is a CloudFormation `Ref`",
+        "`QUEUE_ARN` is a CloudFormation `Fn::GetAtt`",
+    ] {
+        assert!(warnings.contains(needle), "{needle} not in:\n{warnings}");
+    }
+    assert!(warnings.contains("serverless.yml:15:"), "{warnings}");
+}
+
+#[test]
+fn an_explicit_function_name_replaces_service_stage_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "serverless.yml",
+        "service: shop\nprovider:\n  name: aws\n  runtime: python3.12\nfunctions:\n  api:\n    name: ${self:service}-orders\n    handler: app.handler\n  other:\n    handler: app.handler\n",
+    );
+    let loaded = load_dir(dir.path(), &LoadOptions::default()).expect("load");
+    let names: Vec<(&str, &str)> = loaded
+        .spec
+        .functions
+        .iter()
+        .map(|f| (f.short_name.as_str(), f.name.as_str()))
+        .collect();
+    assert_eq!(names, [("api", "shop-orders"), ("other", "shop-dev-other")]);
+
+    write(
+        dir.path(),
+        "serverless.yml",
+        "service: shop\nprovider:\n  name: aws\n  runtime: python3.12\nfunctions:\n  api:\n    name: ../etc/passwd\n    handler: app.handler\n",
+    );
+    let err = load_dir(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("serverless.yml:7:11: invalid function name"),
+        "{err}"
+    );
 }

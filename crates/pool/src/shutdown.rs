@@ -8,6 +8,12 @@ use crate::placement::Phase;
 use crate::Pool;
 
 impl Pool {
+    /// True from the start of [`Pool::shutdown`]: failures from then on are
+    /// rouse stopping, not the function failing.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Acquire)
+    }
+
     /// Stops every instance (SIGTERM, then SIGKILL after `grace`) and waits
     /// for them, refusing new requests from now on.
     pub async fn shutdown(&self, grace: Duration) {

@@ -3,6 +3,7 @@
 pub(crate) mod access_keys;
 pub(crate) mod aliases;
 pub(crate) mod deploy;
+pub(crate) mod events;
 
 use std::path::Path;
 use std::time::Duration;
@@ -67,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
         created_at    INTEGER NOT NULL,
         last_used_at  INTEGER
     );",
+    // 4: the queue of async (`Event`) invocations.
+    events::MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -297,5 +300,29 @@ mod tests {
         conn.pragma_update(None, "user_version", 999).unwrap();
         drop(conn);
         assert!(matches!(open(&path), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_database_from_before_the_event_queue_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('kept', 'yes')",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let conn = open(&path).unwrap();
+        assert_eq!(get_setting(&conn, "kept").unwrap().as_deref(), Some("yes"));
+        let queued: i64 = conn
+            .query_row("SELECT COUNT(*) FROM async_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(queued, 0);
     }
 }

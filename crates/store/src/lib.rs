@@ -15,12 +15,15 @@ pub mod archive;
 mod artifacts;
 mod cluster;
 mod db;
+pub mod events;
 mod pg;
+mod queue;
 mod rules;
 mod store;
 
 pub use artifacts::is_sha256_hex;
 pub use cluster::{node_state, NodeInfo, NodeRecord, NodeState, HEARTBEAT, NODE_TTL};
+pub use events::AsyncEvents;
 pub use store::Store;
 
 use rouse_manifest::{FunctionSpec, StageRouting};

@@ -9,6 +9,7 @@
 pub(crate) mod access_keys;
 pub(crate) mod artifacts;
 pub(crate) mod cluster;
+pub(crate) mod events;
 mod schema;
 pub(crate) mod write;
 

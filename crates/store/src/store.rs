@@ -30,7 +30,7 @@ pub struct Store {
 /// The setting that holds a cluster's access-key sealing key.
 const SEALING_KEY: &str = "access_keys.sealing_key";
 
-enum Engine {
+pub(crate) enum Engine {
     Sqlite(Mutex<rusqlite::Connection>),
     Postgres(pg::Postgres),
 }
@@ -95,7 +95,13 @@ impl Store {
         matches!(self.engine, Engine::Postgres(_))
     }
 
-    fn sqlite(conn: &Mutex<rusqlite::Connection>) -> MutexGuard<'_, rusqlite::Connection> {
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn sqlite(
+        conn: &Mutex<rusqlite::Connection>,
+    ) -> MutexGuard<'_, rusqlite::Connection> {
         // A panic while the lock was held cannot leave the database half
         // written (an open transaction rolls back when dropped), so a
         // poisoned lock is still safe to use.

@@ -51,6 +51,7 @@ fn spec() -> DeploySpec {
             scaling: Scaling::default(),
             events: vec![],
             stage_routing: StageRouting::None,
+            async_invoke: Default::default(),
         }],
     }
 }
@@ -245,7 +246,7 @@ async fn migrations_run_once_when_nodes_start_together() {
         .db
         .psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version")
         .unwrap();
-    assert_eq!(versions.trim(), "1,2");
+    assert_eq!(versions.trim(), "1,2,3");
     // A database from a newer rouse is refused, not half-used.
     cluster
         .db

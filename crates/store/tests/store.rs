@@ -29,6 +29,7 @@ fn function(service: &str, stage: &str, short: &str, events: Vec<Event>) -> Func
         scaling: Scaling::default(),
         events,
         stage_routing: StageRouting::None,
+        async_invoke: Default::default(),
     }
 }
 

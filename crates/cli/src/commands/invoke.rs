@@ -1,4 +1,6 @@
-//! `rouse invoke FN`: one request to a web function, printed like curl -i.
+//! `rouse invoke FN`: one request to a web function, printed like curl -i;
+//! for a lambda function its log tail and result, or with `--async` the
+//! request id of a queued `Event` invocation.
 
 use std::process::ExitCode;
 
@@ -10,15 +12,29 @@ use crate::client::{read_body, AdminClient};
 use crate::exit::{self, Kind};
 use crate::{function_name, Connection};
 
+/// What to send.
+pub(crate) struct Request<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) data: Option<String>,
+    pub(crate) headers: &'a [String],
+    /// An `Event` invocation: queued, answered with its request id.
+    pub(crate) asynchronous: bool,
+}
+
 pub(crate) async fn run(
     function: &str,
-    path: &str,
-    method: &str,
-    data: Option<String>,
-    headers: &[String],
+    request: Request<'_>,
     stage: Option<String>,
     conn: &Connection,
 ) -> anyhow::Result<ExitCode> {
+    let Request {
+        path,
+        method,
+        data,
+        headers,
+        asynchronous,
+    } = request;
     let client = AdminClient::new(conn)?;
     let name = function_name::full(&client, function, stage.as_deref()).await?;
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
@@ -52,6 +68,26 @@ pub(crate) async fn run(
                 .with_context(|| format!("bad header value in {h:?}"))?,
         ));
     }
+    if asynchronous {
+        let resp = client
+            .send(
+                Method::GET,
+                &format!("/v1/functions/{name}"),
+                rouse_gateway::empty(),
+                None,
+            )
+            .await?;
+        let summary: rouse_api::types::FunctionSummary = crate::client::json_body(resp).await?;
+        if summary.kind != "lambda" {
+            bail!(
+                "{name} is a web function: `--async` queues invocations of lambda functions only"
+            );
+        }
+        extra.push((
+            HeaderName::from_static("x-amz-invocation-type"),
+            HeaderValue::from_static("Event"),
+        ));
+    }
     let resp = client
         .send_with_headers(
             method,
@@ -61,6 +97,9 @@ pub(crate) async fn run(
         )
         .await?;
     let status = resp.status();
+    if asynchronous {
+        return queued(resp, &name).await;
+    }
     let function_error = resp.headers().contains_key("x-amz-function-error");
     if let Some(tail) = resp.headers().get("x-amz-log-result") {
         // A lambda function: show its log lines, then the payload.
@@ -95,4 +134,35 @@ pub(crate) async fn run(
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The answer to `--async`: 202 and the request id, printed alone on stdout
+/// so scripts can keep it (`rouse events show FN ID` finds a dead letter).
+async fn queued(
+    resp: http::Response<hyper::body::Incoming>,
+    name: &str,
+) -> anyhow::Result<ExitCode> {
+    let status = resp.status();
+    let id = resp
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match (status, id) {
+        (http::StatusCode::ACCEPTED, Some(id)) => {
+            println!("{id}");
+            eprintln!("queued an async invocation of {name}; `rouse logs {name}` shows it run");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            let body = read_body(resp).await?;
+            Err(exit::fail(
+                Kind::FunctionError,
+                format!(
+                    "{name}: the async invocation was not accepted (HTTP {status}): {}",
+                    String::from_utf8_lossy(&body).trim()
+                ),
+            ))
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub(crate) mod deploy;
 pub(crate) mod dev;
 pub(crate) mod doctor;
 pub(crate) mod env;
+pub(crate) mod events;
 pub(crate) mod init;
 pub(crate) mod invoke;
 pub(crate) mod keys;

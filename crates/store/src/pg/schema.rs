@@ -93,6 +93,8 @@ const MIGRATIONS: &[&str] = &[
         created_at    BIGINT NOT NULL,
         last_used_at  BIGINT
     );",
+    // 3: the queue of async (`Event`) invocations.
+    super::events::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {

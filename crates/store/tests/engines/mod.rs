@@ -1,5 +1,8 @@
 //! The two engines a store test runs on, behind one fixture.
 
+// Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use rouse_store::Store;
@@ -70,7 +73,7 @@ macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     super::$name($crate::engines::Engine::sqlite()).await
                 }
@@ -78,7 +81,7 @@ macro_rules! on_both_engines {
         }
         mod postgres {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(engine) = $crate::engines::Engine::postgres() else {
                         return;
