@@ -116,6 +116,32 @@ async fn three_nodes_share_deploys_survive_a_kill_and_fire_a_schedule_once() {
         states(&[("a", "alive"), ("b", "alive"), ("c", "alive")])
     );
 
+    // An environment change through C: B's warm instance rolls over to the
+    // new version (the fixture app echoes GREETING).
+    let out = c.cli(&["env", "set", "cl-dev-site", "GREETING=from-c"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = Instant::now();
+    loop {
+        let resp = get(&client, &format!("{}/site/env", b.gateway)).await;
+        if resp.status == 200 && resp.json()["env"]["GREETING"] == "from-c" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "B still serves the old environment: {}",
+            resp.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "env change reached B (new instance ready) in {:?}",
+        changed.elapsed()
+    );
+
     // kill -9 A: B and C keep serving; A shows dead once its TTL is over.
     a.kill();
     for server in [&b, &c] {
@@ -171,4 +197,67 @@ async fn three_nodes_share_deploys_survive_a_kill_and_fire_a_schedule_once() {
         .map(|(_, name)| name)
         .collect();
     assert_eq!(fired_on.len(), 1, "fired on {fired_on:?}");
+
+    // A removal through C is gone from A and B within a second.
+    let out = c.cli(&["rm", "cl-dev-site"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed = Instant::now();
+    for server in [&a, &b] {
+        while get(&client, &format!("{}/site/x", server.gateway))
+            .await
+            .status
+            != 404
+        {
+            assert!(
+                removed.elapsed() < Duration::from_secs(1),
+                "{} still routes /site",
+                server.gateway
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[test]
+fn a_node_with_another_admin_token_refuses_to_join() {
+    let Some(db) = rouse_testpg::database() else {
+        return;
+    };
+    let tmp = open_tempdir();
+    let _first = node(tmp.path(), &db.url, "first");
+    let mut other = std::process::Command::new(rouse_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--store", &db.url, "--isolation", "none", "--data-dir"])
+        .arg(tmp.path().join("other"))
+        .env("ROUSE_ADMIN_TOKEN", "not-the-clusters-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rouse serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = other.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = other.kill();
+            panic!("a node with another token started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(other.stderr.as_mut().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("not the cluster's"), "{stderr}");
 }
