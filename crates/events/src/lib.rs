@@ -74,6 +74,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Version};
 
+pub use query::decode_path_segment;
 pub use request::to_event;
 pub use response::{from_result, ResponseError};
 pub use reverse::{

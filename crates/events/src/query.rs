@@ -25,8 +25,8 @@ pub(crate) fn decoded_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// Percent-decodes one path segment; `+` stays a `+` because it is literal
-/// in a path.
-pub(crate) fn decode_path_segment(segment: &str) -> String {
+/// in a path. (The gateway decodes the Invoke API's function name with it.)
+pub fn decode_path_segment(segment: &str) -> String {
     decode(segment, false)
 }
 

@@ -45,7 +45,9 @@ pub(crate) fn parse_invoke_path(path: &str) -> Option<Result<FunctionRef, String
     if encoded.is_empty() || encoded.contains('/') {
         return None;
     }
-    Some(parse_function_name(&percent_decode(encoded)))
+    Some(parse_function_name(&rouse_events::decode_path_segment(
+        encoded,
+    )))
 }
 
 fn parse_function_name(raw: &str) -> Result<FunctionRef, String> {
@@ -75,27 +77,6 @@ fn parse_function_name(raw: &str) -> Result<FunctionRef, String> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// An error as botocore parses it: the code in `x-amzn-ErrorType` and in
 /// the body's `__type`, the message in both `message` and `Message`.
 pub(crate) fn error(
@@ -104,12 +85,37 @@ pub(crate) fn error(
     message: &str,
     request_id: &str,
 ) -> Response<ProxyBody> {
-    let body = serde_json::json!({
+    error_response(status, code, error_body(code, message), request_id)
+}
+
+/// [`error`] with Lambda's `Reason` in the body (throttles say which limit).
+pub(crate) fn error_with_reason(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    reason: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let mut body = error_body(code, message);
+    body["Reason"] = reason.into();
+    error_response(status, code, body, request_id)
+}
+
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({
         "__type": code,
         "Type": "User",
         "message": message,
         "Message": message,
-    });
+    })
+}
+
+fn error_response(
+    status: StatusCode,
+    code: &str,
+    body: serde_json::Value,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

@@ -79,6 +79,22 @@ pub(crate) enum Protocol {
 const LAST_USED_RESOLUTION: i64 = 60;
 
 impl Gateway {
+    /// [`Gateway::aws_authorize`] for the Lambda APIs (the Invoke API and
+    /// Function URLs): service `lambda`, rest-json errors, Lambda's
+    /// synchronous payload limit.
+    pub(crate) async fn lambda_authorize<B>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Request<Either<B, Full<Bytes>>>, Response<ProxyBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let limit = crate::invoke_api::MAX_SYNC_PAYLOAD;
+        self.aws_authorize(req, "lambda", Protocol::RestJson, limit)
+            .await
+    }
+
     /// With [`AwsAuth::Required`], checks the request's SigV4 signature for
     /// `service` (`lambda`, `kinesis`, `sqs`). The body (at most `limit`
     /// bytes) is read first, since the signature covers it; the request

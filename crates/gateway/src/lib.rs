@@ -62,7 +62,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY,
             domain: None,
             cold_start_header: false,
-            async_retry_delay: invoke_api::DEFAULT_ASYNC_RETRY_DELAY,
+            async_retry_delay: async_invoke::retry::DEFAULT_RETRY_DELAY,
             aws_auth: AwsAuth::Open,
         }
     }
@@ -157,13 +157,7 @@ impl Gateway {
         match target {
             Target::InvokeApi(target) => {
                 drop(router);
-                let auth = self.aws_authorize(
-                    req,
-                    "lambda",
-                    aws_auth::Protocol::RestJson,
-                    invoke_api::MAX_SYNC_PAYLOAD,
-                );
-                match auth.await {
+                match self.lambda_authorize(req).await {
                     Ok(req) => self.invoke_api(req, target).await,
                     Err(refused) => refused,
                 }
@@ -174,13 +168,7 @@ impl Gateway {
                 // Every function has a URL, so when AWS-API calls must be
                 // signed a URL must be too (Lambda's `AWS_IAM` URL auth):
                 // otherwise it would invoke any function by name unsigned.
-                let auth = self.aws_authorize(
-                    req,
-                    "lambda",
-                    aws_auth::Protocol::RestJson,
-                    invoke_api::MAX_SYNC_PAYLOAD,
-                );
-                match auth.await {
+                match self.lambda_authorize(req).await {
                     Ok(req) => self.function_url(req, target, client).await,
                     Err(refused) => refused,
                 }

@@ -65,6 +65,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn acquire_errors_become_http_answers() {
+        use rouse_pool::{Limit, StartFailure};
+        let secs = Duration::from_millis;
+        let store = rouse_store::StoreError::Io(std::io::Error::other("disk"));
+        let start = std::sync::Arc::new(StartFailure::from("exec failed".to_string()));
+        // (error, status, Retry-After)
+        #[rustfmt::skip]
+        let cases = [
+            (AcquireError::NotFound("f".into()), 404, None),
+            (AcquireError::Throttled { function: "f".into(), limit: Limit::Burst, retry_after: secs(1_500) }, 429, Some("2")),
+            (AcquireError::BackingOff { function: "f".into(), retry_after: secs(200) }, 502, Some("1")),
+            (AcquireError::StartFailed(start), 502, None),
+            (AcquireError::ShuttingDown, 503, Some("1")),
+            (AcquireError::Store(store), 500, None),
+        ];
+        for (err, status, retry_after) in cases {
+            let what = format!("{err:?}");
+            let resp = acquire_error(err);
+            assert_eq!(resp.status(), status, "{what}");
+            let header = resp.headers().get(header::RETRY_AFTER);
+            assert_eq!(header.map(|v| v.to_str().unwrap()), retry_after, "{what}");
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        }
+    }
+
+    #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
         let table = [
             (0, "1"),

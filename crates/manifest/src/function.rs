@@ -12,7 +12,6 @@ use crate::yaml::{Loc, Node, Value};
 use crate::{Event, FunctionKind, FunctionSpec, LambdaSpec};
 
 const FUNCTION_KEYS: &[&str] = &[
-    "name",
     "web",
     "handler",
     "runtime",
@@ -25,6 +24,7 @@ const FUNCTION_KEYS: &[&str] = &[
     "maximumRetryAttempts",
     "maximumEventAge",
     "destinations",
+    "name",
 ];
 
 /// Serverless's default memory size; rouse uses it for both kinds.

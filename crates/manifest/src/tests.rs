@@ -56,7 +56,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nfunctions:\n  f:\n    handler: a.b\n    runtime: provided\n    layers: []\n",
-            "rouse.yaml:6:5: unknown field `layers` in function `f`, expected one of: web, handler, runtime, environment, memorySize, timeout, concurrency, scaling, events, maximumRetryAttempts, maximumEventAge, destinations",
+            "rouse.yaml:6:5: unknown field `layers` in function `f`, expected one of: web, handler, runtime, environment, memorySize, timeout, concurrency, scaling, events, maximumRetryAttempts, maximumEventAge, destinations, name",
         ),
         (
             "service: shop\nfunctions:\n  thumbs:\n    runtime: python3.12\n    handler: app.handler\n    timeout: soon\n",

@@ -1,6 +1,6 @@
 //! Back-off: how long to wait before trying again after repeated failures.
-//! [`Schedule`] is the one exponential schedule in rouse (also meant for the
-//! gateway's async-event retries); [`CrashStreak`] applies it to instances
+//! [`Schedule`] is the one exponential schedule in rouse (the gateway's
+//! async-event retries after throttles use it too); [`CrashStreak`] applies it to instances
 //! that keep dying soon after start, so a broken app is not respawned in a
 //! hot loop. Pure, so schedules are tested without sleeping.
 

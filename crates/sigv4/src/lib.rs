@@ -238,9 +238,7 @@ fn parse_header(header: &str, headers: &http::HeaderMap) -> Result<Signed, AuthE
         )));
     };
     let Some(time) = time else {
-        return Err(AuthError::Incomplete(format!(
-            "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
-        )));
+        return Err(not_basic_format(&amz_date));
     };
     build(
         &credential,
@@ -250,6 +248,13 @@ fn parse_header(header: &str, headers: &http::HeaderMap) -> Result<Signed, AuthE
         time,
         None,
     )
+}
+
+/// AWS's answer to an `X-Amz-Date` it cannot read.
+fn not_basic_format(amz_date: &str) -> AuthError {
+    AuthError::Incomplete(format!(
+        "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
+    ))
 }
 
 fn parse_query(query: &[(String, String)]) -> Result<Signed, AuthError> {
@@ -285,9 +290,7 @@ fn parse_query(query: &[(String, String)]) -> Result<Signed, AuthError> {
         )));
     }
     let Some(time) = parse_amz_date(&amz_date) else {
-        return Err(AuthError::Incomplete(format!(
-            "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
-        )));
+        return Err(not_basic_format(&amz_date));
     };
     let expires = match expires.parse::<i64>() {
         Ok(e) if (1..=MAX_PRESIGN_EXPIRES).contains(&e) => e,

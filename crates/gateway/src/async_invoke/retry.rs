@@ -8,9 +8,14 @@
 use std::time::Duration;
 
 use rouse_manifest::AsyncInvoke;
+use rouse_pool::backoff::Schedule;
 
-const FIRST_THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(300);
+/// Waits after throttles in a row: 1 s, doubling, at most 5 min.
+const THROTTLE_BACKOFF: Schedule = Schedule::new(Duration::from_secs(1), Duration::from_secs(300));
+
+/// Delay before the first retry of a failed async invocation (the second
+/// waits twice as long), as on Lambda; `--async-retry-delay` changes it.
+pub(crate) const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// A function's retry settings, with the server's retry delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +85,7 @@ pub(crate) fn after_failure(
             }
             policy.retry_delay.saturating_mul(attempts.max(1))
         }
-        Failure::Throttled => {
-            let doublings = throttles.saturating_sub(1).min(16);
-            FIRST_THROTTLE_BACKOFF
-                .saturating_mul(1 << doublings)
-                .min(MAX_THROTTLE_BACKOFF)
-        }
+        Failure::Throttled => THROTTLE_BACKOFF.delay(throttles.saturating_sub(1)),
     };
     let at = now_ms.saturating_add(millis(wait));
     if at.saturating_sub(accepted_at_ms) > millis(policy.max_age) {
