@@ -9,6 +9,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 # nftables keeps instances of one function off the ports of another.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The store and cluster tests start a private PostgreSQL (initdb + postgres
+# from the package, never the system service).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # boto3 and the AWS CLI (for the Invoke API tests) and prometheus_client (to
 # parse /metrics) come from pip.
 if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then

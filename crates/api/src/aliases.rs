@@ -18,9 +18,15 @@ pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<AliasSummary>>, ApiError> {
-    exists(&state, &name)?;
+    exists(&state, &name).await?;
     Ok(Json(
-        state.store.aliases(&name)?.iter().map(summary).collect(),
+        state
+            .store
+            .aliases(&name)
+            .await?
+            .iter()
+            .map(summary)
+            .collect(),
     ))
 }
 
@@ -29,14 +35,17 @@ pub(crate) async fn set(
     Path((name, alias)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<AliasSummary>, ApiError> {
-    exists(&state, &name)?;
+    exists(&state, &name).await?;
     let req: SetAliasRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("alias request: {e}")))?;
     let canary = req.canary.map(|c| Canary {
         version: c.version,
         weight: c.weight,
     });
-    let record = state.store.set_alias(&name, &alias, req.version, canary)?;
+    let record = state
+        .store
+        .set_alias(&name, &alias, req.version, canary)
+        .await?;
     let target = match record.canary {
         Some(c) => format!(
             "version {} and version {} for {:.0}% of requests",
@@ -46,7 +55,7 @@ pub(crate) async fn set(
         ),
         None => format!("version {}", record.version),
     };
-    apply_aliases(&state, &name, &format!("alias {alias} now serves {target}"))?;
+    apply_aliases(&state, &name, &format!("alias {alias} now serves {target}")).await?;
     Ok(Json(summary(&record)))
 }
 
@@ -54,18 +63,18 @@ pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    exists(&state, &name)?;
-    if !state.store.remove_alias(&name, &alias)? {
+    exists(&state, &name).await?;
+    if !state.store.remove_alias(&name, &alias).await? {
         return Err(ApiError::not_found(format!(
             "alias {alias} of function {name}"
         )));
     }
-    apply_aliases(&state, &name, &format!("alias {alias} removed"))?;
+    apply_aliases(&state, &name, &format!("alias {alias} removed")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {
-    match state.store.get_function(name)? {
+async fn exists(state: &AdminState, name: &str) -> Result<(), ApiError> {
+    match state.store.get_function(name).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found(format!("function {name}"))),
     }

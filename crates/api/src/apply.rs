@@ -66,7 +66,7 @@ pub(crate) async fn apply(state: &AdminState, change: Change<'_>) -> Result<Vec<
         state.pool.remove(name);
         state.logs.platform(name, removal_line(change.removal));
     }
-    state.gateway.reload_routes()?;
+    state.gateway.reload_routes().await?;
     let mut warnings = Vec::new();
     for record in change.activated {
         crate::schedules::sync(&state.scheduler, record);
@@ -85,11 +85,16 @@ pub(crate) async fn apply(state: &AdminState, change: Change<'_>) -> Result<Vec<
 
 /// Puts a change to a function's aliases in service: routes follow the
 /// aliases, and instances of versions no alias serves any more drain.
-pub(crate) fn apply_aliases(state: &AdminState, name: &str, line: &str) -> Result<(), ApiError> {
-    state.gateway.reload_routes()?;
+pub(crate) async fn apply_aliases(
+    state: &AdminState,
+    name: &str,
+    line: &str,
+) -> Result<(), ApiError> {
+    state.gateway.reload_routes().await?;
     let keep: Vec<u32> = state
         .store
-        .aliases(name)?
+        .aliases(name)
+        .await?
         .iter()
         .flat_map(|a| std::iter::once(a.version).chain(a.canary.map(|c| c.version)))
         .collect();

@@ -34,10 +34,10 @@ pub(crate) async fn upload_artifact(
         }
     })?;
     let size = bytes.len() as u64;
-    let store = state.store.clone();
-    let sha256 = tokio::task::spawn_blocking(move || store.put_artifact(&bytes[..]))
-        .await
-        .map_err(ApiError::internal)??;
+    let sha256 = state
+        .store
+        .put_artifact(std::io::Cursor::new(bytes))
+        .await?;
     Ok((StatusCode::CREATED, Json(ArtifactUploaded { sha256, size })))
 }
 
@@ -49,25 +49,18 @@ pub(crate) async fn deploy(
     // Parsed by hand so a bad body gets the API's JSON error, not axum's text.
     let req: DeployRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request(format!("deployment request: {err}")))?;
-    validate(&state, &req)?;
+    validate(&state, &req).await?;
     let before: BTreeSet<String> = state
         .store
-        .list_functions()?
+        .list_functions()
+        .await?
         .into_iter()
         .filter(|f| f.service == req.spec.service && f.stage == req.spec.stage)
         .map(|f| f.name)
         .collect();
-    let store = state.store.clone();
-    let artifact = req.artifact.clone();
-    let spec = req.spec.clone();
+    let records = state.store.deploy(&req.spec, &req.artifact).await?;
     // Extract the code now, so the first request does not pay for it.
-    let records = tokio::task::spawn_blocking(move || {
-        let records = store.deploy(&spec, &artifact)?;
-        store.code_dir(&artifact)?;
-        Ok::<_, rouse_store::StoreError>(records)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    state.store.code_dir(&req.artifact).await?;
 
     let deployed: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
     let removed: Vec<String> = before
@@ -83,7 +76,7 @@ pub(crate) async fn deploy(
     };
     let mut warnings = crate::streams::create_missing(&state, &req.spec)?;
     warnings.extend(apply::apply(&state, change).await?);
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);
     Ok(Json(DeployResponse {
         functions: records
@@ -100,8 +93,8 @@ pub(crate) async fn deploy(
 /// rules (the spec may not have come from `rouse deploy`), and each
 /// runtime can start on this machine (a deploy error, not a failed first
 /// request).
-fn validate(state: &AdminState, req: &DeployRequest) -> Result<(), ApiError> {
-    if !state.store.has_artifact(&req.artifact) {
+async fn validate(state: &AdminState, req: &DeployRequest) -> Result<(), ApiError> {
+    if !state.store.has_artifact(&req.artifact).await? {
         return Err(ApiError::bad_request(format!(
             "artifact {} has not been uploaded",
             req.artifact

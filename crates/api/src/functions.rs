@@ -19,7 +19,7 @@ use crate::AdminState;
 pub(crate) async fn health(State(state): State<Arc<AdminState>>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health {
         status: "ok".into(),
-        functions: state.store.count_functions()?,
+        functions: state.store.count_functions().await?,
         instances: state.pool.live_instances(),
     }))
 }
@@ -59,7 +59,8 @@ pub(crate) async fn list(
     // One more than asked tells whether another page follows.
     let mut functions = state
         .store
-        .list_functions_page(query.after.as_deref(), limit + 1)?;
+        .list_functions_page(query.after.as_deref(), limit + 1)
+        .await?;
     let next = if functions.len() > limit {
         functions.truncate(limit);
         functions.last().map(|f| f.name.clone())
@@ -68,7 +69,7 @@ pub(crate) async fn list(
     };
     let mut summaries = Vec::with_capacity(functions.len());
     for f in &functions {
-        let routes = state.store.routes_of(&f.name)?;
+        let routes = state.store.routes_of(&f.name).await?;
         let grouped = routes_by_function(&routes);
         summaries.push(summarize(&state, f, &grouped));
     }
@@ -84,9 +85,10 @@ pub(crate) async fn show(
 ) -> Result<Json<FunctionSummary>, ApiError> {
     let function = state
         .store
-        .get_function(&name)?
+        .get_function(&name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))?;
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     Ok(Json(summarize(
         &state,
         &function,
@@ -98,7 +100,7 @@ pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.remove_function(&name)? {
+    if !state.store.remove_function(&name).await? {
         return Err(ApiError::not_found(format!("function {name}")));
     }
     let change = Change::removal(std::slice::from_ref(&name), Removal::Removed);

@@ -34,7 +34,7 @@ pub(crate) async fn create(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let made = state.store.create_access_key(&description, now)?;
+    let made = state.store.create_access_key(&description, now).await?;
     tracing::info!(id = %made.record.id, "access key created");
     Ok((
         StatusCode::CREATED,
@@ -53,7 +53,8 @@ pub(crate) async fn list(
     Ok(Json(
         state
             .store
-            .list_access_keys()?
+            .list_access_keys()
+            .await?
             .into_iter()
             .map(|k| AccessKeySummary {
                 access_key_id: k.id,
@@ -69,7 +70,7 @@ pub(crate) async fn remove(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.remove_access_key(&id)? {
+    if state.store.remove_access_key(&id).await? {
         tracing::info!(%id, "access key removed");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -12,6 +12,7 @@
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
+//! | `GET /v1/nodes` | the nodes sharing the store (a cluster), alive or dead |
 //! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `POST /v1/streams` (`{"name", "shards"}`), `GET /v1/streams` | streams: create; list with shards, records and each mapping's checkpoint and iterator age per shard |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
@@ -21,6 +22,7 @@
 mod aliases;
 mod apply;
 mod auth;
+pub mod cluster;
 mod deploy;
 mod error;
 pub mod events;
@@ -29,6 +31,7 @@ mod invoke;
 mod keys;
 mod logs;
 mod metrics;
+mod nodes;
 mod rate_limit;
 pub mod schedules;
 mod streams;
@@ -65,6 +68,8 @@ pub struct AdminState {
     pub shutdown: watch::Receiver<bool>,
     /// Timers for `schedule` events.
     pub scheduler: rouse_triggers::Scheduler,
+    /// This node, as it registers in a cluster.
+    pub node: rouse_store::NodeInfo,
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -103,6 +108,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/invoke/{*path}",
             any(invoke::invoke).layer(DefaultBodyLimit::disable()),
         )
+        .route("/nodes", get(nodes::list))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/streams", get(streams::list).post(streams::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));

@@ -30,7 +30,7 @@ pub(crate) async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    if state.store.get_function(&name)?.is_none() {
+    if state.store.get_function(&name).await?.is_none() {
         return Err(ApiError::not_found(format!("function {name}")));
     }
     // Subscribe before reading the file so no line falls between the two.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rouse_gateway::Gateway;
 use rouse_manifest::{Event, FunctionKind};
-use rouse_store::FunctionRecord;
+use rouse_store::{FunctionRecord, Store};
 use rouse_triggers::{Schedule, Scheduler, Tick};
 
 /// The schedules of one function, parsed; `Err` names the bad expression.
@@ -31,11 +31,34 @@ pub(crate) fn parse(function: &rouse_manifest::FunctionSpec) -> Result<Vec<Sched
 }
 
 /// Starts the scheduler; ticks become async invocations through `gateway`.
-pub fn start(gateway: Gateway) -> Scheduler {
+/// Every node of a cluster runs the same schedules; a tick fires on the one
+/// node whose claim in `store` wins (on SQLite every claim wins).
+pub fn start(gateway: Gateway, store: Arc<Store>, node: String) -> Scheduler {
     Scheduler::new(Arc::new(move |tick: Tick| {
-        let gateway = gateway.clone();
-        Box::pin(async move { fire(&gateway, tick) })
+        let (gateway, store, node) = (gateway.clone(), store.clone(), node.clone());
+        Box::pin(async move {
+            if claimed(&store, &node, &tick).await {
+                fire(&gateway, tick);
+            }
+        })
     }))
+}
+
+/// One tick of one schedule of one function, claimed once cluster-wide.
+/// A store that cannot be reached skips the tick: firing it on every node
+/// instead would multiply it.
+async fn claimed(store: &Store, node: &str, tick: &Tick) -> bool {
+    let key = format!("{}/{}/{}", tick.function, tick.index, tick.expression);
+    match store
+        .claim_tick(&key, tick.scheduled.saturating_mul(1000), node)
+        .await
+    {
+        Ok(won) => won,
+        Err(err) => {
+            tracing::warn!(function = %tick.function, %err, "schedule tick skipped: the store is unavailable");
+            false
+        }
+    }
 }
 
 fn fire(gateway: &Gateway, tick: Tick) {

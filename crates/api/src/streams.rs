@@ -52,7 +52,7 @@ pub(crate) async fn create(
         ));
     }
     // Mappings deployed before their stream existed start now.
-    state.gateway.reload_routes()?;
+    state.gateway.reload_routes().await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -60,7 +60,7 @@ pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
 ) -> Result<Json<Vec<StreamSummary>>, ApiError> {
     let store = &state.store;
-    let functions = store.list_functions()?;
+    let functions = store.list_functions().await?;
     let mappings: Vec<(String, StreamEvent)> = functions
         .iter()
         .flat_map(|f| {

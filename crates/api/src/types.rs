@@ -200,3 +200,23 @@ pub struct MappingShard {
     /// Age of the oldest unprocessed record, in ms (0: caught up).
     pub iterator_age_ms: i64,
 }
+
+/// One node of the cluster (`GET /v1/nodes`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    pub name: String,
+    pub id: String,
+    /// `alive` or `dead` (no heartbeat for the TTL).
+    pub state: String,
+    pub gateway: String,
+    pub admin: String,
+    pub version: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Milliseconds since the last heartbeat.
+    pub heartbeat_age_ms: u64,
+    /// The node that answered.
+    #[serde(default)]
+    pub this: bool,
+}

@@ -20,8 +20,8 @@ pub(crate) async fn list(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
-    let current = current(&state, &name)?;
-    let versions = state.store.versions(&name)?;
+    let current = current(&state, &name).await?;
+    let versions = state.store.versions(&name).await?;
     Ok(Json(
         versions
             .into_iter()
@@ -46,20 +46,20 @@ pub(crate) async fn rollback(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<FunctionSummary>, ApiError> {
-    current(&state, &name)?;
+    current(&state, &name).await?;
     let req: RollbackRequest = if body.is_empty() {
         RollbackRequest::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("rollback request: {e}")))?
     };
-    let record = state.store.rollback(&name, req.to)?;
+    let record = state.store.rollback(&name, req.to).await?;
     apply::apply(
         &state,
         Change::activation(std::slice::from_ref(&record), Why::RolledBack),
     )
     .await?;
-    let routes = state.store.routes()?;
+    let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);
     Ok(Json(summarize(&state, &record, &grouped)))
 }
@@ -68,7 +68,7 @@ pub(crate) async fn env(
     State(state): State<Arc<AdminState>>,
     Path(name): Path<String>,
 ) -> Result<Json<EnvResponse>, ApiError> {
-    let record = current(&state, &name)?;
+    let record = current(&state, &name).await?;
     Ok(Json(EnvResponse {
         version: record.version,
         environment: record.spec.environment,
@@ -99,12 +99,12 @@ pub(crate) async fn change_env(
             "{bad:?} is not a valid variable name"
         )));
     }
-    let mut spec = current(&state, &name)?.spec;
+    let mut spec = current(&state, &name).await?.spec;
     for key in &change.unset {
         spec.environment.remove(key);
     }
     spec.environment.extend(change.set);
-    let record = state.store.update_spec(&spec)?;
+    let record = state.store.update_spec(&spec).await?;
     apply::apply(
         &state,
         Change::activation(std::slice::from_ref(&record), Why::EnvironmentChanged),
@@ -116,9 +116,10 @@ pub(crate) async fn change_env(
     }))
 }
 
-fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
+async fn current(state: &AdminState, name: &str) -> Result<FunctionRecord, ApiError> {
     state
         .store
-        .get_function(name)?
+        .get_function(name)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("function {name}")))
 }

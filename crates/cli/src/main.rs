@@ -84,6 +84,14 @@ pub struct ServeArgs {
     /// to (default: 90% of the machine's RAM).
     #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_budget: Option<u64>,
+    /// Where the CMDB lives: `sqlite` (the default: DATA_DIR/rouse.db) or a
+    /// PostgreSQL URL (`postgres://USER:PASSWORD@HOST:PORT/DB`) shared by
+    /// every node of a cluster.
+    #[arg(long, env = "ROUSE_STORE")]
+    pub store: Option<String>,
+    /// This node's name in a cluster (default: host name and gateway port).
+    #[arg(long, env = "ROUSE_NODE_NAME")]
+    pub node_name: Option<String>,
     /// Signatures on the AWS-compatible APIs (the Lambda Invoke API, Kinesis):
     /// required (SigV4 with a key from `rouse keys create`), open (unsigned
     /// calls served), auto (required unless the gateway listens on
@@ -119,6 +127,13 @@ enum Command {
         dir: PathBuf,
         #[arg(long, short)]
         stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// List the nodes sharing the server's store (a cluster), alive or dead.
+    Nodes {
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: commands::Output,
         #[command(flatten)]
         conn: Connection,
     },
@@ -308,6 +323,7 @@ fn main() -> ExitCode {
                 conn,
             } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
+            Command::Nodes { output, conn } => commands::nodes::run(output, &conn).await,
             Command::Ls {
                 output,
                 limit,

@@ -133,7 +133,7 @@ impl Gateway {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        match self.check_signature(&parts, &body, service, now) {
+        match self.check_signature(&parts, &body, service, now).await {
             Ok(()) => Ok(Request::from_parts(parts, Either::Right(Full::new(body)))),
             Err(Some(err)) => {
                 tracing::debug!(service, %err, "refused an AWS API call");
@@ -157,7 +157,7 @@ impl Gateway {
     }
 
     /// `Err(None)`: the store failed (logged).
-    fn check_signature(
+    async fn check_signature(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
@@ -167,7 +167,7 @@ impl Gateway {
         let signed = rouse_sigv4::parse(parts, service)?;
         rouse_sigv4::check_time(&signed, now, rouse_sigv4::DEFAULT_MAX_SKEW_SECS)?;
         let store = &self.inner.store;
-        let key = match store.access_key_secret(&signed.access_key_id) {
+        let key = match store.access_key_secret(&signed.access_key_id).await {
             Ok(Some(key)) => key,
             Ok(None) => return Err(Some(AuthError::UnknownKey)),
             Err(err) => {
@@ -180,7 +180,7 @@ impl Gateway {
             .last_used_at
             .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
         {
-            if let Err(err) = store.touch_access_key(&signed.access_key_id, now) {
+            if let Err(err) = store.touch_access_key(&signed.access_key_id, now).await {
                 tracing::warn!(%err, "could not record an access key's use");
             }
         }

@@ -53,7 +53,7 @@ impl Gateway {
     {
         let (parts, body) = req.into_parts();
         let request = parse::parse(target, parts.uri.query(), &parts.headers)?;
-        let version = self.resolve(&request)?;
+        let version = self.resolve(&request).await?;
         let limit = request.payload_limit();
         let payload = match Limited::new(body, limit).collect().await {
             Ok(collected) => check_payload(collected.to_bytes())?,
@@ -64,7 +64,7 @@ impl Gateway {
 
     /// The version the call runs (`None`: the current one), once the
     /// function is known to be a deployed lambda function.
-    fn resolve(&self, request: &InvokeRequest) -> Result<Option<u32>, InvokeError> {
+    async fn resolve(&self, request: &InvokeRequest) -> Result<Option<u32>, InvokeError> {
         let name = &request.function;
         let (lambda, version) = {
             let router = self.inner.router.load();
@@ -74,7 +74,7 @@ impl Gateway {
             (function.map(|f| f.lambda), version)
         };
         let version = match version {
-            Ok(Some(v)) => match self.inner.store.version(name, v) {
+            Ok(Some(v)) => match self.inner.store.version(name, v).await {
                 Ok(Some(_)) => Some(v),
                 Ok(None) => return Err(InvokeError::NotFound(format!("{name}:{v}"))),
                 Err(err) => {

@@ -87,7 +87,7 @@ struct Inner {
 }
 
 impl Gateway {
-    pub fn new(
+    pub async fn new(
         config: GatewayConfig,
         store: Arc<Store>,
         pool: Pool,
@@ -104,16 +104,16 @@ impl Gateway {
                 pollers: streams::Pollers::default(),
             }),
         };
-        gateway.reload_routes()?;
+        gateway.reload_routes().await?;
         gateway.inner.events.start(Arc::downgrade(&gateway.inner));
         Ok(gateway)
     }
 
     /// Rebuilds the route table from the store (after a deploy or removal).
-    pub fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
+    pub async fn reload_routes(&self) -> Result<(), rouse_store::StoreError> {
         let store = &self.inner.store;
         let mut aliases: HashMap<String, BTreeMap<String, AliasTarget>> = HashMap::new();
-        for alias in store.all_aliases()? {
+        for alias in store.all_aliases().await? {
             aliases.entry(alias.function).or_default().insert(
                 alias.name,
                 AliasTarget {
@@ -122,19 +122,23 @@ impl Gateway {
                 },
             );
         }
-        let functions = store.list_functions()?.into_iter().map(|f| FunctionInfo {
-            lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
-            aliases: aliases.remove(&f.name).unwrap_or_default(),
-            name: f.name,
-            stage: f.stage,
-        });
+        let functions = store
+            .list_functions()
+            .await?
+            .into_iter()
+            .map(|f| FunctionInfo {
+                lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
+                aliases: aliases.remove(&f.name).unwrap_or_default(),
+                name: f.name,
+                stage: f.stage,
+            });
         let router = Router::new(
-            &store.routes()?,
+            &store.routes().await?,
             functions,
             self.inner.config.domain.clone(),
         );
         self.inner.router.store(Arc::new(router));
-        self.reload_streams();
+        self.reload_streams().await;
         Ok(())
     }
 

@@ -106,8 +106,8 @@ impl Gateway {
 
     /// Starts, keeps or stops the pollers of every stream mapping so they
     /// match the deployed functions (after a deploy or removal, and at start).
-    pub(crate) fn reload_streams(&self) {
-        consumer::reconcile(self);
+    pub(crate) async fn reload_streams(&self) {
+        consumer::reconcile(self).await;
     }
 }
 

@@ -70,9 +70,9 @@ impl Pool {
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Err(AcquireError::ShuttingDown);
         }
-        let fp = self.function(name)?;
+        let fp = self.function(name).await?;
         let fp = match version {
-            Some(v) if v != fp.deployment().version => self.pinned(&fp, v)?,
+            Some(v) if v != fp.deployment().version => self.pinned(&fp, v).await?,
             _ => fp,
         };
         let terms = Terms::of(&fp);

@@ -330,16 +330,24 @@ impl Pool {
         self.shared.live_instances.load(Ordering::Acquire)
     }
 
-    pub(crate) fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
+    /// The version this node runs for `name`, if it has loaded the function.
+    pub fn current_version(&self, name: &str) -> Option<u32> {
+        self.lock_functions()
+            .get(name)
+            .map(|fp| fp.deployment().version)
+    }
+
+    pub(crate) async fn function(&self, name: &str) -> Result<Arc<FunctionPool>, AcquireError> {
         if let Some(fp) = self.lock_functions().get(name) {
             return Ok(fp.clone());
         }
         let record = self
             .shared
             .store
-            .get_function(name)?
+            .get_function(name)
+            .await?
             .ok_or_else(|| AcquireError::NotFound(name.to_string()))?;
-        let number = self.shared.store.function_number(name)?.unwrap_or(0);
+        let number = self.shared.store.function_number(name).await?.unwrap_or(0);
         let fp = Arc::new(FunctionPool {
             name: name.to_string(),
             pinned: None,

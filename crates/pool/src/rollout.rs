@@ -20,7 +20,7 @@ impl Pool {
     /// reach the new version. `Err(StartFailed)` says the new version did
     /// not start.
     pub async fn reload_and_wait(&self, name: &str) -> Result<(), AcquireError> {
-        for instance in self.start_new_version(name)? {
+        for instance in self.start_new_version(name).await? {
             instance
                 .started_up()
                 .await
@@ -31,15 +31,18 @@ impl Pool {
 
     /// Returns the instances it started: the new version's first one when
     /// warm instances are replaced, and those `minInstances` asks for.
-    fn start_new_version(&self, name: &str) -> Result<Vec<Arc<instance::Instance>>, AcquireError> {
-        let Some(record) = self.shared.store.get_function(name)? else {
+    async fn start_new_version(
+        &self,
+        name: &str,
+    ) -> Result<Vec<Arc<instance::Instance>>, AcquireError> {
+        let Some(record) = self.shared.store.get_function(name).await? else {
             self.remove(name);
             return Ok(Vec::new());
         };
         let existing = self.lock_functions().get(name).cloned();
         let Some(fp) = existing else {
             if record.spec.scaling.min_instances > 0 {
-                return Ok(keep_min_warm(&self.shared, &self.function(name)?));
+                return Ok(keep_min_warm(&self.shared, &self.function(name).await?));
             }
             return Ok(Vec::new()); // loaded fresh on its next request
         };

@@ -48,6 +48,7 @@ pub(crate) async fn start(
     let code_dir = shared
         .store
         .code_dir(&dep.artifact)
+        .await
         .map_err(|e| format!("artifact {}: {e}", dep.artifact))?;
     let work_dir = shared
         .instances_dir

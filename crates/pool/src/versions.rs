@@ -33,7 +33,7 @@ impl Pool {
 
     /// The pool running version `version` of the function `main` beside
     /// its current one, created on first use.
-    pub(crate) fn pinned(
+    pub(crate) async fn pinned(
         &self,
         main: &Arc<FunctionPool>,
         version: u32,
@@ -45,7 +45,8 @@ impl Pool {
         let record = self
             .shared
             .store
-            .version(&main.name, version)?
+            .version(&main.name, version)
+            .await?
             .ok_or_else(|| AcquireError::NotFound(format!("{}:{version}", main.name)))?;
         let fp = Arc::new(FunctionPool {
             name: main.name.clone(),

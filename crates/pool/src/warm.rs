@@ -14,18 +14,18 @@ impl Pool {
     /// spending its scale-out tokens: they are provisioned, not demanded).
     /// Returns how many it started. A node without room starts fewer, and
     /// says so in the function's log.
-    pub fn warm(&self, name: &str) -> Result<usize, AcquireError> {
-        let fp = self.function(name)?;
+    pub async fn warm(&self, name: &str) -> Result<usize, AcquireError> {
+        let fp = self.function(name).await?;
         Ok(keep_min_warm(&self.shared, &fp).len())
     }
 
     /// [`Pool::warm`] for every deployed function with `minInstances`, when
     /// rouse starts. Returns how many instances were started.
-    pub fn warm_all(&self) -> Result<usize, AcquireError> {
+    pub async fn warm_all(&self) -> Result<usize, AcquireError> {
         let mut started = 0;
-        for record in self.shared.store.list_functions()? {
+        for record in self.shared.store.list_functions().await? {
             if record.spec.scaling.min_instances > 0 {
-                started += self.warm(&record.name)?;
+                started += self.warm(&record.name).await?;
             }
         }
         Ok(started)

@@ -25,7 +25,7 @@ struct Fixture {
 
 /// A pool with one deployed web function whose `concurrency:` / `scaling:`
 /// lines are `settings` (indented as keys of the function).
-fn deployed(settings: &str) -> Fixture {
+async fn deployed(settings: &str) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let project = tmp.path().join("project");
@@ -43,8 +43,11 @@ fn deployed(settings: &str) -> Fixture {
     .expect("manifest");
     let store = Arc::new(Store::open(&data).expect("store"));
     let bytes = archive::pack_dir(&project, &[], &mut |_| {}).expect("pack");
-    let artifact = store.put_artifact(bytes.as_slice()).expect("artifact");
-    store.deploy(&loaded.spec, &artifact).expect("deploy");
+    let artifact = store
+        .put_artifact(std::io::Cursor::new(bytes))
+        .await
+        .expect("artifact");
+    store.deploy(&loaded.spec, &artifact).await.expect("deploy");
     let logs = Arc::new(LogBook::open(&data.join("logs")).expect("logs"));
     let pool = Pool::configured(
         store,
@@ -102,7 +105,7 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_instance_stops_after_its_idle_timeout_and_the_next_request_starts_another() {
-    let f = deployed("    scaling: { idleTimeout: 60 }\n");
+    let f = deployed("    scaling: { idleTimeout: 60 }\n").await;
     let lease = f.pool.acquire(FUNCTION).await.expect("lease");
     assert!(lease.cold_start());
     let (first, pid) = (lease.instance_id().to_string(), lease.pid());
@@ -129,7 +132,7 @@ async fn an_idle_instance_stops_after_its_idle_timeout_and_the_next_request_star
 
 #[tokio::test(start_paused = true)]
 async fn a_request_in_flight_keeps_its_instance_from_idling() {
-    let f = deployed("    scaling: { idleTimeout: 60 }\n");
+    let f = deployed("    scaling: { idleTimeout: 60 }\n").await;
     let lease = f.pool.acquire(FUNCTION).await.expect("lease");
     let first = lease.instance_id().to_string();
     sleep(Duration::from_secs(600)).await;
@@ -144,8 +147,8 @@ async fn a_request_in_flight_keeps_its_instance_from_idling() {
 
 #[tokio::test(start_paused = true)]
 async fn min_instances_stay_warm_through_many_idle_timeouts() {
-    let f = deployed("    scaling: { minInstances: 2, idleTimeout: 10 }\n");
-    assert_eq!(f.pool.warm(FUNCTION).expect("warm"), 2);
+    let f = deployed("    scaling: { minInstances: 2, idleTimeout: 10 }\n").await;
+    assert_eq!(f.pool.warm(FUNCTION).await.expect("warm"), 2);
     let warm = f.instance_ids();
     assert_eq!(warm.len(), 2);
     sleep(Duration::from_secs(100)).await;
@@ -155,7 +158,7 @@ async fn min_instances_stay_warm_through_many_idle_timeouts() {
 
 #[tokio::test(start_paused = true)]
 async fn max_lifetime_recycles_after_draining_in_flight_requests() {
-    let f = deployed("    scaling: { maxLifetime: 100, idleTimeout: 1000 }\n");
+    let f = deployed("    scaling: { maxLifetime: 100, idleTimeout: 1000 }\n").await;
     let held = f.pool.acquire(FUNCTION).await.expect("lease");
     let (first, pid) = (held.instance_id().to_string(), held.pid());
 
@@ -195,7 +198,8 @@ async fn max_lifetime_recycles_after_draining_in_flight_requests() {
 
 #[tokio::test(start_paused = true)]
 async fn past_max_instances_a_request_queues_for_its_queue_timeout_then_is_throttled() {
-    let f = deployed("    concurrency: 1\n    scaling: { maxInstances: 1, queueTimeout: 30 }\n");
+    let f =
+        deployed("    concurrency: 1\n    scaling: { maxInstances: 1, queueTimeout: 30 }\n").await;
     let held = f.pool.acquire(FUNCTION).await.expect("lease");
 
     let asked = Instant::now();

@@ -73,6 +73,15 @@ impl Sealer {
         }
     }
 
+    /// A sealer with a given key: a cluster's, which every node must share,
+    /// kept in the shared store (see ARCHITECTURE.md, "Cluster").
+    pub(crate) fn with_key(data_dir: &Path, key: &[u8; 32]) -> Sealer {
+        Sealer {
+            path: data_dir.join(KEY_FILE),
+            cipher: Mutex::new(Some(ChaCha20Poly1305::new(Key::from_slice(key)))),
+        }
+    }
+
     fn cipher(&self) -> Result<ChaCha20Poly1305, StoreError> {
         let mut slot = self
             .cipher
@@ -128,6 +137,13 @@ impl Sealer {
             .map_err(|_| corrupt())?;
         String::from_utf8(plain).map_err(|_| corrupt())
     }
+}
+
+/// 32 random bytes, hex: a new sealing key.
+pub(crate) fn new_key_hex() -> Result<String, StoreError> {
+    let mut key = [0u8; 32];
+    random(&mut key)?;
+    Ok(hex::encode(key))
 }
 
 /// 32 bytes from the key file; a new file (0600) if there is none.

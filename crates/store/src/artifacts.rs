@@ -35,8 +35,33 @@ impl Artifacts {
         Ok(Artifacts { archives, code })
     }
 
-    fn archive_path(&self, sha256: &str) -> PathBuf {
+    pub(crate) fn archive_path(&self, sha256: &str) -> PathBuf {
         self.archives.join(format!("{sha256}.tar.gz"))
+    }
+
+    /// The code dir if it was extracted already.
+    pub(crate) fn extracted(&self, sha256: &str) -> Option<PathBuf> {
+        let dest = self.code.join(sha256);
+        (is_sha256_hex(sha256) && dest.is_dir()).then_some(dest)
+    }
+
+    /// A temp file beside the archives, for a copy fetched from elsewhere.
+    pub(crate) fn download_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        Ok(tempfile::Builder::new()
+            .prefix(".fetch-")
+            .tempfile_in(&self.archives)?)
+    }
+
+    /// Moves a fetched (and verified) archive into place.
+    pub(crate) fn persist(
+        &self,
+        sha256: &str,
+        tmp: tempfile::NamedTempFile,
+    ) -> Result<(), StoreError> {
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.archive_path(sha256))
+            .map_err(|e| e.error)?;
+        Ok(())
     }
 
     pub(crate) fn has(&self, sha256: &str) -> bool {

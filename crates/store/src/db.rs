@@ -9,10 +9,10 @@ pub(crate) mod streams;
 use std::path::Path;
 use std::time::Duration;
 
-use rouse_manifest::{FunctionSpec, StageRouting};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError, VersionRecord};
+use crate::rules::RawRecord;
+use crate::{FunctionRecord, RouteRecord, StoreError, VersionRecord};
 
 pub(crate) use deploy::deploy;
 
@@ -116,23 +116,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
 }
 
-fn shape_name(shape: RouteShape) -> &'static str {
-    match shape {
-        RouteShape::Http => "http",
-        RouteShape::HttpApi => "httpApi",
-    }
-}
-
-fn parse_shape(text: &str, function: &str) -> Result<RouteShape, StoreError> {
-    match text {
-        "http" => Ok(RouteShape::Http),
-        "httpApi" => Ok(RouteShape::HttpApi),
-        other => Err(StoreError::Corrupt(format!(
-            "function {function}: unknown route shape {other:?}"
-        ))),
-    }
-}
-
 fn delete_function(tx: &Transaction<'_>, name: &str) -> Result<bool, StoreError> {
     // Explicit rather than relying on ON DELETE CASCADE alone, so the
     // outcome does not hinge on the foreign_keys pragma of this connection.
@@ -147,18 +130,6 @@ const SELECT_RECORDS: &str = "SELECT f.name, f.service, f.stage, f.current_versi
     FROM functions f
     LEFT JOIN versions v ON v.function = f.name AND v.version = f.current_version";
 
-/// A row as stored, before the parts that can be corrupt are parsed.
-struct RawRecord {
-    name: String,
-    service: String,
-    stage: String,
-    version: i64,
-    artifact: Option<String>,
-    spec_json: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
 fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
         name: row.get(0)?,
@@ -170,32 +141,6 @@ fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
     })
-}
-
-impl RawRecord {
-    fn parse(self) -> Result<FunctionRecord, StoreError> {
-        let corrupt = |what: String| StoreError::Corrupt(format!("function {}: {what}", self.name));
-        let (Some(artifact), Some(spec_json)) = (&self.artifact, &self.spec_json) else {
-            return Err(corrupt(format!(
-                "current version {} is missing",
-                self.version
-            )));
-        };
-        let version = u32::try_from(self.version)
-            .map_err(|_| corrupt(format!("version {} is out of range", self.version)))?;
-        let spec: FunctionSpec = serde_json::from_str(spec_json)
-            .map_err(|e| corrupt(format!("spec of version {version} does not parse: {e}")))?;
-        Ok(FunctionRecord {
-            artifact: artifact.clone(),
-            name: self.name,
-            service: self.service,
-            stage: self.stage,
-            version,
-            spec,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
 }
 
 pub(crate) fn list_functions(conn: &Connection) -> Result<Vec<FunctionRecord>, StoreError> {
@@ -290,24 +235,8 @@ fn route_rows(rows: rusqlite::Rows<'_>) -> Result<Vec<RouteRecord>, StoreError> 
                 row.get::<_, String>(4)?,
             ))
         })
-        .collect::<Result<Vec<(String, String, String, String, String)>, _>>()?;
-    rows.into_iter()
-        .map(|(function, method, path, shape, stage_routing)| {
-            let shape = parse_shape(&shape, &function)?;
-            let stage_routing = StageRouting::parse(&stage_routing).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "function {function}: unknown stage routing {stage_routing:?}"
-                ))
-            })?;
-            Ok(RouteRecord {
-                function,
-                method,
-                path,
-                shape,
-                stage_routing,
-            })
-        })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(crate::rules::route_record).collect()
 }
 
 /// Every version of a function, oldest first.

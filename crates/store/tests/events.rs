@@ -1,10 +1,14 @@
-//! The async event queue against a real SQLite file: claims, leases,
-//! reschedules, dead letters and redrive, with time as a parameter.
+//! The async event queue against real engines (a SQLite file and a private
+//! PostgreSQL): claims, leases, reschedules, dead letters and redrive, with
+//! time as a parameter.
+
+mod engines;
 
 use std::time::Duration;
 
+use engines::Engine;
 use rouse_store::events::{DeadLetter, EventState, NewEvent, Retry};
-use rouse_store::{AsyncEvents, Store};
+use rouse_store::AsyncEvents;
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -22,16 +26,14 @@ fn ids(events: &[rouse_store::events::EventRecord]) -> Vec<&str> {
     events.iter().map(|e| e.id.as_str()).collect()
 }
 
-#[test]
-fn enqueued_events_survive_reopening_and_are_claimed_once_oldest_first() {
-    let dir = tempfile::tempdir().unwrap();
+async fn enqueued_events_survive_reopening_and_are_claimed_once_oldest_first(e: Engine) {
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = e.open().await;
         store.enqueue(&event("b", "f", 2_000)).unwrap();
         store.enqueue(&event("a", "f", 1_000)).unwrap();
         store.enqueue(&event("later", "g", 9_000)).unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = e.open().await;
     assert_eq!(store.next_due().unwrap(), Some(1_000));
 
     let claimed = store.claim_due("n1", 5_000, LEASE, 10).unwrap();
@@ -49,10 +51,8 @@ fn enqueued_events_survive_reopening_and_are_claimed_once_oldest_first() {
     );
 }
 
-#[test]
-fn limit_caps_a_claim() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+async fn limit_caps_a_claim(e: Engine) {
+    let store = e.open().await;
     for i in 0..5 {
         store.enqueue(&event(&format!("e{i}"), "f", i)).unwrap();
     }
@@ -66,10 +66,8 @@ fn limit_caps_a_claim() {
     );
 }
 
-#[test]
-fn an_expired_claim_is_claimed_again_and_the_old_holder_cannot_finish_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+async fn an_expired_claim_is_claimed_again_and_the_old_holder_cannot_finish_it(e: Engine) {
+    let store = e.open().await;
     store.enqueue(&event("e", "f", 0)).unwrap();
     store.claim_due("dead-node", 0, LEASE, 10).unwrap();
     assert_eq!(
@@ -87,10 +85,8 @@ fn an_expired_claim_is_claimed_again_and_the_old_holder_cannot_finish_it() {
     assert_eq!(store.next_due().unwrap(), None);
 }
 
-#[test]
-fn a_restarting_node_takes_back_its_own_claims_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+async fn a_restarting_node_takes_back_its_own_claims_at_once(e: Engine) {
+    let store = e.open().await;
     store.enqueue(&event("mine", "f", 0)).unwrap();
     store.enqueue(&event("theirs", "f", 1)).unwrap();
     store.claim_due("n1", 0, LEASE, 1).unwrap();
@@ -99,10 +95,8 @@ fn a_restarting_node_takes_back_its_own_claims_at_once() {
     assert_eq!(ids(&store.claim_due("n1", 2, LEASE, 10).unwrap()), ["mine"]);
 }
 
-#[test]
-fn retry_reschedules_and_dead_letter_keeps_the_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+async fn retry_reschedules_and_dead_letter_keeps_the_outcome(e: Engine) {
+    let store = e.open().await;
     store.enqueue(&event("e", "f", 0)).unwrap();
     store.claim_due("n", 0, LEASE, 10).unwrap();
     let retry = Retry {
@@ -145,10 +139,8 @@ fn retry_reschedules_and_dead_letter_keeps_the_outcome() {
     );
 }
 
-#[test]
-fn redrive_queues_dead_letters_again_as_new_invocations() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+async fn redrive_queues_dead_letters_again_as_new_invocations(e: Engine) {
+    let store = e.open().await;
     for id in ["a", "b", "c"] {
         store.enqueue(&event(id, "f", 0)).unwrap();
     }
@@ -188,11 +180,9 @@ fn redrive_queues_dead_letters_again_as_new_invocations() {
     assert_eq!((counts[0].1.pending, counts[0].1.dead), (4, 0));
 }
 
-#[test]
-fn two_stores_on_one_file_never_claim_the_same_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = Store::open(dir.path()).unwrap();
-    let b = Store::open(dir.path()).unwrap();
+async fn two_stores_on_one_file_never_claim_the_same_event(e: Engine) {
+    let a = e.open().await;
+    let b = e.open().await;
     for i in 0..200 {
         a.enqueue(&event(&format!("e{i:03}"), "f", i)).unwrap();
     }
@@ -220,3 +210,13 @@ fn two_stores_on_one_file_never_claim_the_same_event() {
     assert_eq!(all.len(), n, "no event claimed twice");
     assert_eq!(n, 200);
 }
+
+on_both_engines!(
+    enqueued_events_survive_reopening_and_are_claimed_once_oldest_first,
+    limit_caps_a_claim,
+    an_expired_claim_is_claimed_again_and_the_old_holder_cannot_finish_it,
+    a_restarting_node_takes_back_its_own_claims_at_once,
+    retry_reschedules_and_dead_letter_keeps_the_outcome,
+    redrive_queues_dead_letters_again_as_new_invocations,
+    two_stores_on_one_file_never_claim_the_same_event
+);

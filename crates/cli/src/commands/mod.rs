@@ -12,6 +12,7 @@ pub(crate) mod invoke;
 pub(crate) mod keys;
 pub(crate) mod logs;
 pub(crate) mod ls;
+pub(crate) mod nodes;
 pub(crate) mod package;
 pub(crate) mod rm;
 pub(crate) mod rollback;

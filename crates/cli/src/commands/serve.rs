@@ -50,6 +50,8 @@ pub(crate) struct Server {
     shutdown: watch::Sender<bool>,
     gateway_server: GatewayServer,
     admin_task: JoinHandle<()>,
+    /// The heartbeat task of a cluster node; it ends by marking the node gone.
+    cluster: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -61,8 +63,12 @@ impl Server {
         let data_dir = &std::fs::canonicalize(data_dir)
             .with_context(|| format!("resolving the data directory {}", data_dir.display()))?;
         let store = Arc::new(
-            Store::open(data_dir)
-                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+            Store::open_url(data_dir, args.store.as_deref())
+                .await
+                .with_context(|| match &args.store {
+                    Some(url) if store_is_remote(url) => "opening the PostgreSQL store".to_string(),
+                    _ => format!("opening the store in {}", data_dir.display()),
+                })?,
         );
         let logs =
             Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
@@ -103,16 +109,23 @@ impl Server {
             AwsAuth::Open => tracing::warn!(
                 "the AWS-compatible APIs (Lambda Invoke, Kinesis) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
             ),
-            AwsAuth::Required if store.list_access_keys()?.is_empty() => tracing::warn!(
+            AwsAuth::Required if store.list_access_keys().await?.is_empty() => tracing::warn!(
                 "the AWS-compatible APIs require SigV4 signatures and there is no access key yet: every call is refused until `rouse keys create` makes one"
             ),
             AwsAuth::Required => tracing::info!(
                 "the AWS-compatible APIs require SigV4 signatures (keys: rouse keys ls)"
             ),
         }
-        let gateway =
-            Gateway::new(config, store.clone(), pool.clone()).context("loading routes")?;
+        let gateway = Gateway::new(config, store.clone(), pool.clone())
+            .await
+            .context("loading routes")?;
         let token = admin_token(data_dir)?;
+        if store.is_shared() {
+            rouse_api::cluster::adopt_token(&store, &token)
+                .await
+                .context("checking the admin token against the cluster's")?
+                .map_err(anyhow::Error::msg)?;
+        }
 
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
         let admin_addr = admin_listener.local_addr()?;
@@ -136,8 +149,11 @@ impl Server {
             )
         })?;
         let gateway_addr = gateway_server.addr;
-        let scheduler = rouse_api::schedules::start(gateway.clone());
-        for record in store.list_functions()? {
+        let node =
+            rouse_api::cluster::node_info(args.node_name.as_deref(), gateway_addr, admin_addr);
+        let scheduler =
+            rouse_api::schedules::start(gateway.clone(), store.clone(), node.name.clone());
+        for record in store.list_functions().await? {
             rouse_api::schedules::sync(&scheduler, &record);
         }
         let state = Arc::new(AdminState {
@@ -151,7 +167,18 @@ impl Server {
             max_artifact_bytes: rouse_api::DEFAULT_MAX_ARTIFACT,
             shutdown: shutdown_rx.clone(),
             scheduler,
+            node,
         });
+        // In a cluster: this node's row and the changes other nodes make.
+        let cluster = if store.is_shared() {
+            Some(
+                rouse_api::cluster::join(state.clone(), shutdown_rx.clone())
+                    .await
+                    .context("joining the cluster")?,
+            )
+        } else {
+            None
+        };
         let app = rouse_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let admin_shutdown = flipped(shutdown_rx);
         let admin_task = tokio::spawn(async move {
@@ -162,8 +189,8 @@ impl Server {
         });
         // Functions that keep instances warm get them now, not at their
         // first request.
-        let warmed = pool.warm_all().context("starting minInstances")?;
-        let functions = store.list_functions()?.len();
+        let warmed = pool.warm_all().await.context("starting minInstances")?;
+        let functions = store.list_functions().await?.len();
         tracing::info!(%gateway_addr, %admin_addr, functions, warmed, "rouse started");
         Ok(Server {
             gateway_addr,
@@ -173,6 +200,7 @@ impl Server {
             shutdown,
             gateway_server,
             admin_task,
+            cluster,
         })
     }
 
@@ -181,6 +209,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         self.gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
+        if let Some(cluster) = self.cluster {
+            // The node's row says it left, so peers need not wait for the TTL.
+            let _ = tokio::time::timeout(ADMIN_DRAIN, cluster).await;
+        }
         self.pool.shutdown(INSTANCE_GRACE).await;
         tracing::info!("rouse stopped");
     }
@@ -236,4 +268,8 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     writeln!(file, "{token}")?;
     tracing::info!(path = %path.display(), "created the admin token file");
     Ok(token)
+}
+
+fn store_is_remote(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -17,7 +17,7 @@ use crate::Gateway;
 
 /// Runs the event once and records what came of it.
 pub(super) async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecord) {
-    let Some(config) = settings(shared, &event) else {
+    let Some(config) = settings(shared, &event).await else {
         return;
     };
     let policy = Policy::of(&config, shared.retry_delay);
@@ -63,8 +63,8 @@ pub(super) async fn deliver(shared: &Shared, gateway: Gateway, event: EventRecor
 
 /// The function's async settings; `None` when the event was dealt with
 /// (its function is gone, or the store failed and it is retried soon).
-fn settings(shared: &Shared, event: &EventRecord) -> Option<AsyncInvoke> {
-    match shared.functions.get_function(&event.function) {
+async fn settings(shared: &Shared, event: &EventRecord) -> Option<AsyncInvoke> {
+    match shared.functions.get_function(&event.function).await {
         Ok(Some(record)) => Some(record.spec.async_invoke),
         Ok(None) => {
             tracing::warn!(function = %event.function, id = %event.id, "async invocation dropped: the function no longer exists");

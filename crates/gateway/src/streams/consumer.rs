@@ -44,9 +44,9 @@ pub fn mapping_id(function: &str, stream: &str) -> String {
     format!("{function}/{stream}")
 }
 
-pub(super) fn reconcile(gateway: &Gateway) {
+pub(super) async fn reconcile(gateway: &Gateway) {
     let store = &gateway.inner.store;
-    let functions = match store.list_functions() {
+    let functions = match store.list_functions().await {
         Ok(f) => f,
         Err(err) => {
             tracing::error!(%err, "cannot read functions for their stream mappings");

@@ -6,24 +6,6 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::deploy::now;
 use crate::{AliasRecord, Canary, StoreError};
 
-/// `$LATEST` is what an unqualified call runs; a number is a version.
-/// Otherwise Lambda's rule: letters, digits, `-` and `_`, at most 128.
-pub(crate) fn check_name(alias: &str) -> Result<(), StoreError> {
-    let valid = !alias.is_empty()
-        && alias.len() <= 128
-        && alias
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !alias.bytes().all(|b| b.is_ascii_digit());
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidAlias(format!(
-            "invalid alias name {alias:?}: use letters, digits, `-` and `_` (not only digits, which name versions)"
-        )))
-    }
-}
-
 pub(crate) fn set(
     conn: &mut Connection,
     function: &str,
@@ -31,15 +13,7 @@ pub(crate) fn set(
     version: u32,
     canary: Option<Canary>,
 ) -> Result<AliasRecord, StoreError> {
-    check_name(alias)?;
-    if let Some(c) = canary {
-        if !(c.weight.is_finite() && (0.0..=1.0).contains(&c.weight)) {
-            return Err(StoreError::InvalidAlias(format!(
-                "the canary weight must be between 0 and 1, found {}",
-                c.weight
-            )));
-        }
-    }
+    crate::rules::check_alias(alias, canary)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM functions WHERE name = ?1)",

@@ -1,14 +1,15 @@
 //! One deploy: checks that nothing clashes, then replaces a service+stage's
 //! functions, versions and routes in a single transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rouse_manifest::{DeploySpec, Event, FunctionSpec, StageRouting};
+use rouse_manifest::{DeploySpec, FunctionSpec};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{delete_function, get_function, shape_name};
-use crate::{FunctionRecord, RouteRecord, RouteShape, StoreError};
+use super::{delete_function, get_function};
+use crate::rules::{self, shape_name, spec_routes, validate_names, Taken};
+use crate::{FunctionRecord, RouteRecord, StoreError};
 
 pub(crate) fn deploy(
     conn: &mut Connection,
@@ -112,93 +113,6 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The path template as far as matching goes: `/users/{id}` and
-/// `/users/{userId}` match the same requests, so they are the same route
-/// (and so are `/a/` and `/a`: the router ignores empty segments).
-fn template_key(path: &str) -> String {
-    path.split('/')
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| match segment.strip_prefix('{') {
-            Some(rest) if rest.ends_with("+}") => "{+}",
-            Some(rest) if rest.ends_with('}') => "{}",
-            _ => segment,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// Where a route is served, as far as clashes go: the host it answers on
-/// (empty: any host) and its template key with the stage prefix in front
-/// when there is one. Two routes clash only with the same scope.
-fn route_scope(stage: &str, routing: StageRouting, path: &str) -> (String, String) {
-    match routing {
-        StageRouting::None => (String::new(), template_key(path)),
-        StageRouting::Prefix => (String::new(), template_key(&format!("/{stage}/{path}"))),
-        StageRouting::Host => (stage.to_ascii_lowercase(), template_key(path)),
-    }
-}
-
-fn methods_overlap(a: &str, b: &str) -> bool {
-    a == b || a == "ANY" || b == "ANY"
-}
-
-fn validate_names(spec: &DeploySpec) -> Result<(), StoreError> {
-    let mut names = HashSet::new();
-    for function in &spec.functions {
-        if function.name.is_empty() {
-            return Err(StoreError::InvalidSpec(
-                "a function has an empty name".into(),
-            ));
-        }
-        if !names.insert(function.name.as_str()) {
-            return Err(StoreError::InvalidSpec(format!(
-                "function {} appears more than once",
-                function.name
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The routes a spec asks for, checked against each other.
-fn spec_routes(spec: &DeploySpec) -> Result<Vec<RouteRecord>, StoreError> {
-    let mut routes: Vec<RouteRecord> = Vec::new();
-    for function in &spec.functions {
-        for event in &function.events {
-            let (http, shape) = match event {
-                Event::Http(http) => (http, RouteShape::Http),
-                Event::HttpApi(http) => (http, RouteShape::HttpApi),
-                Event::Schedule { .. } | Event::Stream(_) => continue,
-            };
-            let route = RouteRecord {
-                function: function.name.clone(),
-                method: http.method.to_ascii_uppercase(),
-                path: http.path.clone(),
-                shape,
-                stage_routing: function.stage_routing,
-            };
-            if routes.contains(&route) {
-                // The same event listed twice says nothing new.
-                continue;
-            }
-            let key = route_scope(&spec.stage, route.stage_routing, &route.path);
-            let clash = routes.iter().find(|r| {
-                methods_overlap(&r.method, &route.method)
-                    && route_scope(&spec.stage, r.stage_routing, &r.path) == key
-            });
-            if let Some(owner) = clash {
-                return Err(StoreError::RouteConflict {
-                    method: route.method,
-                    path: route.path,
-                    owner: owner.function.clone(),
-                });
-            }
-            routes.push(route);
-        }
-    }
-    Ok(routes)
-}
-
 /// Refuses routes already owned by another service+stage.
 fn check_foreign_routes(
     tx: &Transaction<'_>,
@@ -210,61 +124,19 @@ fn check_foreign_routes(
          JOIN functions f ON f.name = r.function
          WHERE f.service <> ?1 OR f.stage <> ?2",
     )?;
-    let rows = stmt.query_map(params![spec.service, spec.stage], |row| {
-        Ok(Taken {
-            function: row.get(0)?,
-            method: row.get(1)?,
-            path: row.get(2)?,
-            stage_routing: row.get(3)?,
-            service: row.get(4)?,
-            stage: row.get(5)?,
-        })
-    })?;
-    // Keyed by scope: a server may hold many thousands of routes.
-    let mut taken: HashMap<(String, String), Vec<Taken>> = HashMap::new();
-    for row in rows {
-        let row = row?;
-        let routing = StageRouting::parse(&row.stage_routing).unwrap_or_default();
-        taken
-            .entry(route_scope(&row.stage, routing, &row.path))
-            .or_default()
-            .push(row);
-    }
-
-    for route in routes {
-        let scope = route_scope(&spec.stage, route.stage_routing, &route.path);
-        let clash = taken.get(&scope).and_then(|owners| {
-            owners
-                .iter()
-                .find(|t| methods_overlap(&t.method, &route.method))
-        });
-        if let Some(owner) = clash {
-            if owner.service == spec.service && route.stage_routing == StageRouting::None {
-                return Err(StoreError::StageRouteConflict {
-                    method: route.method.clone(),
-                    path: route.path.clone(),
-                    owner: owner.function.clone(),
-                    stage: owner.stage.clone(),
-                });
-            }
-            return Err(StoreError::RouteConflict {
-                method: route.method.clone(),
-                path: route.path.clone(),
-                owner: owner.function.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A route another service or stage owns.
-struct Taken {
-    function: String,
-    method: String,
-    path: String,
-    stage_routing: String,
-    service: String,
-    stage: String,
+    let taken = stmt
+        .query_map(params![spec.service, spec.stage], |row| {
+            Ok(Taken {
+                function: row.get(0)?,
+                method: row.get(1)?,
+                path: row.get(2)?,
+                stage_routing: row.get(3)?,
+                service: row.get(4)?,
+                stage: row.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rules::check_foreign_routes(spec, routes, taken)
 }
 
 /// Refuses to take over a function name that another service+stage owns.
@@ -277,16 +149,7 @@ fn check_function_owners(tx: &Transaction<'_>, spec: &DeploySpec) -> Result<(), 
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        match owner {
-            Some((service, stage)) if service != spec.service || stage != spec.stage => {
-                return Err(StoreError::FunctionConflict {
-                    name: function.name.clone(),
-                    service,
-                    stage,
-                });
-            }
-            _ => {}
-        }
+        rules::check_function_owner(spec, &function.name, owner)?;
     }
     Ok(())
 }
@@ -321,24 +184,4 @@ fn write_version(
         params![function.name, version, artifact, spec_json, now],
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_ignore_parameter_names() {
-        assert_eq!(template_key("/users/{id}"), template_key("/users/{userId}"));
-        assert_eq!(template_key("/{proxy+}"), template_key("/{path+}"));
-        assert_ne!(template_key("/users/{id}"), template_key("/users/{id+}"));
-        assert_ne!(template_key("/users/{id}"), template_key("/users/me"));
-    }
-
-    #[test]
-    fn any_overlaps_every_method() {
-        assert!(methods_overlap("ANY", "GET"));
-        assert!(methods_overlap("POST", "ANY"));
-        assert!(!methods_overlap("GET", "POST"));
-    }
 }
