@@ -1027,12 +1027,12 @@ fn rules_are_reported_where_they_are_broken() {
     let cases: &[(&str, &str)] = &[
         (
             "service: s\nfunctions:\n  f:\n    handler: h\n    runtime: go1.x\n",
-            "rouse.yaml:5:14: lambda function `f`: runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+            "rouse.yaml:5:14: lambda function `f`: runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x",
         ),
         (
             // Inherited from `provider`: reported at the function using it.
             "service: s\nprovider: { runtime: java21 }\nfunctions:\n  f:\n    handler: h\n",
-            "rouse.yaml:4:3: lambda function `f`: runtime java21 is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+            "rouse.yaml:4:3: lambda function `f`: runtime java21 is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x",
         ),
         (
             "service: s\nfunctions:\n  w:\n    web: { command: ./server }\n    events:\n      - http: GET /\n      - schedule: rate(5 minutes)\n",
