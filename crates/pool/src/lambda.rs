@@ -165,6 +165,8 @@ mod tests {
         assert!(check_runtime("provided.al2023", "").is_ok());
         let err = check_runtime("python3.12", "/nonexistent").unwrap_err();
         assert!(err.contains("python3"), "{err}");
+        let err = check_runtime("ruby3.3", "/nonexistent").unwrap_err();
+        assert!(err.contains("`ruby`"), "{err}");
         assert!(check_runtime("java21", "/usr/bin").is_err());
     }
 
