@@ -1050,13 +1050,13 @@ fn rules_are_reported_where_they_are_broken() {
 
 #[test]
 fn serverless_files_get_the_same_rules() {
-    let src = "service: s\nprovider: { name: aws, runtime: ruby3.3 }\nfunctions:\n  f:\n    handler: h.main\n";
+    let src = "service: s\nprovider: { name: aws, runtime: java21 }\nfunctions:\n  f:\n    handler: h.main\n";
     let err = load(Flavor::Serverless, None, src)
         .expect_err(src)
         .to_string();
     assert!(
         err.starts_with(
-            "serverless.yml:4:3: lambda function `f`: runtime ruby3.3 is not supported"
+            "serverless.yml:4:3: lambda function `f`: runtime java21 is not supported"
         ),
         "{err}"
     );

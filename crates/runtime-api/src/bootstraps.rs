@@ -85,6 +85,6 @@ mod tests {
             }
         }
         let leftovers = std::fs::read_dir(&runtime_dir).unwrap().count();
-        assert_eq!(leftovers, 2);
+        assert_eq!(leftovers, 3);
     }
 }
