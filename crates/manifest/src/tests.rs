@@ -1055,9 +1055,7 @@ fn serverless_files_get_the_same_rules() {
         .expect_err(src)
         .to_string();
     assert!(
-        err.starts_with(
-            "serverless.yml:4:3: lambda function `f`: runtime java21 is not supported"
-        ),
+        err.starts_with("serverless.yml:4:3: lambda function `f`: runtime java21 is not supported"),
         "{err}"
     );
 }

@@ -114,7 +114,9 @@ module RouseRuntime
     begin
       require path
     rescue LoadError => e
-      raise InitError.new('Runtime.ImportModuleError', "Error loading #{file}: #{e.message}", user_frames(e.backtrace))
+      # The handler names the file relative to the task root; so does the message.
+      raise InitError.new('Runtime.ImportModuleError', "Error loading #{file}: #{e.message.sub(path, file)}",
+                          user_frames(e.backtrace))
     rescue SyntaxError => e
       raise InitError.new('Runtime.UserCodeSyntaxError', e.message, user_frames(e.backtrace))
     rescue StandardError, ScriptError => e
