@@ -81,7 +81,8 @@ pub(crate) async fn deploy(
         activated: &records,
         why: Why::Deployed,
     };
-    let warnings = apply::apply(&state, change).await?;
+    let mut warnings = crate::streams::create_missing(&state, &req.spec)?;
+    warnings.extend(apply::apply(&state, change).await?);
     let routes = state.store.routes()?;
     let grouped = routes_by_function(&routes);
     Ok(Json(DeployResponse {

@@ -13,6 +13,7 @@
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
 //! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
+//! | `POST /v1/streams` (`{"name", "shards"}`), `GET /v1/streams` | streams: create; list with shards, records and each mapping's checkpoint and iterator age per shard |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
 
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ mod logs;
 mod metrics;
 mod rate_limit;
 pub mod schedules;
+mod streams;
 pub mod types;
 mod versions;
 
@@ -102,6 +104,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
             any(invoke::invoke).layer(DefaultBodyLimit::disable()),
         )
         .route("/keys", get(keys::list).post(keys::create))
+        .route("/streams", get(streams::list).post(streams::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));
     Router::new()
         .nest("/v1", v1)

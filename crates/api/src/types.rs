@@ -148,3 +148,55 @@ pub struct AccessKeySummary {
     /// Unix seconds, to the minute; `None` if never used.
     pub last_used_at: Option<i64>,
 }
+
+/// `POST /v1/streams`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateStreamRequest {
+    pub name: String,
+    #[serde(default = "one")]
+    pub shards: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One entry of `GET /v1/streams`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSummary {
+    pub name: String,
+    pub retention_hours: u32,
+    pub shards: Vec<ShardSummary>,
+    pub mappings: Vec<MappingSummary>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardSummary {
+    pub shard_id: String,
+    /// Records kept (within retention).
+    pub records: u64,
+    pub last_sequence_number: u64,
+}
+
+/// A function consuming the stream, with where it stands per shard.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingSummary {
+    pub function: String,
+    pub enabled: bool,
+    pub shards: Vec<MappingShard>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingShard {
+    pub shard_id: String,
+    /// The last record processed (`None`: not started).
+    pub checkpoint: Option<u64>,
+    /// Records not yet processed.
+    pub behind: u64,
+    /// Age of the oldest unprocessed record, in ms (0: caught up).
+    pub iterator_age_ms: i64,
+}

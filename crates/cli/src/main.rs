@@ -84,7 +84,7 @@ pub struct ServeArgs {
     /// to (default: 90% of the machine's RAM).
     #[arg(long, env = "ROUSE_MEMORY_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_budget: Option<u64>,
-    /// Signatures on the AWS-compatible APIs (the Lambda Invoke API):
+    /// Signatures on the AWS-compatible APIs (the Lambda Invoke API, Kinesis):
     /// required (SigV4 with a key from `rouse keys create`), open (unsigned
     /// calls served), auto (required unless the gateway listens on
     /// loopback only; `rouse dev` is open).
@@ -233,10 +233,17 @@ enum Command {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Access keys for the AWS-compatible APIs (Lambda Invoke): create, ls, rm.
+    /// Access keys for the AWS-compatible APIs (Lambda Invoke, Kinesis): create, ls, rm.
     Keys {
         #[command(subcommand)]
         command: commands::keys::KeysCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Streams for `stream:` events and the Kinesis API: create, ls.
+    Streams {
+        #[command(subcommand)]
+        command: commands::streams::StreamsCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -367,6 +374,7 @@ fn main() -> ExitCode {
                 commands::invoke::run(&function, request, stage, &conn).await
             }
             Command::Keys { command, conn } => commands::keys::run(command, &conn).await,
+            Command::Streams { command, conn } => commands::streams::run(command, &conn).await,
             Command::Events {
                 command,
                 stage,

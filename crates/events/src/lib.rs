@@ -61,6 +61,7 @@
 mod body;
 pub mod civil;
 mod fields;
+pub mod kinesis;
 mod maps;
 mod query;
 mod request;

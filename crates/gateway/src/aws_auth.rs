@@ -68,10 +68,6 @@ pub(crate) enum Protocol {
     /// Lambda: 403, code in `x-amzn-ErrorType`.
     RestJson,
     /// Kinesis, SQS: 400, code in the body's `__type`.
-    #[allow(
-        dead_code,
-        reason = "for the Kinesis and SQS APIs, which call the same check"
-    )]
     Json,
 }
 

@@ -7,6 +7,9 @@ use http::Method;
 use crate::aws::{self, FunctionRef};
 use crate::router::{FunctionInfo, RouteMatch, Router};
 
+/// Kinesis operations: `POST /` with `X-Amz-Target: Kinesis_20131202.<Op>`.
+const KINESIS_TARGET_PREFIX: &str = "Kinesis_20131202.";
+
 /// Function URLs: `/urls/{function}/...` reaches a function on any path.
 const FUNCTION_URL_PREFIX: &str = "/urls/";
 
@@ -16,6 +19,9 @@ pub(crate) enum Target<'r, 'p> {
     /// `POST /2015-03-31/functions/{name}/invocations`; `Err` is the
     /// message for an invalid function name.
     InvokeApi(Result<FunctionRef, String>),
+    /// The Kinesis API (JSON 1.1): the operation named by `X-Amz-Target`.
+    /// (SQS's JSON protocol, `AmazonSQS.<Op>`, is the next such target.)
+    Kinesis(String),
     /// `/urls/{function}/{path}`: `path` is the rest after the function
     /// name, without its leading `/` (`""` for none).
     FunctionUrl {
@@ -29,15 +35,22 @@ pub(crate) enum Target<'r, 'p> {
     NotFound,
 }
 
-/// The target of a request. The Invoke API comes first, then Function
-/// URLs, then the routes (which include `{fn}.{domain}` hosts).
+/// The target of a request. The AWS APIs come first (Kinesis by its
+/// `X-Amz-Target` header, the Invoke API by its path), then Function URLs,
+/// then the routes (which include `{fn}.{domain}` hosts).
 pub(crate) fn classify<'r, 'p>(
     method: &Method,
     host: Option<&str>,
     path: &'p str,
+    amz_target: Option<&str>,
     router: &'r Router,
 ) -> Target<'r, 'p> {
     if method == Method::POST {
+        if let Some(op) = amz_target.and_then(|t| t.strip_prefix(KINESIS_TARGET_PREFIX)) {
+            if path == "/" {
+                return Target::Kinesis(op.to_string());
+            }
+        }
         if let Some(target) = aws::parse_invoke_path(path) {
             return Target::InvokeApi(target);
         }
@@ -101,6 +114,7 @@ mod tests {
         match target {
             Target::InvokeApi(Ok(f)) => format!("invoke {} {:?}", f.name, f.qualifier),
             Target::InvokeApi(Err(message)) => format!("invoke error: {message}"),
+            Target::Kinesis(op) => format!("kinesis {op}"),
             Target::FunctionUrl { function, path } => format!("url {} {path:?}", function.name),
             Target::Lambda(route) => format!("lambda {}", route.function.name),
             Target::Web(route) => format!("web {}", route.function.name),
@@ -119,6 +133,10 @@ mod tests {
                 "/2015-03-31/functions/hello/invocations",
                 "invoke hello None",
             ),
+            ("POST", Some("kinesis"), "/", "kinesis PutRecords"),
+            // The header on another path or method is just a request.
+            ("POST", Some("kinesis"), "/x", "web site"),
+            ("GET", Some("kinesis"), "/", "web site"),
             (
                 "POST",
                 None,
@@ -155,7 +173,12 @@ mod tests {
         ];
         for (method, host, path, expected) in table {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
-            let target = classify(&method, host, path, &router);
+            // `Some("kinesis")` in the host column stands for the header.
+            let (host, amz) = match host {
+                Some("kinesis") => (None, Some("Kinesis_20131202.PutRecords")),
+                other => (other, None),
+            };
+            let target = classify(&method, host, path, amz, &router);
             assert_eq!(describe(&target), expected, "{method} {host:?} {path}");
         }
     }
@@ -163,9 +186,12 @@ mod tests {
     #[test]
     fn nothing_routed_is_not_found() {
         let router = Router::new(&[], [info("web", false)], None);
-        assert_eq!(classify(&Method::GET, None, "/", &router), Target::NotFound);
         assert_eq!(
-            classify(&Method::GET, Some("web.example.com"), "/", &router),
+            classify(&Method::GET, None, "/", None, &router),
+            Target::NotFound
+        );
+        assert_eq!(
+            classify(&Method::GET, Some("web.example.com"), "/", None, &router),
             Target::NotFound
         );
     }

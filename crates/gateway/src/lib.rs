@@ -18,6 +18,7 @@ mod responses;
 mod router;
 mod server;
 mod stage_prefix;
+mod streams;
 mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,7 @@ pub(crate) use responses::json_error;
 pub(crate) use responses::retry_after_secs;
 use router::{AliasTarget, FunctionInfo, Router};
 pub use server::GatewayServer;
+pub use streams::{mapping_id as stream_mapping_id, shard_id};
 /// Default request body limit, as on Lambda (6 MB).
 pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
 
@@ -79,6 +81,9 @@ struct Inner {
     pool: Pool,
     router: ArcSwap<Router>,
     events: async_invoke::EventQueue,
+    /// Wake-ups of stream pollers when records are put.
+    wakers: streams::Wakers,
+    pollers: streams::Pollers,
 }
 
 impl Gateway {
@@ -95,6 +100,8 @@ impl Gateway {
                 store,
                 pool,
                 router: ArcSwap::from_pointee(Router::default()),
+                wakers: streams::Wakers::default(),
+                pollers: streams::Pollers::default(),
             }),
         };
         gateway.reload_routes()?;
@@ -127,6 +134,7 @@ impl Gateway {
             self.inner.config.domain.clone(),
         );
         self.inner.router.store(Arc::new(router));
+        self.reload_streams();
         Ok(())
     }
 
@@ -149,8 +157,25 @@ impl Gateway {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().host());
-        let target = classify(req.method(), host, req.uri().path(), &router);
+        let amz_target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|h| h.to_str().ok());
+        let target = classify(req.method(), host, req.uri().path(), amz_target, &router);
         match target {
+            Target::Kinesis(op) => {
+                drop(router);
+                let auth = self.aws_authorize(
+                    req,
+                    "kinesis",
+                    aws_auth::Protocol::Json,
+                    streams::MAX_REQUEST,
+                );
+                match auth.await {
+                    Ok(req) => self.kinesis_api(req, &op).await,
+                    Err(refused) => refused,
+                }
+            }
             Target::InvokeApi(target) => {
                 drop(router);
                 match self.lambda_authorize(req).await {

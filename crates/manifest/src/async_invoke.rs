@@ -61,7 +61,7 @@ pub(crate) fn read(
 /// A function name, `arn:aws:lambda:…:function:NAME`, or `dlq`. Targets
 /// rouse cannot deliver to (SQS, SNS, EventBridge ARNs) are warned about and
 /// ignored in serverless.yml, and errors in rouse.yaml.
-fn target(
+pub(crate) fn target(
     ctx: &Ctx<'_>,
     node: &Node,
     field: &str,
@@ -139,6 +139,11 @@ pub(crate) fn qualify(functions: &mut [FunctionSpec]) {
     for f in functions {
         full(&mut f.async_invoke.on_success);
         full(&mut f.async_invoke.on_failure);
+        for event in &mut f.events {
+            if let crate::Event::Stream(stream) = event {
+                full(&mut stream.on_failure);
+            }
+        }
     }
 }
 

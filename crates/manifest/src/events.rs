@@ -1,4 +1,4 @@
-//! `events:` of a function: HTTP routes and schedules.
+//! `events:` of a function: HTTP routes, schedules and streams.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use crate::suggest;
 use crate::yaml::{Loc, Node, Value};
 use crate::{Event, Flavor, HttpEvent};
 
-const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule"];
+const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream"];
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
@@ -61,6 +61,13 @@ pub(crate) fn read(
             "schedule" => {
                 for expression in schedule(ctx, value, &format!("{path}.schedule"))? {
                     events.push((Event::Schedule { expression }, item.loc));
+                }
+            }
+            "stream" => {
+                if let Some(stream) =
+                    crate::stream_event::read(ctx, value, &format!("{path}.stream"))?
+                {
+                    events.push((Event::Stream(stream), item.loc));
                 }
             }
             _ => {

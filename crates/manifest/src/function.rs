@@ -190,6 +190,14 @@ pub(crate) fn read(
                 ),
             ));
         }
+        if let Some((_, loc)) = events.iter().find(|(e, _)| matches!(e, Event::Stream(_))) {
+            return Err(ctx.error(
+                *loc,
+                format!(
+                    "web {name} has a stream event, but stream events need a lambda function (a handler receives the batch)"
+                ),
+            ));
+        }
     }
 
     let full_name = match fields.get("name") {

@@ -20,6 +20,9 @@ mod resolve;
 pub mod rules;
 mod scaling;
 pub mod spec;
+mod stream_event;
+#[cfg(test)]
+mod stream_tests;
 mod suggest;
 mod template;
 #[cfg(test)]
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ManifestError;
 pub use spec::*;
+pub use stream_event::valid_stream_name;
 
 /// File names looked for in a project directory, in order of preference.
 pub const MANIFEST_NAMES: [&str; 4] = [

@@ -325,7 +325,7 @@ impl Routes {
         let (kind, http) = match event {
             Event::Http(http) => ("http", http),
             Event::HttpApi(http) => ("httpApi", http),
-            Event::Schedule { .. } => return Ok(()),
+            Event::Schedule { .. } | Event::Stream(_) => return Ok(()),
         };
         let key = (kind, http.method.clone(), route_shape(&http.path));
         if let Some((other, other_loc)) = self.seen.get(&key) {

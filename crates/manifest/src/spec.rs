@@ -230,6 +230,47 @@ pub enum Event {
     HttpApi(HttpEvent),
     /// `rate(...)` or `cron(...)` expression, kept verbatim.
     Schedule { expression: String },
+    /// An event source mapping from a stream (Kinesis-like).
+    Stream(StreamEvent),
+}
+
+/// A `stream:` event: the function consumes a rouse stream in batches,
+/// per shard, from a checkpoint (Lambda's Kinesis event source mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamEvent {
+    /// The rouse stream (`arn:aws:kinesis:…:stream/NAME` names NAME).
+    pub stream: String,
+    pub batch_size: u32,
+    /// Seconds to gather records before invoking with less than a full batch.
+    pub batch_window_secs: u32,
+    pub starting_position: StartingPosition,
+    /// Retries of a failing batch before it goes to `on_failure`.
+    pub maximum_retry_attempts: u32,
+    /// Records older than this are given up on (`None`: no limit).
+    pub maximum_record_age_secs: Option<u32>,
+    pub bisect_batch_on_function_error: bool,
+    /// `functionResponseType: ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    pub on_failure: Option<Destination>,
+    pub enabled: bool,
+}
+
+pub const DEFAULT_STREAM_BATCH_SIZE: u32 = 100;
+/// Lambda retries forever by default; rouse does not, so a poison record
+/// cannot stall a shard.
+pub const DEFAULT_STREAM_RETRY_ATTEMPTS: u32 = 10;
+
+/// Where a mapping without a checkpoint starts reading a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum StartingPosition {
+    /// The oldest record kept.
+    TrimHorizon,
+    /// Records put after the mapping started.
+    Latest,
+    /// Records that arrived at or after this time (ms since the epoch).
+    AtTimestamp { at_ms: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,7 +132,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nfunctions:\n  site:\n    web: { command: x }\n    events:\n      - htp: GET /x\n",
-            "rouse.yaml:6:9: unknown event type `htp`, expected one of: http, httpApi, schedule (did you mean `http`?)",
+            "rouse.yaml:6:9: unknown event type `htp`, expected one of: http, httpApi, schedule, stream (did you mean `http`?)",
         ),
         (
             "service: shop\nfunctions:\n  site:\n    web: { command: x }\n    events:\n      - http:\n        path: /x\n",

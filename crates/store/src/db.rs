@@ -4,6 +4,7 @@ pub(crate) mod access_keys;
 pub(crate) mod aliases;
 pub(crate) mod deploy;
 pub(crate) mod events;
+pub(crate) mod streams;
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +71,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: the queue of async (`Event`) invocations.
     events::MIGRATION,
+    // 5: streams, their shards and records, and mapping checkpoints.
+    streams::MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -12,12 +12,14 @@ pub mod archive;
 mod artifacts;
 mod db;
 pub mod events;
+pub mod streams;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 pub use artifacts::is_sha256_hex;
 pub use events::AsyncEvents;
+pub use streams::Streams;
 
 use rouse_manifest::{DeploySpec, FunctionSpec, StageRouting};
 use serde::Serialize;
@@ -42,6 +44,8 @@ pub enum StoreError {
     UnknownVersion { function: String, version: u32 },
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error("stream {0} not found")]
+    UnknownStream(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The deploy names a function that belongs to another service or stage.
@@ -485,5 +489,72 @@ impl AsyncEvents for Store {
 
     fn event_counts(&self) -> Result<Vec<(String, events::EventCounts)>, StoreError> {
         db::events::event_counts(&self.conn())
+    }
+}
+
+/// The SQLite engine of streams.
+impl Streams for Store {
+    fn create_stream(
+        &self,
+        name: &str,
+        shards: u32,
+        retention_hours: u32,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        db::streams::create_stream(&mut self.conn(), name, shards, retention_hours, now_ms)
+    }
+
+    fn stream(&self, name: &str) -> Result<Option<streams::StreamInfo>, StoreError> {
+        db::streams::stream(&self.conn(), name)
+    }
+
+    fn list_streams(&self) -> Result<Vec<streams::StreamInfo>, StoreError> {
+        db::streams::list_streams(&self.conn())
+    }
+
+    fn append(
+        &self,
+        stream: &str,
+        records: &[streams::NewRecord],
+        now_ms: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        db::streams::append(&mut self.conn(), stream, records, now_ms)
+    }
+
+    fn read(
+        &self,
+        stream: &str,
+        shard: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<streams::StreamRecord>, StoreError> {
+        db::streams::read(&self.conn(), stream, shard, after, limit)
+    }
+
+    fn seq_before_time(&self, stream: &str, shard: u32, at_ms: i64) -> Result<u64, StoreError> {
+        db::streams::seq_before_time(&self.conn(), stream, shard, at_ms)
+    }
+
+    fn shard_stats(&self, stream: &str) -> Result<Vec<streams::ShardStats>, StoreError> {
+        db::streams::shard_stats(&self.conn(), stream)
+    }
+
+    fn checkpoint(&self, mapping: &str, shard: u32) -> Result<Option<u64>, StoreError> {
+        db::streams::checkpoint(&self.conn(), mapping, shard)
+    }
+
+    fn set_checkpoint(
+        &self,
+        mapping: &str,
+        stream: &str,
+        shard: u32,
+        seq: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        db::streams::set_checkpoint(&self.conn(), mapping, stream, shard, seq, now_ms)
+    }
+
+    fn checkpoints_of(&self, stream: &str) -> Result<Vec<streams::Checkpoint>, StoreError> {
+        db::streams::checkpoints_of(&self.conn(), stream)
     }
 }

@@ -101,7 +101,7 @@ impl Server {
         };
         match config.aws_auth {
             AwsAuth::Open => tracing::warn!(
-                "the AWS-compatible APIs (Lambda Invoke) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
+                "the AWS-compatible APIs (Lambda Invoke, Kinesis) accept unsigned calls; use --aws-auth required to check SigV4 signatures"
             ),
             AwsAuth::Required if store.list_access_keys()?.is_empty() => tracing::warn!(
                 "the AWS-compatible APIs require SigV4 signatures and there is no access key yet: every call is refused until `rouse keys create` makes one"

@@ -168,7 +168,7 @@ fn spec_routes(spec: &DeploySpec) -> Result<Vec<RouteRecord>, StoreError> {
             let (http, shape) = match event {
                 Event::Http(http) => (http, RouteShape::Http),
                 Event::HttpApi(http) => (http, RouteShape::HttpApi),
-                Event::Schedule { .. } => continue,
+                Event::Schedule { .. } | Event::Stream(_) => continue,
             };
             let route = RouteRecord {
                 function: function.name.clone(),
