@@ -7,6 +7,7 @@ need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v ruby >/dev/null 2>&1 || need+=(ruby)
 # nftables keeps instances of one function off the ports of another.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The store and cluster tests start a private PostgreSQL (initdb + postgres

@@ -345,7 +345,7 @@ fn doctor_sees_a_running_server_and_its_ports() {
     }
     assert_eq!(check(&doc, "server")["status"], "ok");
     assert_eq!(check(&doc, "data-dir")["status"], "ok");
-    for name in ["python3", "node", "nginx", "isolation"] {
+    for name in ["python3", "node", "ruby", "nginx", "isolation"] {
         let status = check(&doc, name)["status"].as_str().unwrap().to_string();
         assert!(status == "ok" || status == "warn", "{name}: {status}");
     }

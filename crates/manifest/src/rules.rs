@@ -11,10 +11,11 @@ pub fn unsupported_runtime(runtime: &str) -> Option<String> {
     let known = runtime == "provided"
         || runtime.starts_with("provided.")
         || runtime.starts_with("python3")
-        || runtime.starts_with("nodejs");
+        || runtime.starts_with("nodejs")
+        || runtime.starts_with("ruby3");
     (!known).then(|| {
         format!(
-            "runtime {runtime} is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x"
+            "runtime {runtime} is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x"
         )
     })
 }
@@ -63,6 +64,10 @@ mod tests {
             ("python3", true),
             ("nodejs20.x", true),
             ("nodejs", true),
+            ("ruby3.2", true),
+            ("ruby3.3", true),
+            ("ruby3.4", true),
+            ("ruby2.7", false),
             ("go1.x", false),
             ("java21", false),
             ("python2.7", false),
@@ -74,7 +79,7 @@ mod tests {
         }
         assert_eq!(
             unsupported_runtime("go1.x").as_deref(),
-            Some("runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x")
+            Some("runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x")
         );
     }
 }

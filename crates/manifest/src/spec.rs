@@ -173,7 +173,7 @@ pub struct Rewrite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LambdaSpec {
-    /// `provided`, `provided.al2023`, `python3.12`, `nodejs20.x`, ...
+    /// `provided`, `provided.al2023`, `python3.12`, `nodejs20.x`, `ruby3.3`, ...
     pub runtime: String,
     pub handler: String,
 }

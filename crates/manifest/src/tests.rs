@@ -1027,12 +1027,12 @@ fn rules_are_reported_where_they_are_broken() {
     let cases: &[(&str, &str)] = &[
         (
             "service: s\nfunctions:\n  f:\n    handler: h\n    runtime: go1.x\n",
-            "rouse.yaml:5:14: lambda function `f`: runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+            "rouse.yaml:5:14: lambda function `f`: runtime go1.x is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x",
         ),
         (
             // Inherited from `provider`: reported at the function using it.
             "service: s\nprovider: { runtime: java21 }\nfunctions:\n  f:\n    handler: h\n",
-            "rouse.yaml:4:3: lambda function `f`: runtime java21 is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x",
+            "rouse.yaml:4:3: lambda function `f`: runtime java21 is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x",
         ),
         (
             "service: s\nfunctions:\n  w:\n    web: { command: ./server }\n    events:\n      - http: GET /\n      - schedule: rate(5 minutes)\n",
@@ -1050,14 +1050,12 @@ fn rules_are_reported_where_they_are_broken() {
 
 #[test]
 fn serverless_files_get_the_same_rules() {
-    let src = "service: s\nprovider: { name: aws, runtime: ruby3.3 }\nfunctions:\n  f:\n    handler: h.main\n";
+    let src = "service: s\nprovider: { name: aws, runtime: java21 }\nfunctions:\n  f:\n    handler: h.main\n";
     let err = load(Flavor::Serverless, None, src)
         .expect_err(src)
         .to_string();
     assert!(
-        err.starts_with(
-            "serverless.yml:4:3: lambda function `f`: runtime ruby3.3 is not supported"
-        ),
+        err.starts_with("serverless.yml:4:3: lambda function `f`: runtime java21 is not supported"),
         "{err}"
     );
 }

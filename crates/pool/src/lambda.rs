@@ -21,9 +21,11 @@ pub(crate) fn runtime_command(runtime: &str, runtime_dir: &Path) -> Result<Vec<S
         Ok(vec!["python3".into(), "-u".into(), shipped("bootstrap.py")])
     } else if runtime.starts_with("nodejs") {
         Ok(vec!["node".into(), shipped("bootstrap.js")])
+    } else if runtime.starts_with("ruby3") {
+        Ok(vec!["ruby".into(), shipped("bootstrap.rb")])
     } else {
         Err(format!(
-            "runtime {runtime} is not supported; use provided.al2023 (your own bootstrap), python3.x or nodejsNN.x"
+            "runtime {runtime} is not supported; use provided.al2023 (your own bootstrap), python3.x, nodejsNN.x or ruby3.x"
         ))
     }
 }
@@ -34,6 +36,8 @@ pub(crate) fn interpreter(runtime: &str) -> Option<&'static str> {
         Some("python3")
     } else if runtime.starts_with("nodejs") {
         Some("node")
+    } else if runtime.starts_with("ruby3") {
+        Some("ruby")
     } else {
         None
     }
@@ -148,6 +152,10 @@ mod tests {
             runtime_command("nodejs20.x", dir).unwrap(),
             ["node", "/rt/bootstrap.js"]
         );
+        assert_eq!(
+            runtime_command("ruby3.2", dir).unwrap(),
+            ["ruby", "/rt/bootstrap.rb"]
+        );
         let err = runtime_command("java21", dir).unwrap_err();
         assert!(err.contains("java21") && err.contains("python3.x"), "{err}");
     }
@@ -157,6 +165,8 @@ mod tests {
         assert!(check_runtime("provided.al2023", "").is_ok());
         let err = check_runtime("python3.12", "/nonexistent").unwrap_err();
         assert!(err.contains("python3"), "{err}");
+        let err = check_runtime("ruby3.3", "/nonexistent").unwrap_err();
+        assert!(err.contains("`ruby`"), "{err}");
         assert!(check_runtime("java21", "/usr/bin").is_err());
     }
 

@@ -1,5 +1,5 @@
-//! The stdlib-only runtimes rouse ships for `python3.*` and `nodejs*`
-//! functions. They speak the Runtime API like any custom runtime, so the
+//! The stdlib-only runtimes rouse ships for `python3.*`, `nodejs*` and
+//! `ruby*` functions. They speak the Runtime API like any custom runtime, so the
 //! server side has no special cases for them.
 
 use std::io::Write;
@@ -9,13 +9,17 @@ use std::path::Path;
 pub const PYTHON_BOOTSTRAP: &str = include_str!("bootstraps/bootstrap.py");
 /// Node runtime: `node bootstrap.js` (18+, no dependencies).
 pub const NODE_BOOTSTRAP: &str = include_str!("bootstraps/bootstrap.js");
+/// Ruby runtime: `ruby bootstrap.rb` (3.0+, stdlib only).
+pub const RUBY_BOOTSTRAP: &str = include_str!("bootstraps/bootstrap.rb");
 
 /// File name [`write_bootstraps`] gives [`PYTHON_BOOTSTRAP`].
 pub const PYTHON_BOOTSTRAP_FILE: &str = "bootstrap.py";
 /// File name [`write_bootstraps`] gives [`NODE_BOOTSTRAP`].
 pub const NODE_BOOTSTRAP_FILE: &str = "bootstrap.js";
+/// File name [`write_bootstraps`] gives [`RUBY_BOOTSTRAP`].
+pub const RUBY_BOOTSTRAP_FILE: &str = "bootstrap.rb";
 
-/// Writes `bootstrap.py` and `bootstrap.js` into `runtime_dir` (created if
+/// Writes `bootstrap.py`, `bootstrap.js` and `bootstrap.rb` into `runtime_dir` (created if
 /// missing) with mode 0755.
 ///
 /// Each file is written under a temporary name and renamed into place, so a
@@ -23,7 +27,8 @@ pub const NODE_BOOTSTRAP_FILE: &str = "bootstrap.js";
 pub fn write_bootstraps(runtime_dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(runtime_dir)?;
     write_executable(&runtime_dir.join(PYTHON_BOOTSTRAP_FILE), PYTHON_BOOTSTRAP)?;
-    write_executable(&runtime_dir.join(NODE_BOOTSTRAP_FILE), NODE_BOOTSTRAP)
+    write_executable(&runtime_dir.join(NODE_BOOTSTRAP_FILE), NODE_BOOTSTRAP)?;
+    write_executable(&runtime_dir.join(RUBY_BOOTSTRAP_FILE), RUBY_BOOTSTRAP)
 }
 
 fn write_executable(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -68,6 +73,7 @@ mod tests {
         for (name, contents) in [
             (PYTHON_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP),
             (NODE_BOOTSTRAP_FILE, NODE_BOOTSTRAP),
+            (RUBY_BOOTSTRAP_FILE, RUBY_BOOTSTRAP),
         ] {
             let path = runtime_dir.join(name);
             assert_eq!(std::fs::read_to_string(&path).unwrap(), contents);
@@ -79,6 +85,6 @@ mod tests {
             }
         }
         let leftovers = std::fs::read_dir(&runtime_dir).unwrap().count();
-        assert_eq!(leftovers, 2);
+        assert_eq!(leftovers, 3);
     }
 }

@@ -47,6 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use bootstraps::{
     write_bootstraps, NODE_BOOTSTRAP, NODE_BOOTSTRAP_FILE, PYTHON_BOOTSTRAP, PYTHON_BOOTSTRAP_FILE,
+    RUBY_BOOTSTRAP, RUBY_BOOTSTRAP_FILE,
 };
 pub use errors::{
     response_too_large_body, sanitize_error_type, MAX_PAYLOAD_SIZE, MAX_STREAMED_RESPONSE_SIZE,

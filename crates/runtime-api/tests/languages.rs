@@ -28,7 +28,7 @@ struct Language {
     prints: &'static str,
 }
 
-const LANGUAGES: [Language; 2] = [
+const LANGUAGES: [Language; 3] = [
     Language {
         name: "python",
         lang: Lang::Python,
@@ -57,6 +57,20 @@ const LANGUAGES: [Language; 2] = [
         missing_module_message: "Error: Cannot find module 'nope'",
         missing_handler_message: "app.missing is undefined or not exported",
         prints: "app.logs",
+    },
+    Language {
+        name: "ruby",
+        lang: Lang::Ruby,
+        echo: "app.echo",
+        counter: "app.counter",
+        boom: "app.boom",
+        thrown: "ArgumentError",
+        stack_field: "stackTrace",
+        stack_file: "app.rb",
+        hidden_frame: Some("bootstrap.rb"),
+        missing_module_message: "Error loading nope: cannot load such file -- nope",
+        missing_handler_message: "Handler not found: app.missing",
+        prints: "app.prints",
     },
 ];
 

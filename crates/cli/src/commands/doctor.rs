@@ -32,7 +32,7 @@ pub(crate) enum Status {
 /// One check's result; the JSON output's field names are documented in README.md.
 #[derive(Debug, Serialize)]
 pub(crate) struct Check {
-    /// Stable identifier: `python3`, `node`, `nginx`, `data-dir`,
+    /// Stable identifier: `python3`, `node`, `ruby`, `nginx`, `data-dir`,
     /// `gateway-port`, `admin-port`, `server`, `isolation`, `instance-ports`.
     pub name: &'static str,
     pub status: Status,
@@ -104,6 +104,13 @@ pub(crate) async fn run(args: DoctorArgs, conn: &Connection) -> anyhow::Result<E
             "--version",
             "nodejs*.x lambdas, the node-lambda template",
             "install Node.js (apt-get install nodejs) to run Node functions",
+        )
+        .await,
+        interpreter(
+            "ruby",
+            "--version",
+            "ruby3.x lambdas",
+            "install Ruby (apt-get install ruby) to run Ruby functions",
         )
         .await,
         interpreter(

@@ -152,6 +152,7 @@ pub(crate) fn error_outcome(outcome: Outcome) -> (String, serde_json::Value) {
 pub(crate) enum Lang {
     Python,
     Node,
+    Ruby,
 }
 
 /// A real bootstrap process talking to its own endpoint.
@@ -165,13 +166,14 @@ pub(crate) fn fixtures(lang: Lang) -> PathBuf {
     let sub = match lang {
         Lang::Python => "python",
         Lang::Node => "node",
+        Lang::Ruby => "ruby",
     };
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(sub)
 }
 
-/// Starts `python3 bootstrap.py` / `node bootstrap.js` for `handler` with the
+/// Starts `python3 bootstrap.py` / `node bootstrap.js` / `ruby bootstrap.rb` for `handler` with the
 /// Lambda environment. Stdout is piped (to check what the runtime prints);
 /// stderr goes to the test output.
 pub(crate) async fn start(lang: Lang, handler: &str) -> Instance {
@@ -181,6 +183,7 @@ pub(crate) async fn start(lang: Lang, handler: &str) -> Instance {
     let (program, script) = match lang {
         Lang::Python => ("python3", rouse_runtime_api::PYTHON_BOOTSTRAP_FILE),
         Lang::Node => ("node", rouse_runtime_api::NODE_BOOTSTRAP_FILE),
+        Lang::Ruby => ("ruby", rouse_runtime_api::RUBY_BOOTSTRAP_FILE),
     };
     let task_root = fixtures(lang);
     let child = Command::new(program)
