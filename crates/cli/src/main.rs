@@ -70,6 +70,22 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// Seconds a client has to send a request head, counted from accept
+    /// (and from the end of the previous response on a keep-alive
+    /// connection); slower or silent connections are closed.
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout: f64,
+    /// Most client connections the gateway holds at once; past it a new
+    /// connection gets 503 (default: what the open-file limit allows).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Most gateway connections from one client address.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_client: u64,
+    /// Most connections the admin API holds at once (its own budget, so
+    /// a flood on the gateway never locks the operator out).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub admin_max_connections: u64,
     /// How instances are isolated: auto (the strongest this host allows),
     /// none (process groups), process (+ uid per function and cgroup
     /// limits), namespaces (+ mount/pid/ipc/uts namespaces, read-only host,

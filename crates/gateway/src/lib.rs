@@ -13,6 +13,7 @@ mod http_events;
 mod ingress;
 mod invoke_api;
 mod lambda;
+pub mod listen;
 mod proxy;
 mod responses;
 mod router;

@@ -3,18 +3,13 @@
 //! spreads connections and a request never hops threads on its way to the
 //! upstream and back. Graceful shutdown drains each of them.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
+use crate::listen::{self, ConnPolicy};
 use crate::Gateway;
 
 /// Pending connections the kernel queues per listener.
@@ -33,6 +28,7 @@ impl GatewayServer {
         addr: SocketAddr,
         threads: usize,
         gateway: Gateway,
+        policy: ConnPolicy,
         shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) -> std::io::Result<GatewayServer> {
@@ -51,6 +47,7 @@ impl GatewayServer {
         for (i, listener) in listeners.into_iter().enumerate() {
             let listener = listener.into_std()?;
             let gateway = gateway.clone();
+            let policy = policy.clone();
             let mut shutdown = shutdown.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("rouse-gateway-{i}"))
@@ -76,7 +73,11 @@ impl GatewayServer {
                         let stop = async move {
                             let _ = shutdown.wait_for(|down| *down).await;
                         };
-                        serve(listener, gateway, stop, drain).await;
+                        let handler = move |req, remote| {
+                            let gateway = gateway.clone();
+                            async move { gateway.handle(req, remote).await }
+                        };
+                        listen::serve(listener, policy, handler, stop, drain).await;
                     });
                 })?;
             handles.push(handle);
@@ -109,53 +110,4 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
-}
-
-/// Serves `listener` until `shutdown` resolves; then stops accepting, lets
-/// in-flight requests finish for up to `drain`, and returns.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    gateway: Gateway,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A timer lets hyper drop clients that never finish sending headers.
-    builder.http1().timer(TokioTimer::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Usually EMFILE: back off instead of spinning on it.
-                        tracing::warn!(%err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
-                let service = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
-                        tracing::debug!(%err, "client connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("gateway drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
-    }
 }

@@ -18,6 +18,7 @@ pub(crate) mod rm;
 pub(crate) mod rollback;
 pub(crate) mod serve;
 pub(crate) mod streams;
+pub(crate) mod serve_limits;
 pub(crate) mod versions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]

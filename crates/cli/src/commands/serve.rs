@@ -127,6 +127,7 @@ impl Server {
                 .map_err(anyhow::Error::msg)?;
         }
 
+        let nofile = super::serve_limits::raise_open_files();
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
         let admin_addr = admin_listener.local_addr()?;
 
@@ -139,6 +140,7 @@ impl Server {
             args.listen,
             threads,
             gateway.clone(),
+            super::serve_limits::gateway_policy(args, nofile),
             shutdown_rx.clone(),
             drain,
         )
@@ -179,19 +181,19 @@ impl Server {
         } else {
             None
         };
-        let app = rouse_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let admin_shutdown = flipped(shutdown_rx);
-        let admin_task = tokio::spawn(async move {
-            let serve = axum::serve(admin_listener, app).with_graceful_shutdown(admin_shutdown);
-            if let Err(err) = serve.await {
-                tracing::error!(%err, "admin API stopped");
-            }
-        });
+        let admin = super::serve_limits::serve_admin(
+            admin_listener,
+            rouse_api::router(state),
+            super::serve_limits::admin_policy(args),
+            flipped(shutdown_rx),
+            ADMIN_DRAIN,
+        );
+        let admin_task = tokio::spawn(admin);
         // Functions that keep instances warm get them now, not at their
         // first request.
         let warmed = pool.warm_all().await.context("starting minInstances")?;
         let functions = store.list_functions().await?.len();
-        tracing::info!(%gateway_addr, %admin_addr, functions, warmed, "rouse started");
+        tracing::info!(%gateway_addr, %admin_addr, functions, warmed, nofile, "rouse started");
         Ok(Server {
             gateway_addr,
             admin_addr,

@@ -1,0 +1,89 @@
+//! The connection budgets of `rouse serve`: the open-file limit raised
+//! as far as the host allows, the gateway's caps derived from it, and the
+//! admin API served on a budget of its own.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use rouse_gateway::listen::{self, Caps, ConnLimits, ConnPolicy};
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+use crate::ServeArgs;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (the default soft
+/// limit, often 1024, is what a few hundred clients exhaust) and returns
+/// the limit in force.
+pub(crate) fn raise_open_files() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => return hard,
+            Err(err) => tracing::warn!(%err, soft, hard, "cannot raise the open-file limit"),
+        }
+    }
+    soft
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value.max(0.0))
+}
+
+/// The gateway's connection policy for a process allowed `nofile` files.
+pub(crate) fn gateway_policy(args: &ServeArgs, nofile: u64) -> ConnPolicy {
+    let total = args
+        .max_connections
+        .map_or_else(|| listen::default_total(nofile), to_usize);
+    ConnPolicy {
+        header_timeout: seconds(args.header_timeout),
+        http2: true,
+        limits: ConnLimits::new(Caps {
+            total,
+            per_client: to_usize(args.max_connections_per_client),
+        }),
+    }
+}
+
+/// The admin API's: its own counts, so the gateway's never reach it.
+pub(crate) fn admin_policy(args: &ServeArgs) -> ConnPolicy {
+    let total = to_usize(args.admin_max_connections);
+    ConnPolicy {
+        header_timeout: seconds(args.header_timeout),
+        http2: false,
+        limits: ConnLimits::new(Caps {
+            total,
+            per_client: total,
+        }),
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Serves the admin router with `policy` (what `axum::serve` does, plus
+/// the header timeout and the caps), handing handlers the client address.
+pub(crate) async fn serve_admin(
+    listener: TcpListener,
+    router: axum::Router,
+    policy: ConnPolicy,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let handler = move |mut req: http::Request<hyper::body::Incoming>, remote: SocketAddr| {
+        req.extensions_mut().insert(ConnectInfo(remote));
+        let mut router = router.clone();
+        async move {
+            match router.call(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    listen::serve(listener, policy, handler, shutdown, drain).await;
+}
