@@ -88,12 +88,15 @@ pub(crate) async fn deploy(
     }))
 }
 
-/// What the server checks before storing anything: the artifact is here,
+/// What the server checks before storing anything: the names are ones
+/// the manifest would allow (they become paths), the artifact is here,
 /// the stage routing fits this server, the functions keep the manifest's
 /// rules (the spec may not have come from `rouse deploy`), and each
 /// runtime can start on this machine (a deploy error, not a failed first
 /// request).
 async fn validate(state: &AdminState, req: &DeployRequest) -> Result<(), ApiError> {
+    rouse_manifest::names::check_spec(&req.spec)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "InvalidName", message))?;
     if !state.store.has_artifact(&req.artifact).await? {
         return Err(ApiError::bad_request(format!(
             "artifact {} has not been uploaded",

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::ctx::{Ctx, Section};
 use crate::error::ManifestError;
 use crate::events;
+use crate::names::{self, NameKind};
 use crate::rules;
 use crate::scaling::{self, ScalingLayer};
 use crate::web;
@@ -55,18 +56,10 @@ pub(crate) fn read(
     defaults: &Defaults,
 ) -> Result<(FunctionSpec, Vec<(Event, Loc)>), ManifestError> {
     let short_name = key.key_text();
-    let valid_key = short_name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && short_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_key {
-        return Err(ctx.error(
-            key.loc,
-            format!(
-                "invalid function name `{short_name}`: use letters, digits, `-` and `_`, starting with a letter or digit"
-            ),
-        ));
-    }
+    names::check(NameKind::FunctionKey, &short_name).map_err(|m| ctx.error(key.loc, m))?;
+    // The full name is what paths and cgroups are made of.
+    let full_name = format!("{}-{}-{short_name}", defaults.service, defaults.stage);
+    names::check(NameKind::Function, &full_name).map_err(|m| ctx.error(key.loc, m))?;
     let path = format!("functions.{short_name}");
     let name = format!("function `{short_name}`");
     let node = ctx.val(node)?;

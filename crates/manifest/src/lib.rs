@@ -16,6 +16,7 @@ mod ctx;
 mod error;
 mod events;
 mod function;
+pub mod names;
 mod resolve;
 pub mod rules;
 mod scaling;

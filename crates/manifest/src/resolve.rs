@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::ctx::{Ctx, Section};
 use crate::error::ManifestError;
 use crate::function::{self, Defaults};
+use crate::names::{self, NameKind};
 use crate::scaling::{self, ScalingLayer};
 use crate::vars::{EnvLookup, Vars};
 use crate::yaml::{Loc, Node, Value};
@@ -279,31 +280,14 @@ fn service_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {
         _ => node,
     };
     let name = ctx.string(node, "service")?;
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !valid {
-        return Err(ctx.error(
-            node.loc,
-            format!("invalid service name {name:?}: use letters, digits and `-`, starting with a letter"),
-        ));
-    }
+    names::check(NameKind::Service, &name).map_err(|m| ctx.error(node.loc, m))?;
     Ok(name)
 }
 
 /// Stages end up in function names (`shop-prod-site`), so they follow the
 /// same rules as function keys.
 fn check_stage(stage: &str) -> Result<(), String> {
-    let valid = stage.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && stage
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid stage {stage:?}: use letters, digits, `-` and `_`, starting with a letter or digit"
-        ))
-    }
+    names::check(NameKind::Stage, stage)
 }
 
 /// Routes seen so far, to reject two events claiming the same method and

@@ -176,15 +176,15 @@ fn rouse_errors() {
         ),
         (
             "service: 1shop\nfunctions: {}\n",
-            "rouse.yaml:1:10: invalid service name \"1shop\": use letters, digits and `-`, starting with a letter",
+            "rouse.yaml:1:10: invalid service name \"1shop\": use letters, digits and `-`, starting with a letter, at most 64",
         ),
         (
             "service: shop\nprovider: { stage: \"pr od\" }\nfunctions: {}\n",
-            "rouse.yaml:2:20: invalid stage \"pr od\": use letters, digits, `-` and `_`, starting with a letter or digit",
+            "rouse.yaml:2:20: invalid stage \"pr od\": use letters, digits, `-` and `_`, starting with a letter or digit, at most 64",
         ),
         (
             "service: shop\nfunctions:\n  \"my fn\":\n    handler: h\n",
-            "rouse.yaml:3:3: invalid function name `my fn`: use letters, digits, `-` and `_`, starting with a letter or digit",
+            "rouse.yaml:3:3: invalid function name \"my fn\": use letters, digits, `-` and `_`, starting with a letter or digit, at most 64",
         ),
         (
             "functions: {}\n",
@@ -300,7 +300,7 @@ fn stage_precedence() {
     let e = load(Flavor::Rouse, Some("a b"), &src("")).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "rouse.yaml: --stage: invalid stage \"a b\": use letters, digits, `-` and `_`, starting with a letter or digit"
+        "rouse.yaml: --stage: invalid stage \"a b\": use letters, digits, `-` and `_`, starting with a letter or digit, at most 64"
     );
 }
 

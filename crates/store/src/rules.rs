@@ -39,6 +39,9 @@ pub(crate) fn methods_overlap(a: &str, b: &str) -> bool {
 }
 
 pub(crate) fn validate_names(spec: &DeploySpec) -> Result<(), StoreError> {
+    // Names become paths and cgroups: the store keeps none that the
+    // manifest's rules refuse, whoever calls it.
+    rouse_manifest::names::check_spec(spec).map_err(StoreError::InvalidSpec)?;
     let mut names = HashSet::new();
     for function in &spec.functions {
         if function.name.is_empty() {
@@ -168,17 +171,8 @@ pub(crate) fn check_function_owner(
 /// `$LATEST` is what an unqualified call runs; a number is a version.
 /// Otherwise Lambda's rule: letters, digits, `-` and `_`, at most 128.
 pub(crate) fn check_alias(alias: &str, canary: Option<Canary>) -> Result<(), StoreError> {
-    let valid = !alias.is_empty()
-        && alias.len() <= 128
-        && alias
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !alias.bytes().all(|b| b.is_ascii_digit());
-    if !valid {
-        return Err(StoreError::InvalidAlias(format!(
-            "invalid alias name {alias:?}: use letters, digits, `-` and `_` (not only digits, which name versions)"
-        )));
-    }
+    rouse_manifest::names::check(rouse_manifest::names::NameKind::Alias, alias)
+        .map_err(StoreError::InvalidAlias)?;
     if let Some(c) = canary {
         if !(c.weight.is_finite() && (0.0..=1.0).contains(&c.weight)) {
             return Err(StoreError::InvalidAlias(format!(
