@@ -121,7 +121,11 @@ impl Plan {
     ///
     /// # Safety
     /// Only to be called between fork and exec.
-    pub(crate) unsafe fn enter(&self) -> io::Result<()> {
+    pub(crate) unsafe fn enter(&self, parent: libc::pid_t) -> io::Result<()> {
+        if self.namespaces.is_some() {
+            // C: what rouse forked and waits for; G and A follow it.
+            die_with_parent(parent)?;
+        }
         for procs in &self.cgroup_procs {
             if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
                 return Err(io::Error::last_os_error());
@@ -132,7 +136,9 @@ impl Plan {
         libc::fchown(1, self.uid, self.gid);
         libc::fchown(2, self.uid, self.gid);
         let Some(ns) = &self.namespaces else {
-            return drop_privileges(self.uid, self.gid);
+            drop_privileges(self.uid, self.gid)?;
+            // Changing uid clears the parent-death signal, so only now.
+            return die_with_parent(parent);
         };
         if libc::unshare(ns.flags) != 0 {
             return Err(io::Error::last_os_error());
@@ -142,7 +148,8 @@ impl Plan {
             0 => {}
             g => mirror(g),
         }
-        // G: PID 1 of the new namespace.
+        // G: PID 1 of the new namespace; when it dies the kernel kills A and
+        // everything else in the namespace.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         setup_mounts(ns);
         let hostname = b"localhost";
@@ -238,6 +245,24 @@ unsafe fn close_from(first: u32) {
             libc::close(fd as c_int);
         }
     }
+}
+
+/// Asks the kernel to SIGKILL the calling process when rouse dies, so a
+/// killed server leaves no instance running; if rouse already died
+/// (`parent` is no longer the parent), fails so the instance never starts.
+/// The signal follows the death of the *thread* that forked: rouse spawns
+/// instances from its runtime's worker threads, which live as long as it.
+///
+/// # Safety
+/// Only between fork and exec (two raw syscalls).
+pub(crate) unsafe fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
+    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if libc::getppid() != parent {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 unsafe fn drop_privileges(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {

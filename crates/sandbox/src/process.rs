@@ -269,21 +269,21 @@ pub(crate) fn start(
             return Err(spawn_error(err));
         }
     };
-    if plan.is_some() || activation.is_some() {
-        let mut activation = activation;
-        // SAFETY: `enter` and `exec` only make raw, async-signal-safe
-        // syscalls on data prepared before the fork.
-        unsafe {
-            command.pre_exec(move || {
-                if let Some(plan) = &plan {
-                    plan.enter()?;
-                }
-                match &mut activation {
-                    Some(activation) => activation.exec(),
-                    None => Ok(()),
-                }
-            });
-        }
+    let parent = nix::libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    let mut activation = activation;
+    // SAFETY: `enter`, `die_with_parent` and `exec` only make raw,
+    // async-signal-safe syscalls on data prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            match &plan {
+                Some(plan) => plan.enter(parent)?,
+                None => crate::confine::die_with_parent(parent)?,
+            }
+            match &mut activation {
+                Some(activation) => activation.exec(),
+                None => Ok(()),
+            }
+        });
     }
     let spawned = command.spawn();
     let mut child = match spawned {
