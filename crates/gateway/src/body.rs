@@ -24,6 +24,38 @@ impl<B> IncomingBody for B where
 {
 }
 
+/// An error reading the client's request body (a malformed chunk, a
+/// connection closed mid-body), told apart from the upstream's own errors
+/// so the client gets 400 and the function is not blamed.
+#[derive(Debug)]
+pub(crate) struct ClientBodyError(pub(crate) BoxError);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reading the request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Whether `err` or one of its causes is an `E`.
+pub(crate) fn caused_by<E: std::error::Error + 'static>(
+    err: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<E>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})

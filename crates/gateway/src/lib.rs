@@ -7,6 +7,7 @@ mod aws;
 mod aws_auth;
 mod body;
 mod classify;
+mod dot_segments;
 mod function_url;
 mod headers;
 mod http_events;
@@ -156,6 +157,13 @@ impl Gateway {
         req: Request<B>,
         client: SocketAddr,
     ) -> Response<ProxyBody> {
+        let mut req = req;
+        match ingress::check_head(&req) {
+            ingress::Head::Pass => {}
+            ingress::Head::Rewrite(uri) => *req.uri_mut() = uri,
+            ingress::Head::Answer(status, message) => return json_error(status, message),
+            ingress::Head::ServerOptions => return ingress::server_options(),
+        }
         let router = self.inner.router.load();
         let host = req
             .headers()

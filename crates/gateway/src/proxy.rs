@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rouse_pool::metrics::ErrorKind;
 
-use crate::body::{self, IncomingBody, ProxyBody};
+use crate::body::{self, ClientBodyError, IncomingBody, ProxyBody};
 use crate::ingress::{admit, too_large};
 use crate::router::{RouteMatch, LIVE_ALIAS};
 use crate::upstream::UpstreamConnector;
@@ -104,6 +104,7 @@ impl Gateway {
         parts.version = http::Version::HTTP_11;
         // Chunked bodies have no length up front: the limit is enforced while
         // streaming, and an overrun surfaces as a body error below.
+        let body = body.map_err(|err| ClientBodyError(err.into()));
         let body = Limited::new(body, limit as usize).boxed_unsync();
         let upstream = Request::from_parts(parts, body);
 
@@ -113,8 +114,17 @@ impl Gateway {
         {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
-                if is_body_too_large(&err) {
+                if body::caused_by::<http_body_util::LengthLimitError>(&err) {
                     return too_large(limit);
+                }
+                if body::caused_by::<ClientBodyError>(&err) {
+                    // The client's mistake (or its hang-up): not counted
+                    // against the function, and the instance stays.
+                    tracing::debug!(function, error = %err, "bad request body");
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        "Bad Request: the request body could not be read",
+                    );
                 }
                 tracing::info!(function, instance = lease.instance_id(), error = %err, "upstream request failed");
                 let exited = lease.upstream_failed(err.is_connect()).await;
@@ -167,15 +177,4 @@ thread_local! {
 
 fn upstream_client() -> Client<UpstreamConnector, ProxyBody> {
     UPSTREAM.with(Client::clone)
-}
-
-fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
