@@ -11,6 +11,7 @@ mod sniff;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,13 @@ use sniff::Protocol;
 /// the end of its previous response.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// After the shutdown signal, how long open connections are still read
+/// (every response now saying `Connection: close`) before idle ones are
+/// closed: a request a keep-alive client sent just as the signal came,
+/// still in flight or unread in the socket, is answered rather than cut
+/// off. Longer than a round trip on any network rouse is likely to serve.
+const DRAIN_LINGER: Duration = Duration::from_millis(500);
+
 /// How one listener treats its connections.
 #[derive(Debug, Clone)]
 pub struct ConnPolicy {
@@ -41,7 +49,9 @@ pub struct ConnPolicy {
 }
 
 /// Serves `listener` with `handler` until `shutdown` resolves; then stops
-/// accepting, lets in-flight requests finish for up to `drain`, and returns.
+/// accepting, answers what open connections still send for
+/// [`DRAIN_LINGER`] with `Connection: close`, closes idle connections, lets
+/// in-flight requests finish (all within `drain`), and returns.
 pub async fn serve<H, Fut, B>(
     listener: TcpListener,
     policy: ConnPolicy,
@@ -56,6 +66,7 @@ pub async fn serve<H, Fut, B>(
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
+    let closing = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -81,6 +92,7 @@ pub async fn serve<H, Fut, B>(
                     policy: policy.clone(),
                     remote,
                     watcher: graceful.watcher(),
+                    closing: closing.clone(),
                     _permit: permit,
                 };
                 tokio::spawn(connection.run(stream, handler.clone()));
@@ -89,9 +101,14 @@ pub async fn serve<H, Fut, B>(
         }
     }
     drop(listener);
+    closing.store(true, Ordering::Release);
+    let deadline = tokio::time::Instant::now() + drain;
+    if graceful.count() > 0 {
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_LINGER)).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("listener drained"),
-        () = tokio::time::sleep(drain) => tracing::warn!("drain timeout reached; closing remaining connections"),
+        () = tokio::time::sleep_until(deadline) => tracing::warn!("drain timeout reached; closing remaining connections"),
     }
 }
 
@@ -100,6 +117,8 @@ struct Connection {
     policy: ConnPolicy,
     remote: SocketAddr,
     watcher: Watcher,
+    /// Set once the listener is shutting down.
+    closing: Arc<AtomicBool>,
     _permit: Permit,
 }
 
@@ -120,9 +139,23 @@ impl Connection {
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
         };
         let remote = self.remote;
-        let service = service_fn(move |req| {
+        let closing = self.closing;
+        let service = service_fn(move |req: Request<Incoming>| {
+            let http1 = req.version() < http::Version::HTTP_2;
             let answer = handler(req, remote);
-            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            let closing = closing.clone();
+            async move {
+                let mut response = answer.await;
+                // Read once the answer is ready: a request that arrived while
+                // rouse was draining learns its connection ends here.
+                if http1 && closing.load(Ordering::Acquire) {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let io = TokioIo::new(io);
         let ended = match protocol {
