@@ -110,6 +110,13 @@ pub struct ServeArgs {
     /// Most gateway connections from one client address.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections_per_client: u64,
+    /// Serve the gateway over HTTPS with this PEM certificate chain (with
+    /// --tls-key); SIGHUP reloads both files.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most connections the admin API holds at once (its own budget, so
     /// a flood on the gateway never locks the operator out).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]

@@ -101,7 +101,12 @@ pub(crate) fn admit<B>(
         return Err(TooLarge(limit));
     }
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::add_forwarded(&mut parts.headers, client, "http");
+    let proto = if parts.extensions.get::<crate::listen::Secure>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    headers::add_forwarded(&mut parts.headers, client, proto);
     Ok((parts, body))
 }
 

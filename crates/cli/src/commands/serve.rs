@@ -30,8 +30,8 @@ const ADMIN_DRAIN: Duration = Duration::from_secs(2);
 pub(crate) async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let server = Server::start(&args, &data_dir).await?;
     println!(
-        "rouse is serving functions at http://{} (admin API http://{}, data in {})",
-        server.gateway_addr,
+        "rouse is serving functions at {} (admin API http://{}, data in {})",
+        server.gateway_url,
         server.admin_addr,
         data_dir.display()
     );
@@ -44,6 +44,8 @@ pub(crate) async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<Ex
 /// A running gateway + admin API.
 pub(crate) struct Server {
     pub gateway_addr: SocketAddr,
+    /// `http://` or `https://` and the address.
+    pub gateway_url: String,
     pub admin_addr: SocketAddr,
     pub token: String,
     pool: Pool,
@@ -128,6 +130,8 @@ impl Server {
         }
 
         let nofile = super::serve_limits::raise_open_files();
+        let tls = super::serve_limits::gateway_tls(args)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let admin_listener = bind(args.admin_listen, "admin API", "--admin-listen").await?;
         let admin_addr = admin_listener.local_addr()?;
 
@@ -140,7 +144,7 @@ impl Server {
             args.listen,
             threads,
             gateway.clone(),
-            super::serve_limits::gateway_policy(args, nofile),
+            super::serve_limits::gateway_policy(args, nofile, tls),
             shutdown_rx.clone(),
             drain,
         )
@@ -164,7 +168,7 @@ impl Server {
             gateway,
             logs,
             token: token.clone(),
-            public_url: format!("http://{gateway_addr}"),
+            public_url: format!("{scheme}://{gateway_addr}"),
             domain: args.domain.clone(),
             max_artifact_bytes: rouse_api::DEFAULT_MAX_ARTIFACT,
             shutdown: shutdown_rx.clone(),
@@ -196,6 +200,7 @@ impl Server {
         tracing::info!(%gateway_addr, %admin_addr, functions, warmed, nofile, "rouse started");
         Ok(Server {
             gateway_addr,
+            gateway_url: format!("{scheme}://{gateway_addr}"),
             admin_addr,
             token,
             pool,

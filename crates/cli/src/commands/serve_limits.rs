@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use rouse_gateway::listen::{self, Caps, ConnLimits, ConnPolicy};
+use std::sync::Arc;
+
+use rouse_gateway::listen::{self, Caps, ConnLimits, ConnPolicy, Tls};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
@@ -34,8 +36,29 @@ fn seconds(value: f64) -> Duration {
     Duration::from_secs_f64(value.max(0.0))
 }
 
+/// The gateway's certificate, when it serves HTTPS; SIGHUP reloads it.
+pub(crate) fn gateway_tls(args: &ServeArgs) -> anyhow::Result<Option<Arc<Tls>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = Tls::load(cert, key).map_err(anyhow::Error::msg)?;
+    let reloaded = tls.clone();
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match reloaded.reload() {
+                Ok(()) => tracing::info!("reloaded the TLS certificate"),
+                Err(err) => {
+                    tracing::error!(%err, "TLS certificate not reloaded; keeping the current one")
+                }
+            }
+        }
+    });
+    Ok(Some(tls))
+}
+
 /// The gateway's connection policy for a process allowed `nofile` files.
-pub(crate) fn gateway_policy(args: &ServeArgs, nofile: u64) -> ConnPolicy {
+pub(crate) fn gateway_policy(args: &ServeArgs, nofile: u64, tls: Option<Arc<Tls>>) -> ConnPolicy {
     let total = args
         .max_connections
         .map_or_else(|| listen::default_total(nofile), to_usize);
@@ -46,6 +69,7 @@ pub(crate) fn gateway_policy(args: &ServeArgs, nofile: u64) -> ConnPolicy {
             total,
             per_client: to_usize(args.max_connections_per_client),
         }),
+        tls,
     }
 }
 
@@ -59,6 +83,7 @@ pub(crate) fn admin_policy(args: &ServeArgs) -> ConnPolicy {
             total,
             per_client: total,
         }),
+        tls: None,
     }
 }
 

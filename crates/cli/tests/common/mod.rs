@@ -85,7 +85,7 @@ impl Server {
         // "rouse is serving functions at http://A (admin API http://B, data in ...)"
         let urls: Vec<&str> = line
             .split_whitespace()
-            .filter(|w| w.starts_with("http://"))
+            .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
             .map(|w| w.trim_end_matches([',', ')']))
             .collect();
         assert_eq!(urls.len(), 2, "unexpected banner: {line}");

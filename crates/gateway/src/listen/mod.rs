@@ -7,6 +7,7 @@
 
 mod limits;
 mod sniff;
+mod tls;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -25,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 pub use limits::{default_total, Caps, ConnLimits};
 use limits::{Permit, Refusal};
 use sniff::Protocol;
+pub use tls::Tls;
 
 /// Default time a client has to send a request head, from accept or from
 /// the end of its previous response.
@@ -46,7 +48,13 @@ pub struct ConnPolicy {
     /// Serve HTTP/2 with prior knowledge (h2c) besides HTTP/1.
     pub http2: bool,
     pub limits: Arc<ConnLimits>,
+    /// Serve HTTPS with this certificate (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls: Option<Arc<Tls>>,
 }
+
+/// In the extensions of a request that came over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Secure;
 
 /// Serves `listener` with `handler` until `shutdown` resolves; then stops
 /// accepting, answers what open connections still send for
@@ -132,16 +140,46 @@ impl Connection {
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
         let timeout = self.policy.header_timeout;
-        let (protocol, io) = match tokio::time::timeout(timeout, sniff::read_protocol(stream)).await
-        {
-            Ok(Ok(Some(sniffed))) => sniffed,
-            // Closed, failed, or silent past the timeout: nothing to answer.
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
-        };
+        // The handshake or the protocol sniff, within the header timeout.
+        match self.policy.tls.clone() {
+            None => {
+                // Closed, failed, or silent past the timeout: nothing to answer.
+                let sniffed = tokio::time::timeout(timeout, sniff::read_protocol(stream)).await;
+                if let Ok(Ok(Some((protocol, io)))) = sniffed {
+                    self.serve(io, protocol, false, handler).await;
+                }
+            }
+            Some(tls) => match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+                Ok(Ok(io)) => {
+                    let protocol = match io.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
+                    self.serve(io, protocol, true, handler).await;
+                }
+                Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+                Err(_) => {}
+            },
+        }
+    }
+
+    async fn serve<I, H, Fut, B>(self, io: I, protocol: Protocol, secure: bool, handler: H)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<B>> + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let timeout = self.policy.header_timeout;
         let remote = self.remote;
         let closing = self.closing;
-        let service = service_fn(move |req: Request<Incoming>| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let http1 = req.version() < http::Version::HTTP_2;
+            if secure {
+                req.extensions_mut().insert(Secure);
+            }
             let answer = handler(req, remote);
             let closing = closing.clone();
             async move {
