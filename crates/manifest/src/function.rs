@@ -57,9 +57,6 @@ pub(crate) fn read(
 ) -> Result<(FunctionSpec, Vec<(Event, Loc)>), ManifestError> {
     let short_name = key.key_text();
     names::check(NameKind::FunctionKey, &short_name).map_err(|m| ctx.error(key.loc, m))?;
-    // The full name is what paths and cgroups are made of.
-    let full_name = format!("{}-{}-{short_name}", defaults.service, defaults.stage);
-    names::check(NameKind::Function, &full_name).map_err(|m| ctx.error(key.loc, m))?;
     let path = format!("functions.{short_name}");
     let name = format!("function `{short_name}`");
     let node = ctx.val(node)?;
@@ -193,9 +190,14 @@ pub(crate) fn read(
         }
     }
 
+    // The full name is what paths and cgroups are made of.
     let full_name = match fields.get("name") {
         Some(node) => explicit_name(ctx, node)?,
-        None => format!("{}-{}-{short_name}", defaults.service, defaults.stage),
+        None => {
+            let name = format!("{}-{}-{short_name}", defaults.service, defaults.stage);
+            names::check(NameKind::Function, &name).map_err(|m| ctx.error(key.loc, m))?;
+            name
+        }
     };
     let spec = FunctionSpec {
         name: full_name,
@@ -214,20 +216,11 @@ pub(crate) fn read(
 }
 
 /// `functions.<key>.name`: the function's name on the server instead of
-/// `{service}-{stage}-{key}`, as `FunctionName` on AWS (Lambda's rule:
-/// letters, digits, `-` and `_`, at most 64).
+/// `{service}-{stage}-{key}`, as `FunctionName` on AWS (the rule of
+/// [`NameKind::Function`]: Lambda's, starting with a letter or digit).
 fn explicit_name(ctx: &Ctx<'_>, node: &Node) -> Result<String, ManifestError> {
     let name = ctx.non_empty(node, "name")?;
-    let valid = name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(ctx.error(
-            node.loc,
-            format!("invalid function name {name:?}: use letters, digits, `-` and `_`, at most 64"),
-        ));
-    }
+    names::check(NameKind::Function, &name).map_err(|m| ctx.error(node.loc, m))?;
     Ok(name)
 }
 
