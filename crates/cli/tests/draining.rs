@@ -130,3 +130,20 @@ async fn sigterm_answers_every_request_keep_alive_clients_send() {
     assert_eq!(failed, 0, "requests written but never answered");
     assert!(told >= 1, "draining connections are told to close ({told})");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_spoke_does_not_hold_up_shutdown() {
+    let tmp = open_tempdir();
+    let mut server = Server::start(&tmp.path().join("data"));
+    let addr = server.gateway.trim_start_matches("http://").to_string();
+    let _silent = TcpStream::connect(&addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(server.terminate(), Some(0));
+    // The drain timeout is 30 s and the header timeout 30 s; neither applies.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

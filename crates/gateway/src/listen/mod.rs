@@ -22,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 pub use limits::{default_total, Caps, ConnLimits};
 use limits::{Permit, Refusal};
@@ -75,6 +76,9 @@ pub async fn serve<H, Fut, B>(
 {
     let graceful = GracefulShutdown::new();
     let closing = Arc::new(AtomicBool::new(false));
+    // Told once idle connections are to close: those still opening (no
+    // protocol yet) hold a watcher that graceful shutdown would wait for.
+    let (opening_ends, opening_end) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -101,6 +105,7 @@ pub async fn serve<H, Fut, B>(
                     remote,
                     watcher: graceful.watcher(),
                     closing: closing.clone(),
+                    opening_end: opening_end.clone(),
                     _permit: permit,
                 };
                 tokio::spawn(connection.run(stream, handler.clone()));
@@ -114,6 +119,7 @@ pub async fn serve<H, Fut, B>(
     if graceful.count() > 0 {
         tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_LINGER)).await;
     }
+    let _ = opening_ends.send(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("listener drained"),
         () = tokio::time::sleep_until(deadline) => tracing::warn!("drain timeout reached; closing remaining connections"),
@@ -127,6 +133,8 @@ struct Connection {
     watcher: Watcher,
     /// Set once the listener is shutting down.
     closing: Arc<AtomicBool>,
+    /// Set when connections still opening are to be dropped.
+    opening_end: watch::Receiver<bool>,
     _permit: Permit,
 }
 
@@ -139,27 +147,37 @@ impl Connection {
         B::Data: Send,
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
-        let timeout = self.policy.header_timeout;
-        // The handshake or the protocol sniff, within the header timeout.
+        // The handshake or the protocol sniff, within the header timeout;
+        // `None`: silent past it, or the listener is closing idle connections.
         match self.policy.tls.clone() {
             None => {
-                // Closed, failed, or silent past the timeout: nothing to answer.
-                let sniffed = tokio::time::timeout(timeout, sniff::read_protocol(stream)).await;
-                if let Ok(Ok(Some((protocol, io)))) = sniffed {
+                // Closed, failed or silent: nothing to answer.
+                let sniffed = self.opening(sniff::read_protocol(stream)).await;
+                if let Some(Ok(Some((protocol, io)))) = sniffed {
                     self.serve(io, protocol, false, handler).await;
                 }
             }
-            Some(tls) => match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
-                Ok(Ok(io)) => {
+            Some(tls) => match self.opening(tls.acceptor().accept(stream)).await {
+                Some(Ok(io)) => {
                     let protocol = match io.get_ref().1.alpn_protocol() {
                         Some(b"h2") => Protocol::Http2,
                         _ => Protocol::Http1,
                     };
                     self.serve(io, protocol, true, handler).await;
                 }
-                Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
-                Err(_) => {}
+                Some(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+                None => {}
             },
+        }
+    }
+
+    /// `step` bounded by the header timeout and by the listener closing
+    /// its idle connections.
+    async fn opening<F: Future>(&self, step: F) -> Option<F::Output> {
+        let mut end = self.opening_end.clone();
+        tokio::select! {
+            done = tokio::time::timeout(self.policy.header_timeout, step) => done.ok(),
+            _ = end.wait_for(|end| *end) => None,
         }
     }
 
