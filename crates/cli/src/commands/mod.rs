@@ -17,8 +17,8 @@ pub(crate) mod package;
 pub(crate) mod rm;
 pub(crate) mod rollback;
 pub(crate) mod serve;
-pub(crate) mod streams;
 pub(crate) mod serve_limits;
+pub(crate) mod streams;
 pub(crate) mod versions;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
