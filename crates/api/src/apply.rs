@@ -67,6 +67,9 @@ pub(crate) async fn apply(state: &AdminState, change: Change<'_>) -> Result<Vec<
         state.logs.platform(name, removal_line(change.removal));
     }
     state.gateway.reload_routes().await?;
+    if !change.removed.is_empty() {
+        collect_garbage(state).await;
+    }
     let mut warnings = Vec::new();
     for record in change.activated {
         crate::schedules::sync(&state.scheduler, record);
@@ -81,6 +84,24 @@ pub(crate) async fn apply(state: &AdminState, change: Change<'_>) -> Result<Vec<
         }
     }
     Ok(warnings)
+}
+
+/// Frees the artifacts and code of removed functions (off the async
+/// workers: deleting a large tree is many syscalls). A failure only costs
+/// disk space until the next collection, so it is logged, not returned.
+async fn collect_garbage(state: &AdminState) {
+    match state
+        .store
+        .collect_garbage(std::time::SystemTime::now())
+        .await
+    {
+        Ok(freed) => tracing::info!(
+            artifacts = freed.artifacts,
+            code_dirs = freed.code_dirs,
+            "removed unused artifacts"
+        ),
+        Err(err) => tracing::warn!(%err, "cannot collect unused artifacts"),
+    }
 }
 
 /// Puts a change to a function's aliases in service: routes follow the

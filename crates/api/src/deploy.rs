@@ -20,24 +20,7 @@ pub(crate) async fn upload_artifact(
     body: Body,
 ) -> Result<(StatusCode, Json<ArtifactUploaded>), ApiError> {
     let limit = state.max_artifact_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
-                format!("artifacts are limited to {limit} bytes"),
-            )
-        } else {
-            ApiError::bad_request(format!("reading the upload: {err}"))
-        }
-    })?;
-    let size = bytes.len() as u64;
-    let sha256 = state
-        .store
-        .put_artifact(std::io::Cursor::new(bytes))
-        .await?;
+    let (sha256, size) = crate::upload::store(state.store.clone(), body, limit).await?;
     Ok((StatusCode::CREATED, Json(ArtifactUploaded { sha256, size })))
 }
 

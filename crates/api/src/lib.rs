@@ -36,6 +36,7 @@ mod rate_limit;
 pub mod schedules;
 mod streams;
 pub mod types;
+mod upload;
 mod versions;
 
 use std::sync::Arc;

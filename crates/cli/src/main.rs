@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Largest unpacked size of an artifact (MB); Lambda's limit is 250.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_unpacked_mb: u64,
     /// Most connections the admin API holds at once (its own budget, so
     /// a flood on the gateway never locks the operator out).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]

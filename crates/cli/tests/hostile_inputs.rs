@@ -114,3 +114,149 @@ async fn names_that_are_paths_are_refused_and_nothing_is_written() {
     let resp = admin_post(&server, "/v1/deployments", body.to_string().into_bytes()).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
+
+/// Entries of a data-dir subdirectory, hidden ones (temp files) included.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
+}
+
+/// `size` bytes that gzip cannot shrink (xorshift).
+fn incompressible(size: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tar.gz of one file of `mb` MB of zeros, made by tar and gzip (fast
+/// even in a debug build): a few hundred KB that unpack to `mb` MB.
+fn zero_bomb(dir: &std::path::Path, mb: u64) -> Vec<u8> {
+    let file = dir.join("zeros.bin");
+    std::fs::File::create(&file)
+        .and_then(|f| f.set_len(mb * 1000 * 1000))
+        .expect("sparse file");
+    let out = std::process::Command::new("tar")
+        .args(["-czf", "-", "-C"])
+        .arg(dir)
+        .arg("zeros.bin")
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&file).expect("rm");
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decompression_bomb_and_an_over_limit_artifact_are_refused_leaving_nothing() {
+    let tmp = open_tempdir();
+    // Lambda's default: 250 MB unpacked.
+    let server = Server::start(&tmp.path().join("data"));
+    let bomb = zero_bomb(tmp.path(), 300);
+    assert!(
+        bomb.len() < 2_000_000,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
+    let resp = admin_post(&server, "/v1/artifacts", bomb).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.json()["error"]["code"], "BadArchive");
+    assert!(resp.text().contains("too large"), "{}", resp.text());
+    assert_eq!(
+        names_in(&server.data_dir.join("artifacts")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names_in(&server.data_dir.join("code")),
+        Vec::<String>::new()
+    );
+    drop(server);
+
+    let small = Server::start_with(&tmp.path().join("data2"), &["--max-unpacked-mb", "5"]);
+    let data = incompressible(6_000_000);
+    let archive = tar_gz(&[("blob.bin", &data)]);
+    let resp = admin_post(&small, "/v1/artifacts", archive).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(
+        resp.text().contains("5000000 bytes unpacked"),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(
+        names_in(&small.data_dir.join("artifacts")),
+        Vec::<String>::new()
+    );
+    // Under the limit, the same server takes it.
+    let fits = tar_gz(&[("blob.bin", &data[..4_000_000])]);
+    let resp = admin_post(&small, "/v1/artifacts", fits).await;
+    assert_eq!(resp.status, 201, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rm_frees_the_code_no_version_needs_and_keeps_what_rollbacks_need() {
+    let tmp = open_tempdir();
+    let server = Server::start(&tmp.path().join("data"));
+    let manifest = |service: &str| {
+        format!("service: {service}\nfunctions:\n  app:\n    web:\n      command: [\"python3\", \"-u\", \"app.py\"]\n    events:\n      - http: {{ path: \"/{service}/{{proxy+}}\", method: any }}\n")
+    };
+    let keep = project(
+        tmp.path(),
+        "keep",
+        &manifest("keep"),
+        &[("app.py", &fixture_app())],
+    );
+    server.deploy(&keep);
+    let code = server.data_dir.join("code");
+    let first = names_in(&code);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // A second version with other code: both stay, the first for rollbacks.
+    std::fs::write(keep.join("extra.txt"), "v2").expect("write");
+    server.deploy(&keep);
+    let gone = project(
+        tmp.path(),
+        "gone",
+        &manifest("gone"),
+        &[("app.py", &fixture_app()), ("other.txt", "x")],
+    );
+    server.deploy(&gone);
+    let before = names_in(&code);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let out = server.cli(&["rm", "gone-dev-app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = names_in(&code);
+    assert_eq!(
+        after.len(),
+        2,
+        "the removed function's code is freed: {after:?}"
+    );
+    assert!(
+        first.iter().all(|f| after.contains(f)),
+        "the first version of keep stays"
+    );
+    let rollback = server.cli(&["rollback", "keep-dev-app"]);
+    assert!(
+        rollback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    let resp = get(&client(), &format!("{}/keep/x", server.gateway)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}

@@ -2,10 +2,13 @@
 
 mod extract;
 mod guard;
+mod limits;
 mod pack;
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use flate2::read::GzDecoder;
 
@@ -19,7 +22,11 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("bad ignore pattern {pattern:?}: {message}")]
     BadPattern { pattern: String, message: String },
+    #[error("archive is too large: {0}")]
+    TooLarge(String),
 }
+
+pub use limits::{Limits, DEFAULT_MAX_FILES, DEFAULT_MAX_RATIO, DEFAULT_MAX_UNPACKED};
 
 /// Paths never packaged, in addition to the project's `.rouseignore` lines.
 pub const DEFAULT_IGNORES: &[&str] = &[
@@ -80,7 +87,12 @@ pub fn read_ignore_file(dir: &Path) -> Result<Vec<String>, ArchiveError> {
 /// symlinks that leave the root once the archive's other symlinks are followed.
 /// The whole gzip stream is read, so a truncated or corrupt upload fails here.
 pub fn check(reader: impl std::io::Read) -> Result<(), ArchiveError> {
-    walk(reader, |_, _| Ok(()))
+    check_within(reader, &Limits::default())
+}
+
+/// [`check`], and the archive fits `limits`.
+pub fn check_within(reader: impl std::io::Read, limits: &Limits) -> Result<(), ArchiveError> {
+    walk(reader, limits, |_, _| Ok(()))
 }
 
 /// Extracts a tar.gz into `dest` (created), with the same checks as [`check`].
@@ -90,8 +102,17 @@ pub fn check(reader: impl std::io::Read) -> Result<(), ArchiveError> {
 /// and the archive's symlinks only once the whole archive has passed. On
 /// error `dest` may hold part of the archive; callers extract into a temp dir.
 pub fn unpack(reader: impl std::io::Read, dest: &Path) -> Result<(), ArchiveError> {
+    unpack_within(reader, dest, &Limits::default())
+}
+
+/// [`unpack`], refusing (part-way) an archive that does not fit `limits`.
+pub fn unpack_within(
+    reader: impl std::io::Read,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<(), ArchiveError> {
     let mut out = extract::Dest::new(dest)?;
-    walk(reader, |planned, data| match planned {
+    walk(reader, limits, |planned, data| match planned {
         guard::Planned::Skip => Ok(()),
         guard::Planned::Dir { path, mode } => out.dir(path, *mode),
         guard::Planned::File { path, mode, mtime } => out.file(path, *mode, *mtime, data),
@@ -108,20 +129,46 @@ pub fn unpack(reader: impl std::io::Read, dest: &Path) -> Result<(), ArchiveErro
 /// then checks what only the whole archive can show.
 fn walk<R: Read>(
     reader: R,
+    limits: &Limits,
     mut each: impl FnMut(&guard::Planned, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
     let malformed = |e: io::Error| ArchiveError::Malformed(e.to_string());
+    let compressed = Rc::new(Cell::new(0));
+    let reader = Counted {
+        inner: reader,
+        count: compressed.clone(),
+    };
     let mut archive = tar::Archive::new(GzDecoder::new(reader));
     let mut guard = guard::Guard::default();
+    let mut tally = limits::Tally::default();
     for entry in archive.entries().map_err(malformed)? {
         let mut entry = entry.map_err(malformed)?;
+        // The declared size first, so an oversized entry is never read.
+        tally.entry(entry.size(), limits)?;
         let planned = guard.admit(&entry)?;
         each(&planned, &mut entry)?;
+        // Skipped or partly read data is still decompressed by the reader
+        // moving on; the ratio is checked on what has been read so far.
+        tally.ratio(compressed.get(), limits)?;
     }
     // The tar reader stops at the end-of-archive blocks; reading the rest of
     // the gzip stream makes the decoder verify its length and CRC.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(malformed)?;
     guard.finish()
+}
+
+/// Counts the compressed bytes read, for the ratio check.
+struct Counted<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// Files of a directory tree, relative, for tests and diagnostics.

@@ -24,6 +24,7 @@ pub fn is_sha256_hex(s: &str) -> bool {
 pub(crate) struct Artifacts {
     archives: PathBuf,
     code: PathBuf,
+    pub(crate) limits: archive::Limits,
 }
 
 impl Artifacts {
@@ -32,7 +33,11 @@ impl Artifacts {
         let code = data_dir.join("code");
         fs::create_dir_all(&archives)?;
         fs::create_dir_all(&code)?;
-        Ok(Artifacts { archives, code })
+        Ok(Artifacts {
+            archives,
+            code,
+            limits: archive::Limits::default(),
+        })
     }
 
     pub(crate) fn archive_path(&self, sha256: &str) -> PathBuf {
@@ -93,7 +98,7 @@ impl Artifacts {
         }
 
         tmp.as_file_mut().seek(SeekFrom::Start(0))?;
-        archive::check(BufReader::new(tmp.as_file()))?;
+        archive::check_within(BufReader::new(tmp.as_file()), &self.limits)?;
         // A deploy may record this digest right after; the bytes must be on
         // disk before the name is.
         tmp.as_file().sync_all()?;
@@ -121,7 +126,7 @@ impl Artifacts {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{sha256}-"))
             .tempdir_in(&self.code)?;
-        archive::unpack(BufReader::new(file), tmp.path())?;
+        archive::unpack_within(BufReader::new(file), tmp.path(), &self.limits)?;
         // Temp dirs are private (0700); instances run as another uid and
         // must be able to read their code.
         fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))?;
@@ -136,6 +141,31 @@ impl Artifacts {
             Err(e) => return Err(e.into()),
         }
         Ok(dest)
+    }
+}
+
+impl Artifacts {
+    /// Removes what no version references (see [`crate::gc`]).
+    pub(crate) fn collect(
+        &self,
+        referenced: &std::collections::HashSet<String>,
+        now: std::time::SystemTime,
+    ) -> Result<crate::gc::Collected, StoreError> {
+        let grace = crate::gc::UPLOAD_GRACE;
+        let mut collected = crate::gc::Collected::default();
+        let entries = crate::gc::entries(&self.archives, now)?;
+        for name in crate::gc::garbage(&entries, referenced, ".tar.gz", grace) {
+            if fs::remove_file(self.archives.join(&name)).is_ok() && !name.starts_with('.') {
+                collected.artifacts += 1;
+            }
+        }
+        let entries = crate::gc::entries(&self.code, now)?;
+        for name in crate::gc::garbage(&entries, referenced, "", grace) {
+            if fs::remove_dir_all(self.code.join(&name)).is_ok() && !name.starts_with('.') {
+                collected.code_dirs += 1;
+            }
+        }
+        Ok(collected)
     }
 }
 

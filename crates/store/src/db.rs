@@ -199,6 +199,15 @@ pub(crate) fn function_number(conn: &Connection, name: &str) -> Result<Option<i6
         .optional()?)
 }
 
+/// The artifact of every version of every function.
+pub(crate) fn referenced_artifacts(
+    conn: &Connection,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT DISTINCT artifact FROM versions")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn remove_function(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let removed = delete_function(&tx, name)?;

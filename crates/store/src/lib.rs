@@ -16,6 +16,7 @@ mod artifacts;
 mod cluster;
 mod db;
 pub mod events;
+pub mod gc;
 mod nodes;
 mod pg;
 mod queue;

@@ -111,6 +111,18 @@ impl Postgres {
         get_function(&self.client().await?, name).await
     }
 
+    /// The artifact of every version of every function.
+    pub(crate) async fn referenced_artifacts(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query("SELECT DISTINCT artifact FROM versions", &[])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     pub(crate) async fn function_number(&self, name: &str) -> Result<Option<i64>, StoreError> {
         let row = self
             .client()

@@ -181,6 +181,32 @@ impl Store {
 
     /// A small number unique among existing functions and stable across
     /// redeploys (the instance uid is derived from it).
+    /// How big an artifact may be unpacked (the default: Lambda's). Set
+    /// at start, before the store is shared.
+    pub fn set_archive_limits(&mut self, limits: crate::archive::Limits) {
+        if let Some(artifacts) = Arc::get_mut(&mut self.artifacts) {
+            artifacts.limits = limits;
+        }
+    }
+
+    /// Deletes this node's artifacts and extracted code that no version
+    /// references (an upload younger than [`crate::gc::UPLOAD_GRACE`] is
+    /// kept for its deploy).
+    pub async fn collect_garbage(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<crate::gc::Collected, StoreError> {
+        let referenced = match &self.engine {
+            Engine::Sqlite(c) => db::referenced_artifacts(&Self::sqlite(c))?,
+            Engine::Postgres(pg) => pg.referenced_artifacts().await?,
+        };
+        // Deleting a large tree is many syscalls: off the async workers.
+        let artifacts = self.artifacts.clone();
+        tokio::task::spawn_blocking(move || artifacts.collect(&referenced, now))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
     pub async fn function_number(&self, name: &str) -> Result<Option<i64>, StoreError> {
         match &self.engine {
             Engine::Sqlite(c) => db::function_number(&Self::sqlite(c), name),

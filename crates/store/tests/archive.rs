@@ -467,3 +467,62 @@ fn unpack_never_follows_a_symlink_already_in_dest() {
         assert!(tree(&outside).is_empty(), "{:?}", tree(&outside));
     }
 }
+
+/// A tar.gz of one file of `mb` MB of zeros, made by tar and gzip.
+fn zeros_tar_gz(mb: u64) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::File::create(dir.path().join("zeros.bin"))
+        .and_then(|f| f.set_len(mb * 1024 * 1024))
+        .unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["-czf", "-", "-C"])
+        .arg(dir.path())
+        .arg("zeros.bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn archives_past_the_limits_or_the_ratio_are_refused() {
+    use rouse_store::archive::{check_within, Limits};
+    let bomb = zeros_tar_gz(40);
+    let roomy = Limits {
+        max_unpacked_bytes: 1 << 40,
+        ..Limits::default()
+    };
+    // Allowed in size, but 40 MB from ~40 KB is a bomb.
+    match check_within(bomb.as_slice(), &roomy) {
+        Err(ArchiveError::TooLarge(message)) => {
+            assert!(message.contains("decompression bomb"), "{message}")
+        }
+        other => panic!("not refused as a bomb: {other:?}"),
+    }
+    let tight = Limits {
+        max_unpacked_bytes: 10 * 1024 * 1024,
+        ..Limits::default()
+    };
+    // Refused on the declared size, before any of it is decompressed.
+    match check_within(bomb.as_slice(), &tight) {
+        Err(ArchiveError::TooLarge(message)) => assert!(message.contains("unpacked"), "{message}"),
+        other => panic!("not refused for its size: {other:?}"),
+    }
+    let few = Limits {
+        max_files: 1,
+        ..Limits::default()
+    };
+    let project = two_files();
+    let two = archive::pack_dir(project.path(), &[], &mut |_| {}).unwrap();
+    assert!(matches!(
+        check_within(two.as_slice(), &few),
+        Err(ArchiveError::TooLarge(_))
+    ));
+}
+
+fn two_files() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a"), "a").unwrap();
+    fs::write(dir.path().join("b"), "b").unwrap();
+    dir
+}

@@ -64,14 +64,29 @@ impl Server {
         // paths handed to them (the runtime bootstraps) must not depend on cwd.
         let data_dir = &std::fs::canonicalize(data_dir)
             .with_context(|| format!("resolving the data directory {}", data_dir.display()))?;
-        let store = Arc::new(
-            Store::open_url(data_dir, args.store.as_deref())
-                .await
-                .with_context(|| match &args.store {
-                    Some(url) if store_is_remote(url) => "opening the PostgreSQL store".to_string(),
-                    _ => format!("opening the store in {}", data_dir.display()),
-                })?,
-        );
+        let mut store = Store::open_url(data_dir, args.store.as_deref())
+            .await
+            .with_context(|| match &args.store {
+                Some(url) if store_is_remote(url) => "opening the PostgreSQL store".to_string(),
+                _ => format!("opening the store in {}", data_dir.display()),
+            })?;
+        store.set_archive_limits(rouse_store::archive::Limits {
+            max_unpacked_bytes: args.max_unpacked_mb.saturating_mul(1000 * 1000),
+            ..Default::default()
+        });
+        // What a previous run removed (or a crash left half-written).
+        match store.collect_garbage(std::time::SystemTime::now()).await {
+            Ok(freed) if freed != Default::default() => {
+                tracing::info!(
+                    artifacts = freed.artifacts,
+                    code_dirs = freed.code_dirs,
+                    "removed unused artifacts"
+                )
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "cannot collect unused artifacts"),
+        }
+        let store = Arc::new(store);
         let logs =
             Arc::new(LogBook::open(&data_dir.join("logs")).context("opening the log directory")?);
         let (isolation, isolation_line) = rouse_sandbox::isolation::choose(
