@@ -132,13 +132,25 @@ fn walk<R: Read>(
     limits: &Limits,
     mut each: impl FnMut(&guard::Planned, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
-    let malformed = |e: io::Error| ArchiveError::Malformed(e.to_string());
-    let compressed = Rc::new(Cell::new(0));
-    let reader = Counted {
-        inner: reader,
-        count: compressed.clone(),
+    let meter = Rc::new(Meter::default());
+    let malformed = |e: io::Error| {
+        let (unpacked, compressed) = (meter.unpacked.get(), meter.compressed.get());
+        if limits::is_bomb(unpacked, compressed, limits) {
+            limits::bomb(unpacked, compressed, limits)
+        } else {
+            ArchiveError::Malformed(e.to_string())
+        }
     };
-    let mut archive = tar::Archive::new(GzDecoder::new(reader));
+    let compressed = Counted {
+        inner: reader,
+        meter: meter.clone(),
+    };
+    let inflated = Inflated {
+        inner: GzDecoder::new(compressed),
+        meter: meter.clone(),
+        limits: *limits,
+    };
+    let mut archive = tar::Archive::new(inflated);
     let mut guard = guard::Guard::default();
     let mut tally = limits::Tally::default();
     for entry in archive.entries().map_err(malformed)? {
@@ -146,10 +158,10 @@ fn walk<R: Read>(
         // The declared size first, so an oversized entry is never read.
         tally.entry(entry.size(), limits)?;
         let planned = guard.admit(&entry)?;
-        each(&planned, &mut entry)?;
-        // Skipped or partly read data is still decompressed by the reader
-        // moving on; the ratio is checked on what has been read so far.
-        tally.ratio(compressed.get(), limits)?;
+        each(&planned, &mut entry).map_err(|err| match err {
+            ArchiveError::Io(e) => malformed(e),
+            other => other,
+        })?;
     }
     // The tar reader stops at the end-of-archive blocks; reading the rest of
     // the gzip stream makes the decoder verify its length and CRC.
@@ -157,16 +169,47 @@ fn walk<R: Read>(
     guard.finish()
 }
 
-/// Counts the compressed bytes read, for the ratio check.
+/// Bytes in and out of the decompressor, for the ratio check.
+#[derive(Default)]
+struct Meter {
+    compressed: Cell<u64>,
+    unpacked: Cell<u64>,
+}
+
+/// The upload as read (compressed).
 struct Counted<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    meter: Rc<Meter>,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        let count = &self.meter.compressed;
+        count.set(count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The decompressed stream, which fails as soon as it has grown more than
+/// the ratio allows: entries being skipped are read through here too.
+struct Inflated<R> {
+    inner: R,
+    meter: Rc<Meter>,
+    limits: Limits,
+}
+
+impl<R: Read> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let unpacked = &self.meter.unpacked;
+        unpacked.set(unpacked.get() + n as u64);
+        if limits::is_bomb(unpacked.get(), self.meter.compressed.get(), &self.limits) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "decompression bomb",
+            ));
+        }
         Ok(n)
     }
 }

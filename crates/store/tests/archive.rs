@@ -526,3 +526,26 @@ fn two_files() -> tempfile::TempDir {
     fs::write(dir.path().join("b"), "b").unwrap();
     dir
 }
+
+#[test]
+fn a_large_archive_that_does_not_compress_is_no_bomb() {
+    // 40 MB of random bytes: past the ratio floor, at a ratio of about 1.
+    let dir = tempfile::tempdir().unwrap();
+    let mut random = Vec::with_capacity(40 << 20);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    while random.len() < 40 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        random.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(dir.path().join("random.bin"), &random).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("tar -cf - -C \"$0\" random.bin | gzip -1")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    archive::check_within(out.stdout.as_slice(), &archive::Limits::default()).unwrap();
+}

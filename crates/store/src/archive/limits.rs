@@ -60,19 +60,21 @@ impl Tally {
         }
         Ok(())
     }
+}
 
-    /// After an entry's data was read, `compressed` bytes of the upload in.
-    pub(crate) fn ratio(&self, compressed: u64, limits: &Limits) -> Result<(), ArchiveError> {
-        let bomb =
-            self.unpacked > RATIO_FLOOR && self.unpacked / compressed.max(1) > limits.max_ratio;
-        if bomb {
-            return Err(ArchiveError::TooLarge(format!(
-                "{} bytes unpacked from {compressed} compressed: more than {}x looks like a decompression bomb",
-                self.unpacked, limits.max_ratio
-            )));
-        }
-        Ok(())
-    }
+/// Whether `unpacked` bytes out of `compressed` bytes in is a
+/// decompression bomb; checked on every read of the decompressed stream,
+/// so a bomb stops early even inside one huge entry.
+pub(crate) fn is_bomb(unpacked: u64, compressed: u64, limits: &Limits) -> bool {
+    unpacked > RATIO_FLOOR && unpacked / compressed.max(1) > limits.max_ratio
+}
+
+/// The message for a bomb caught at `unpacked` from `compressed`.
+pub(crate) fn bomb(unpacked: u64, compressed: u64, limits: &Limits) -> ArchiveError {
+    ArchiveError::TooLarge(format!(
+        "{unpacked} bytes unpacked from {compressed} compressed: more than {}x looks like a decompression bomb",
+        limits.max_ratio
+    ))
 }
 
 #[cfg(test)]
@@ -88,25 +90,35 @@ mod tests {
             max_files: 3,
             max_ratio: 10,
         };
-        // (declared sizes, compressed bytes read after the last, refused)
-        let table: &[(&[u64], u64, bool)] = &[
-            (&[MB, MB], MB, false),
-            (&[MB, MB, MB, MB], 4 * MB, true),
-            (&[60 * MB, 40 * MB], 100 * MB, false),
-            (&[60 * MB, 41 * MB], 101 * MB, true),
-            // Under the ratio floor, any ratio passes.
-            (&[30 * MB], 1, false),
-            // Over it, 10x passes and 11x does not.
-            (&[50 * MB], 5 * MB, false),
-            (&[55 * MB], 5 * MB, true),
+        // (declared sizes, refused)
+        let table: &[(&[u64], bool)] = &[
+            (&[MB, MB], false),
+            (&[MB, MB, MB, MB], true),
+            (&[60 * MB, 40 * MB], false),
+            (&[60 * MB, 41 * MB], true),
         ];
-        for (sizes, compressed, refused) in table {
+        for (sizes, refused) in table {
             let mut tally = Tally::default();
             let result = sizes
                 .iter()
-                .try_for_each(|size| tally.entry(*size, &limits))
-                .and_then(|()| tally.ratio(*compressed, &limits));
-            assert_eq!(result.is_err(), *refused, "{sizes:?} from {compressed}");
+                .try_for_each(|size| tally.entry(*size, &limits));
+            assert_eq!(result.is_err(), *refused, "{sizes:?}");
+        }
+        // (unpacked, compressed, a bomb at 10x)
+        let ratios = [
+            // Under the floor, any ratio passes.
+            (30 * MB, 1, false),
+            // Over it, 10x passes and 11x does not.
+            (50 * MB, 5 * MB, false),
+            (55 * MB, 5 * MB, true),
+            (55 * MB, 0, true),
+        ];
+        for (unpacked, compressed, expected) in ratios {
+            assert_eq!(
+                is_bomb(unpacked, compressed, &limits),
+                expected,
+                "{unpacked} from {compressed}"
+            );
         }
     }
 }
