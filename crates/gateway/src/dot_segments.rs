@@ -110,3 +110,39 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::normalize;
+    use proptest::prelude::*;
+
+    /// Paths built from the pieces that matter: names, `.`, `..`, their
+    /// `%2e` spellings and empty segments.
+    fn path() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just(".".to_string()),
+            Just("..".to_string()),
+            Just("%2e".to_string()),
+            Just("%2E%2e".to_string()),
+            Just(String::new()),
+        ];
+        proptest::collection::vec(segment, 0..8).prop_map(|s| format!("/{}", s.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn normalised_paths_have_no_dot_segments_and_stay_put(p in path()) {
+            if let Ok(once) = normalize(&p) {
+                for segment in once.split('/') {
+                    let lower = segment.to_ascii_lowercase();
+                    prop_assert!(!matches!(lower.as_str(), "." | ".." | "%2e" | "%2e%2e"), "{p} -> {once}");
+                }
+                prop_assert!(once.starts_with('/'), "{p} -> {once}");
+                let twice = normalize(&once).map(|c| c.into_owned());
+                prop_assert_eq!(twice.as_deref(), Ok(&*once));
+            }
+        }
+    }
+}

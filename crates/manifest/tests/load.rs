@@ -588,3 +588,21 @@ fn an_explicit_function_name_replaces_service_stage_key() {
         "{err}"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use rouse_manifest::{parse_str, Flavor, LoadOptions};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Any text is a manifest or an error with a position, never a panic.
+        #[test]
+        fn any_text_loads_or_errors(text in "(service: s\n)?(functions:\n  f:\n    [a-z]{1,8}: [a-z0-9${}:.\\[\\] ]{0,16}\n){0,3}\\PC{0,20}") {
+            for flavor in [Flavor::Rouse, Flavor::Serverless] {
+                if let Err(err) = parse_str(&text, "m.yml", flavor, &LoadOptions::default()) {
+                    prop_assert!(err.to_string().starts_with("m.yml"), "{err}");
+                }
+            }
+        }
+    }
+}

@@ -549,3 +549,21 @@ fn a_large_archive_that_does_not_compress_is_no_bomb() {
     assert!(out.status.success());
     archive::check_within(out.stdout.as_slice(), &archive::Limits::default()).unwrap();
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Arbitrary bytes, and gzip streams of arbitrary bytes, are an
+        /// answer from the archive guard, never a panic or a hang.
+        #[test]
+        fn the_guard_answers_any_input(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = rouse_store::archive::check(&bytes[..]);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &bytes).unwrap();
+            let packed = gz.finish().unwrap();
+            let _ = rouse_store::archive::check(&packed[..]);
+        }
+    }
+}

@@ -177,3 +177,22 @@ pub enum ScheduleError {
         problem: String,
     },
 }
+
+#[cfg(test)]
+mod properties {
+    use super::Schedule;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a manifest says, parsing answers (an error at worst).
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,40}") {
+            let _ = Schedule::parse(&text);
+        }
+
+        #[test]
+        fn cron_like_input_never_panics(fields in proptest::collection::vec("[0-9*?/,#LW-]{1,4}", 0..8)) {
+            let _ = Schedule::parse(&format!("cron({})", fields.join(" ")));
+        }
+    }
+}
