@@ -12,19 +12,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A project of `async_handlers.py` functions; `functions` is the YAML under
-/// `functions:` (indented by two spaces).
+/// A project of `async_handlers.py` functions.
 fn handlers_project(parent: &Path, service: &str, functions: &str) -> PathBuf {
-    let manifest =
-        format!("service: {service}\nprovider: {{ runtime: python3.12 }}\nfunctions:\n{functions}");
-    let code = std::fs::read_to_string(fixture("async_handlers.py")).expect("fixture");
-    project(parent, service, &manifest, &[("handlers.py", &code)])
+    common::handlers_project(parent, service, "async_handlers.py", functions)
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -33,17 +23,6 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn cli_json(server: &Server, args: &[&str]) -> Value {
-    let out = server.cli(args);
-    assert!(
-        out.status.success(),
-        "rouse {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("rouse {args:?}: not JSON ({e})"))
 }
 
 /// boto3 `invoke(InvocationType='Event')` `n` times; the request ids.
@@ -124,7 +103,7 @@ async fn accepted_events_all_run_although_rouse_is_killed_midway() {
         );
     }
     let pending = eventually(Duration::from_secs(5), || {
-        cli_json(&server, &["events", "ls", function, "--json"])["pending"] == 0
+        server.cli_json(&["events", "ls", function, "--json"])["pending"] == 0
     })
     .await;
     assert!(pending, "nothing is left pending once all ran");
@@ -252,7 +231,7 @@ async fn a_failing_event_is_retried_twice_then_sent_to_its_on_failure_destinatio
     );
 
     // Handed on, so not kept as dead letters.
-    let listed = cli_json(&server, &["events", "ls", "dest-dev-bad", "--json"]);
+    let listed = server.cli_json(&["events", "ls", "dest-dev-bad", "--json"]);
     assert_eq!(
         (listed["pending"].clone(), listed["dead"].clone()),
         (0.into(), 0.into()),
@@ -285,7 +264,7 @@ async fn without_a_destination_a_failure_is_a_dead_letter_that_redrive_runs_agai
 
     let mut listed = Value::Null;
     let dead = eventually(Duration::from_secs(20), || {
-        listed = cli_json(&server, &["events", "ls", "flaky", "--json"]);
+        listed = server.cli_json(&["events", "ls", "flaky", "--json"]);
         listed["dead"] == 1
     })
     .await;
@@ -308,7 +287,7 @@ async fn without_a_destination_a_failure_is_a_dead_letter_that_redrive_runs_agai
     );
     assert!(text.contains(&id), "{text}");
 
-    let shown = cli_json(&server, &["events", "show", "flaky", &id]);
+    let shown = server.cli_json(&["events", "show", "flaky", &id]);
     assert_eq!(shown["payload"]["n"], 42, "{shown}");
     assert_eq!(shown["response"]["errorMessage"], "not yet", "{shown}");
 
@@ -342,7 +321,7 @@ async fn without_a_destination_a_failure_is_a_dead_letter_that_redrive_runs_agai
     let payload: Value = serde_json::from_str(&lines(&out)[0]).expect("json line");
     assert_eq!(payload["n"], 42);
     let cleared = eventually(Duration::from_secs(5), || {
-        let l = cli_json(&server, &["events", "ls", "flaky", "--json"]);
+        let l = server.cli_json(&["events", "ls", "flaky", "--json"]);
         l["dead"] == 0 && l["pending"] == 0
     })
     .await;
@@ -385,7 +364,7 @@ async fn events_waiting_or_running_at_a_sigterm_run_at_the_next_start() {
         "every event ran within 30 s of the restart: {:?}",
         lines(&out)
     );
-    let listed = cli_json(&server, &["events", "ls", function, "--json"]);
+    let listed = server.cli_json(&["events", "ls", function, "--json"]);
     assert_eq!(listed["dead"], 0, "{listed}");
     let logs = server.logs(function);
     assert!(

@@ -64,27 +64,13 @@ async fn boto3_cases(server: &Server, akid: &str, secret: &str, only_ok: bool) -
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
 }
 
-fn cli_json(server: &Server, args: &[&str]) -> Value {
-    let out = server.cli(args);
-    assert!(
-        out.status.success(),
-        "rouse {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("rouse {args:?} did not print JSON ({e})"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn invoke_api_requires_a_valid_signature_by_a_rouse_key() {
     let tmp = open_tempdir();
     let server = Server::start_with(&tmp.path().join("data"), &["--aws-auth", "required"]);
     server.deploy(&echo_project(tmp.path()));
 
-    let made = cli_json(
-        &server,
-        &["keys", "create", "--json", "--description", "ci runner"],
-    );
+    let made = server.cli_json(&["keys", "create", "--json", "--description", "ci runner"]);
     let akid = made["AccessKeyId"]
         .as_str()
         .expect("AccessKeyId")
@@ -228,7 +214,7 @@ async fn invoke_api_requires_a_valid_signature_by_a_rouse_key() {
         String::from_utf8_lossy(&direct.stderr)
     );
 
-    let listed = cli_json(&server, &["keys", "ls", "--json"]);
+    let listed = server.cli_json(&["keys", "ls", "--json"]);
     let used = listed
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["AccessKeyId"] == akid.as_str()))

@@ -23,12 +23,6 @@ fn example(name: &str) -> PathBuf {
     repo_root().join("examples").join(name)
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 /// The Rust example as a deployable project: its manifest next to the
 /// `bootstrap` binary the workspace build produced.
 fn rust_example_project(parent: &Path) -> PathBuf {

@@ -12,19 +12,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A project of `stream_handlers.py` functions (`functions` is the YAML
-/// under `functions:`, indented by two spaces).
+/// A project of `stream_handlers.py` functions.
 fn handlers_project(parent: &Path, service: &str, functions: &str) -> PathBuf {
-    let manifest =
-        format!("service: {service}\nprovider: {{ runtime: python3.12 }}\nfunctions:\n{functions}");
-    let code = std::fs::read_to_string(fixture("stream_handlers.py")).expect("fixture");
-    project(parent, service, &manifest, &[("handlers.py", &code)])
+    common::handlers_project(parent, service, "stream_handlers.py", functions)
 }
 
 /// One line per record a handler received: (data, sequence, shard, batch).

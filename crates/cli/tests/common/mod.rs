@@ -113,6 +113,19 @@ impl Server {
     }
 
     /// `rouse deploy DIR`, asserting success.
+    /// `rouse ARGS` (expected to succeed) with its JSON output.
+    pub(crate) fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "rouse {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("rouse {args:?} did not print JSON ({e})"))
+    }
+
     pub(crate) fn deploy(&self, dir: &Path) -> String {
         let out = self.cli(&["deploy", dir.to_str().expect("utf-8 path")]);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -303,4 +316,25 @@ pub(crate) async fn eventually(timeout: Duration, mut check: impl FnMut() -> boo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     check()
+}
+
+/// A file under `tests/fixtures/`.
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A Python project whose `handlers.py` is the fixture `handlers`;
+/// `functions` is the YAML under `functions:` (indented by two spaces).
+pub(crate) fn handlers_project(
+    parent: &Path,
+    service: &str,
+    handlers: &str,
+    functions: &str,
+) -> PathBuf {
+    let manifest =
+        format!("service: {service}\nprovider: {{ runtime: python3.12 }}\nfunctions:\n{functions}");
+    let code = std::fs::read_to_string(fixture(handlers)).expect("fixture");
+    project(parent, service, &manifest, &[("handlers.py", &code)])
 }
