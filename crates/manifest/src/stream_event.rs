@@ -240,12 +240,9 @@ fn kinesis_arn_name(text: &str) -> Option<&str> {
 }
 
 /// AWS's rule for stream names: 1–128 of letters, digits, `_`, `-`, `.`
-/// (not the function-name rule).
+/// (not the function-name rule); the one rule in [`crate::names`].
 pub fn valid_stream_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    crate::names::check(crate::names::NameKind::Stream, name).is_ok()
 }
 
 #[cfg(test)]
