@@ -825,4 +825,85 @@ mod tests {
         };
         assert_eq!(plain.pick(0.0), 4);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A template of up to three segments; a greedy one only last.
+        fn template() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just("{x}".to_string()),
+            ];
+            (
+                proptest::collection::vec(segment, 0..3),
+                proptest::bool::ANY,
+            )
+                .prop_map(|(mut segments, greedy)| {
+                    if greedy {
+                        segments.push("{p+}".to_string());
+                    }
+                    format!("/{}", segments.join("/"))
+                })
+        }
+
+        fn table() -> impl Strategy<Value = Vec<RouteRecord>> {
+            let method = prop_oneof![Just("GET"), Just("POST"), Just("ANY")];
+            proptest::collection::vec((method, template()), 0..8).prop_map(|routes| {
+                routes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (method, path))| route(&format!("f{i}"), method, &path))
+                    .collect()
+            })
+        }
+
+        fn request_path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![Just("a"), Just("b"), Just("c")];
+            proptest::collection::vec(segment, 0..4).prop_map(|s| format!("/{}", s.join("/")))
+        }
+
+        /// The answer by definition: the first route in precedence order
+        /// whose method and segments match.
+        fn first_match<'r>(router: &'r Router, method: &str, path: &str) -> Option<&'r Route> {
+            let segments: Vec<&str> = split(path).collect();
+            router.routes.iter().find(|r| {
+                let method_fits = match r.method.as_deref() {
+                    None => true,
+                    Some(m) => m == method || (method == "HEAD" && m == "GET"),
+                };
+                method_fits && match_segments(&r.segments, &segments).is_some()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// The trie is an index, not a second set of rules: it picks what
+            /// a scan of the precedence order picks, with the same params.
+            #[test]
+            fn trie_agrees_with_the_precedence_order(
+                routes in table(),
+                method in prop_oneof![Just("GET"), Just("POST"), Just("HEAD"), Just("PUT")],
+                path in request_path(),
+            ) {
+                let names: Vec<String> = routes.iter().map(|r| r.function.clone()).collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let router = Router::new(&routes, infos(&names), None);
+                let found = router.lookup(method, &path, None);
+                let expected = first_match(&router, method, &path);
+                prop_assert_eq!(
+                    found.as_ref().map(|m| m.function.name.as_str()),
+                    expected.map(|r| r.function.as_str()),
+                    "{} {} in {:?}", method, path, routes
+                );
+                if let (Some(found), Some(expected)) = (found, expected) {
+                    let segments: Vec<&str> = split(&path).collect();
+                    prop_assert_eq!(Some(found.params), match_segments(&expected.segments, &segments));
+                }
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) mod nodes;
 pub(crate) mod package;
 pub(crate) mod rm;
 pub(crate) mod rollback;
+pub(crate) mod sd_notify;
 pub(crate) mod serve;
 pub(crate) mod serve_limits;
 pub(crate) mod streams;

@@ -35,7 +35,9 @@ pub(crate) async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<Ex
         server.admin_addr,
         data_dir.display()
     );
+    super::sd_notify::notify("READY=1");
     wait_for_signal().await?;
+    super::sd_notify::notify("STOPPING=1");
     tracing::info!("shutting down: draining in-flight requests");
     server.stop().await;
     Ok(ExitCode::SUCCESS)
