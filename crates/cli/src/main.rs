@@ -143,6 +143,12 @@ pub struct ServeArgs {
     /// every node of a cluster.
     #[arg(long, env = "ROUSE_STORE")]
     pub store: Option<String>,
+    /// Keep artifacts in an S3-compatible bucket (`s3://BUCKET/PREFIX`)
+    /// instead of the store; credentials and endpoint from `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and `AWS_ENDPOINT_URL`. Every
+    /// node of a cluster names the same bucket.
+    #[arg(long, env = "ROUSE_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// This node's name in a cluster (default: host name and gateway port).
     #[arg(long, env = "ROUSE_NODE_NAME")]
     pub node_name: Option<String>,

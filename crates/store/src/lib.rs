@@ -13,6 +13,7 @@
 mod access_keys;
 pub mod archive;
 mod artifacts;
+mod bucket;
 mod cluster;
 mod db;
 pub mod events;

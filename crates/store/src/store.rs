@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rouse_manifest::{DeploySpec, FunctionSpec};
 
 use crate::{
-    access_keys, artifacts, db, pg, AccessKeyRecord, AccessKeySecret, AliasRecord, Canary,
+    access_keys, artifacts, bucket, db, pg, AccessKeyRecord, AccessKeySecret, AliasRecord, Canary,
     FunctionRecord, NewAccessKey, RouteRecord, StoreError, VersionRecord,
 };
 
@@ -24,6 +24,8 @@ pub struct Store {
     data_dir: PathBuf,
     engine: Engine,
     artifacts: Arc<artifacts::Artifacts>,
+    /// Where nodes share artifacts when not in the database (`--artifacts`).
+    bucket: Option<bucket::Bucket>,
     sealer: access_keys::Sealer,
 }
 
@@ -46,6 +48,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             engine: Engine::Sqlite(Mutex::new(conn)),
             artifacts: Arc::new(artifacts),
+            bucket: None,
             sealer: access_keys::Sealer::new(data_dir),
         })
     }
@@ -71,6 +74,7 @@ impl Store {
             data_dir: data_dir.to_path_buf(),
             engine: Engine::Postgres(pg),
             artifacts: Arc::new(artifacts),
+            bucket: None,
             sealer: access_keys::Sealer::with_key(data_dir, &key),
         })
     }
@@ -187,6 +191,14 @@ impl Store {
         if let Some(artifacts) = Arc::get_mut(&mut self.artifacts) {
             artifacts.limits = limits;
         }
+    }
+
+    /// Keeps artifacts in the S3-compatible bucket at `url`
+    /// (`s3://BUCKET/PREFIX`) instead of the database; set at start, before
+    /// the store is shared. Every node of a cluster must name the same one.
+    pub fn use_artifact_bucket(&mut self, url: &str) -> Result<(), StoreError> {
+        self.bucket = Some(bucket::Bucket::open(url)?);
+        Ok(())
     }
 
     /// Deletes this node's artifacts and extracted code that no version
@@ -383,9 +395,11 @@ impl Store {
         let sha256 = tokio::task::spawn_blocking(move || local.put(reader))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
-        if let Engine::Postgres(pg) = &self.engine {
-            pg.upload_artifact(&sha256, &self.artifacts.archive_path(&sha256))
-                .await?;
+        let local = self.artifacts.archive_path(&sha256);
+        match (&self.bucket, &self.engine) {
+            (Some(bucket), _) => bucket.upload(&sha256, &local).await?,
+            (None, Engine::Postgres(pg)) => pg.upload_artifact(&sha256, &local).await?,
+            (None, Engine::Sqlite(_)) => {}
         }
         Ok(sha256)
     }
@@ -395,9 +409,10 @@ impl Store {
         if !crate::is_sha256_hex(sha256) {
             return Ok(false);
         }
-        match &self.engine {
-            Engine::Sqlite(_) => Ok(self.artifacts.has(sha256)),
-            Engine::Postgres(pg) => pg.has_artifact(sha256).await,
+        match (&self.bucket, &self.engine) {
+            (Some(bucket), _) => bucket.has(sha256).await,
+            (None, Engine::Sqlite(_)) => Ok(self.artifacts.has(sha256)),
+            (None, Engine::Postgres(pg)) => pg.has_artifact(sha256).await,
         }
     }
 
@@ -411,12 +426,19 @@ impl Store {
         if let Some(dir) = self.artifacts.extracted(sha256) {
             return Ok(dir);
         }
-        if let Engine::Postgres(pg) = &self.engine {
-            if !self.artifacts.has(sha256) {
-                let mut tmp = self.artifacts.download_file()?;
-                pg.download_artifact(sha256, tmp.as_file_mut()).await?;
-                self.artifacts.persist(sha256, tmp)?;
+        if !self.artifacts.has(sha256) {
+            let mut tmp = self.artifacts.download_file()?;
+            match (&self.bucket, &self.engine) {
+                (Some(bucket), _) => bucket.download(sha256, tmp.as_file_mut()).await?,
+                (None, Engine::Postgres(pg)) => {
+                    pg.download_artifact(sha256, tmp.as_file_mut()).await?
+                }
+                // One node: the local copy is the only one.
+                (None, Engine::Sqlite(_)) => {
+                    return Err(StoreError::UnknownArtifact(sha256.to_string()))
+                }
             }
+            self.artifacts.persist(sha256, tmp)?;
         }
         let local = self.artifacts.clone();
         let sha256 = sha256.to_string();

@@ -76,6 +76,10 @@ impl Server {
             max_unpacked_bytes: args.max_unpacked_mb.saturating_mul(1000 * 1000),
             ..Default::default()
         });
+        if let Some(url) = &args.artifacts {
+            store.use_artifact_bucket(url)?;
+            tracing::info!(bucket = %url, "artifacts are kept in the bucket");
+        }
         // What a previous run removed (or a crash left half-written).
         match store.collect_garbage(std::time::SystemTime::now()).await {
             Ok(freed) if freed != Default::default() => {

@@ -37,6 +37,7 @@ pub(crate) struct Server {
     pub gateway: String,
     pub admin: String,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -45,17 +46,31 @@ impl Server {
     }
 
     pub(crate) fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
-        Server::launch(None, data_dir, extra_args)
+        Server::launch(None, data_dir, extra_args, &[])
+    }
+
+    /// With environment variables added (kept for `start_again`).
+    pub(crate) fn start_with_env(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch(None, data_dir, extra_args, env)
     }
 
     /// `rouse serve` run from `cwd` with `--data-dir` as written (say, relative).
     pub(crate) fn start_in(cwd: &Path, data_dir: &str) -> Server {
-        let mut server = Server::launch(Some(cwd), Path::new(data_dir), &[]);
+        let mut server = Server::launch(Some(cwd), Path::new(data_dir), &[], &[]);
         server.data_dir = cwd.join(data_dir);
         server
     }
 
-    fn launch(cwd: Option<&Path>, data_dir: &Path, extra_args: &[&str]) -> Server {
+    fn launch(
+        cwd: Option<&Path>,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(rouse_bin());
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
@@ -73,6 +88,7 @@ impl Server {
             .args(extra_args)
             .env("ROUSE_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -95,6 +111,10 @@ impl Server {
             child: Some(child),
             data_dir: data_dir.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -170,7 +190,12 @@ impl Server {
     /// Starts a new server on the same data directory (after `kill` or `terminate`).
     pub(crate) fn start_again(&mut self) {
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        let next = Server::start_with(&self.data_dir, &args);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let next = Server::launch(None, &self.data_dir, &args, &env);
         *self = next;
     }
 
