@@ -34,7 +34,7 @@
       card(num(sum(p, "throttles", 30)), "throttles, 5 min"),
       card(num(sum(p, "coldStarts", 360)), "cold starts, 1 h"),
       card(withP.length ? ms(Math.max(...withP.map((x) => x.p99Ms))) : "–", "worst p99, 5 min"));
-    const badges = [f.kind, f.runtime, "v" + f.version].concat(f.aliases.map((a) => a.name + "→v" + a.version));
+    const badges = [f.kind].concat(f.runtime === f.kind ? [] : [f.runtime], ["v" + f.version]).concat(f.aliases.map((a) => a.name + "→v" + a.version));
     document.getElementById("badges").replaceChildren(...badges.map((b) => el("span", { class: "pill", text: b })));
   }
 
@@ -141,7 +141,7 @@
     };
     source.onmessage = (m) => {
       const t = m.data;
-      const cls = /\bREPORT RequestId:/.test(t) ? "report" : /\bSTART RequestId:/.test(t) ? "start" : /\bEND RequestId:/.test(t) ? "end" : /\[rouse\]/.test(t) ? "platform" : /error|Error|ERROR/.test(t) ? "error" : "";
+      const cls = /\bREPORT RequestId:/.test(t) ? "report" : /\bSTART RequestId:/.test(t) ? "start" : /\bEND RequestId:/.test(t) ? "end" : / \[platform\] /.test(t) ? "platform" : /error|Error|ERROR/.test(t) ? "error" : "";
       add(t, cls);
     };
     source.addEventListener("skipped", (m) => add(`… ${m.data} lines skipped`, "platform"));

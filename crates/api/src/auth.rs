@@ -12,8 +12,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::dashboard::{self, session};
 use crate::dashboard::session::{Sessions, Verdict};
+use crate::dashboard::{self, session};
 use crate::error::ApiError;
 use crate::rate_limit::{FailedAttempts, Log};
 use crate::AdminState;
@@ -67,9 +67,7 @@ pub(crate) async fn require_token(
                 .headers()
                 .get(session::CSRF_HEADER)
                 .and_then(|v| v.to_str().ok());
-            let verdict = guard
-                .sessions()
-                .check(id, req.method().as_str(), csrf, now);
+            let verdict = guard.sessions().check(id, req.method().as_str(), csrf, now);
             match verdict {
                 Verdict::Allow => return next.run(req).await,
                 Verdict::CsrfMismatch => {

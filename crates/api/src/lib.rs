@@ -116,9 +116,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/streams", get(streams::list).post(streams::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));
     let guard = Arc::new(auth::Guard::new(state.clone()));
-    let require_token = || {
-        axum::middleware::from_fn_with_state(guard.clone(), auth::require_token)
-    };
+    let require_token = || axum::middleware::from_fn_with_state(guard.clone(), auth::require_token);
     let admin = Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(metrics::metrics))

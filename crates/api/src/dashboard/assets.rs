@@ -32,7 +32,10 @@ pub(crate) fn harden(resp: &mut Response) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
@@ -61,7 +64,15 @@ pub(crate) fn serve(path: &str) -> Response {
 mod tests {
     #[test]
     fn every_page_and_script_is_there() {
-        for file in ["index.html", "function.html", "login.html", "style.css", "app.js", "function.js", "common.js"] {
+        for file in [
+            "index.html",
+            "function.html",
+            "login.html",
+            "style.css",
+            "app.js",
+            "function.js",
+            "common.js",
+        ] {
             assert!(super::Assets::get(file).is_some(), "{file} missing");
         }
     }
@@ -75,7 +86,10 @@ mod tests {
 
     #[test]
     fn content_types_by_extension() {
-        assert_eq!(super::content_type("a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            super::content_type("a.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(super::content_type("x"), "application/octet-stream");
     }
 }

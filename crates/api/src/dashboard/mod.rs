@@ -40,12 +40,17 @@ pub(crate) fn protected() -> Router<Arc<AdminState>> {
         .route("/", get(|| async { redirect("/ui/") }))
         .route("/ui", get(|| async { redirect("/ui/") }))
         .route("/ui/", get(|| async { assets::serve("index.html") }))
-        .route("/ui/function", get(|| async { assets::serve("function.html") }))
+        .route(
+            "/ui/function",
+            get(|| async { assets::serve("function.html") }),
+        )
         .route(
             "/ui/{file}",
-            get(|axum::extract::Path(file): axum::extract::Path<String>| async move {
-                assets::serve(&file)
-            }),
+            get(
+                |axum::extract::Path(file): axum::extract::Path<String>| async move {
+                    assets::serve(&file)
+                },
+            ),
         )
         .route("/v1/dashboard/functions", get(data::functions))
         .route("/v1/dashboard/functions/{name}", get(data::function))
@@ -67,7 +72,10 @@ pub(crate) fn public() -> Router<Arc<Guard>> {
             "/ui/login",
             get(|| async { assets::serve("login.html") }).post(login),
         )
-        .route("/ui/login.css", get(|| async { assets::serve("style.css") }))
+        .route(
+            "/ui/login.css",
+            get(|| async { assets::serve("style.css") }),
+        )
 }
 
 /// Whether a request without credentials is a browser asking for a page,

@@ -148,17 +148,32 @@ mod tests {
         assert_eq!(s.check("id1", "POST", Some("csrf1"), 1.0), Verdict::Allow);
         assert_eq!(s.check("id1", "POST", None, 1.0), Verdict::CsrfMismatch);
         // Another session's token is no good either.
-        assert_eq!(s.check("id1", "DELETE", Some("csrf2"), 1.0), Verdict::CsrfMismatch);
-        assert_eq!(s.check("id1", "PATCH", Some(""), 1.0), Verdict::CsrfMismatch);
-        assert_eq!(s.check("id3", "POST", Some("csrf1"), 1.0), Verdict::NoSession);
+        assert_eq!(
+            s.check("id1", "DELETE", Some("csrf2"), 1.0),
+            Verdict::CsrfMismatch
+        );
+        assert_eq!(
+            s.check("id1", "PATCH", Some(""), 1.0),
+            Verdict::CsrfMismatch
+        );
+        assert_eq!(
+            s.check("id3", "POST", Some("csrf1"), 1.0),
+            Verdict::NoSession
+        );
     }
 
     #[test]
     fn sessions_expire_and_end() {
         let mut s = Sessions::default();
         s.create("id1", "c", 0.0);
-        assert_eq!(s.check("id1", "GET", None, LIFETIME_SECS - 1.0), Verdict::Allow);
-        assert_eq!(s.check("id1", "GET", None, LIFETIME_SECS), Verdict::NoSession);
+        assert_eq!(
+            s.check("id1", "GET", None, LIFETIME_SECS - 1.0),
+            Verdict::Allow
+        );
+        assert_eq!(
+            s.check("id1", "GET", None, LIFETIME_SECS),
+            Verdict::NoSession
+        );
         s.create("id2", "c", 0.0);
         s.end("id2");
         assert_eq!(s.check("id2", "GET", None, 1.0), Verdict::NoSession);
@@ -172,7 +187,10 @@ mod tests {
         }
         assert_eq!(s.by_hash.len(), MAX_SESSIONS);
         assert_eq!(s.csrf("id0", 2000.0), None);
-        assert_eq!(s.csrf(&format!("id{}", MAX_SESSIONS + 4), 2000.0), Some("c"));
+        assert_eq!(
+            s.csrf(&format!("id{}", MAX_SESSIONS + 4), 2000.0),
+            Some("c")
+        );
     }
 
     #[test]

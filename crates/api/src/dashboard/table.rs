@@ -122,7 +122,9 @@ impl PageQuery {
                     .parse::<usize>()
                     .ok()
                     .filter(|n| *n <= max)
-                    .ok_or_else(|| format!("`{key}` must be a whole number up to {max}, found {text:?}")),
+                    .ok_or_else(|| {
+                        format!("`{key}` must be a whole number up to {max}, found {text:?}")
+                    }),
             }
         };
         let sort = match params.get("sort") {
@@ -210,12 +212,19 @@ mod tests {
     #[test]
     fn defaults_and_bad_values() {
         let q = query(&[]).unwrap();
-        assert_eq!((q.sort, q.descending, q.offset, q.limit), (SortKey::Name, false, 0, DEFAULT_LIMIT));
+        assert_eq!(
+            (q.sort, q.descending, q.offset, q.limit),
+            (SortKey::Name, false, 0, DEFAULT_LIMIT)
+        );
         assert!(query(&[("limit", "0")]).unwrap_err().contains("at least 1"));
         assert!(query(&[("limit", "501")]).unwrap_err().contains("`limit`"));
         assert!(query(&[("offset", "-1")]).unwrap_err().contains("`offset`"));
-        assert!(query(&[("sort", "size")]).unwrap_err().contains("coldStarts"));
-        assert!(query(&[("order", "up")]).unwrap_err().contains("asc or desc"));
+        assert!(query(&[("sort", "size")])
+            .unwrap_err()
+            .contains("coldStarts"));
+        assert!(query(&[("order", "up")])
+            .unwrap_err()
+            .contains("asc or desc"));
     }
 
     #[test]
@@ -241,18 +250,34 @@ mod tests {
         let names: Vec<_> = first.iter().map(|r| r.name.as_str()).collect();
         // Descending reverses the tie-break too: still one total order.
         assert_eq!(names, ["b", "c"]);
-        let q = query(&[("sort", "requests"), ("order", "desc"), ("limit", "2"), ("offset", "2")]).unwrap();
+        let q = query(&[
+            ("sort", "requests"),
+            ("order", "desc"),
+            ("limit", "2"),
+            ("offset", "2"),
+        ])
+        .unwrap();
         let names: Vec<_> = page(rows, &q).1.iter().map(|r| r.name.clone()).collect();
         assert_eq!(names, ["a", "d"]);
     }
 
     #[test]
     fn ten_thousand_rows_sort_and_page() {
-        let rows: Vec<_> = (0..10_000).map(|i| row(&format!("fn-{i:05}"), i % 97)).collect();
-        let q = query(&[("sort", "requests"), ("order", "desc"), ("filter", "fn-0"), ("offset", "100")]).unwrap();
+        let rows: Vec<_> = (0..10_000)
+            .map(|i| row(&format!("fn-{i:05}"), i % 97))
+            .collect();
+        let q = query(&[
+            ("sort", "requests"),
+            ("order", "desc"),
+            ("filter", "fn-0"),
+            ("offset", "100"),
+        ])
+        .unwrap();
         let (total, page) = page(rows, &q);
         assert_eq!(total, 10_000);
         assert_eq!(page.len(), DEFAULT_LIMIT);
-        assert!(page.windows(2).all(|w| w[0].invocations >= w[1].invocations));
+        assert!(page
+            .windows(2)
+            .all(|w| w[0].invocations >= w[1].invocations));
     }
 }

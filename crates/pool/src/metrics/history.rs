@@ -196,11 +196,23 @@ mod tests {
         h.concurrency(T + 10, 4);
         h.concurrency(T + 11, 2);
         let s = h.series(T + 15, 3);
-        assert_eq!(s.iter().map(|s| s.at).collect::<Vec<_>>(), [T - 10, T, T + 10]);
-        assert_eq!(s[0], Slot { at: T - 10, ..Slot::default() });
+        assert_eq!(
+            s.iter().map(|s| s.at).collect::<Vec<_>>(),
+            [T - 10, T, T + 10]
+        );
+        assert_eq!(
+            s[0],
+            Slot {
+                at: T - 10,
+                ..Slot::default()
+            }
+        );
         assert_eq!((s[1].invocations, s[1].errors), (2, 1));
         assert_eq!((s[2].invocations, s[2].throttles), (1, 1));
-        assert_eq!((s[2].cold_starts, s[2].init_ms, s[2].concurrency), (1, 120, 4));
+        assert_eq!(
+            (s[2].cold_starts, s[2].init_ms, s[2].concurrency),
+            (1, 120, 4)
+        );
     }
 
     #[test]
