@@ -93,7 +93,7 @@ pub(crate) async fn require_token(
     }
     match guard.check_token(client, presented, req.uri().path(), now) {
         Ok(()) => next.run(req).await,
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -152,9 +152,9 @@ impl Guard {
         presented: Option<&str>,
         path: &str,
         now: f64,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         if let Some(refused) = self.locked_out(client, now) {
-            return Err(refused);
+            return Err(Box::new(refused));
         }
         if let Some(token) = presented {
             if constant_time_eq(token.as_bytes(), self.state.token.as_bytes()) {
@@ -171,12 +171,12 @@ impl Guard {
                 "admin API request with {what} bearer token refused"
             );
         }
-        Err(ApiError::new(
+        Err(Box::new(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "missing or wrong bearer token (see ROUSE_ADMIN_TOKEN or the admin-token file in the data directory)",
         )
-        .into_response())
+        .into_response()))
     }
 }
 

@@ -51,7 +51,9 @@ async fn forward(
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| crate::dashboard::session::cookie_value(v, crate::dashboard::session::COOKIE).is_some());
+        .any(|v| {
+            crate::dashboard::session::cookie_value(v, crate::dashboard::session::COOKIE).is_some()
+        });
     if carries_session {
         parts.headers.remove(axum::http::header::COOKIE);
     }

@@ -106,11 +106,10 @@ fn secure<B>(req: &axum::http::Request<B>) -> bool {
 }
 
 /// Hex of 32 random bytes.
-fn random_id() -> Result<String, Response> {
+fn random_id() -> Result<String, crate::error::ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         crate::error::ApiError::internal(format!("no randomness for a session: {e}"))
-            .into_response()
     })?;
     Ok(hex::encode(bytes))
 }
@@ -123,7 +122,7 @@ async fn login(State(guard): State<Arc<Guard>>, req: Request) -> Response {
     let presented = form.as_ref().ok().map(|Form(f)| f.token.trim());
     if let Err(refused) = guard.check_token(client, presented, "/ui/login", now) {
         if refused.status() == StatusCode::TOO_MANY_REQUESTS {
-            return refused;
+            return *refused;
         }
         // Back to the form, whose `:target` rule says the token was wrong
         // (no script on the login page).
@@ -131,7 +130,7 @@ async fn login(State(guard): State<Arc<Guard>>, req: Request) -> Response {
     }
     let (id, csrf) = match (random_id(), random_id()) {
         (Ok(id), Ok(csrf)) => (id, csrf),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
     guard.sessions().create(&id, &csrf, now);
     tracing::info!(%client, "dashboard session started");

@@ -234,11 +234,11 @@ mod tests {
         other.runtime = "python3.12".into();
         let rows = vec![row("site", 0), other, row("site-admin", 0)];
         let q = query(&[("filter", "SITE adm")]).unwrap();
-        let (total, page) = page(rows.clone(), &q);
+        let (total, shown) = page(rows.clone(), &q);
         assert_eq!(total, 1);
-        assert_eq!(page[0].name, "site-admin");
-        let (total, page) = page(rows, &query(&[("filter", "python")]).unwrap());
-        assert_eq!((total, page[0].name.as_str()), (1, "thumbs"));
+        assert_eq!(shown[0].name, "site-admin");
+        let (total, shown) = page(rows, &query(&[("filter", "python")]).unwrap());
+        assert_eq!((total, shown[0].name.as_str()), (1, "thumbs"));
     }
 
     #[test]
