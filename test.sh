@@ -18,6 +18,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
+# The dashboard test drives Debian's chromium through playwright-core.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -37,6 +39,8 @@ if ! command -v aws >/dev/null 2>&1; then
   python3 -m pip install --quiet awscli 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages awscli
 fi
+
+(cd crates/cli/tests/browser && npm ci --no-audit --no-fund --silent)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -194,6 +194,8 @@ pub(crate) fn summarize(
                 state: i.state.into(),
                 in_flight: i.in_flight,
                 age_secs: i.age_secs,
+                requests: i.requests,
+                memory_mb: i.memory_mb,
             })
             .collect(),
         updated_at: f.updated_at,

@@ -43,6 +43,20 @@ async fn forward(
     };
     // The admin token is for rouse, not for the function.
     parts.headers.remove(axum::http::header::AUTHORIZATION);
+    // Nor are the dashboard's session cookie and CSRF token (a page's test
+    // invoke sends them): the cookie header goes when it carries the session.
+    parts.headers.remove(crate::dashboard::session::CSRF_HEADER);
+    let carries_session = parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            crate::dashboard::session::cookie_value(v, crate::dashboard::session::COOKIE).is_some()
+        });
+    if carries_session {
+        parts.headers.remove(axum::http::header::COOKIE);
+    }
     if state.gateway.is_lambda(&name) {
         let response = state
             .gateway

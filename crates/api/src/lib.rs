@@ -16,6 +16,7 @@
 //! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `POST /v1/streams` (`{"name", "shards"}`), `GET /v1/streams` | streams: create; list with shards, records and each mapping's checkpoint and iterator age per shard |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
+//! | `/`, `/ui/…`, `/v1/dashboard/…` | the web dashboard (see `dashboard`) |
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod aliases;
 mod apply;
 mod auth;
 pub mod cluster;
+mod dashboard;
 mod deploy;
 mod error;
 pub mod events;
@@ -113,13 +115,19 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/keys", get(keys::list).post(keys::create))
         .route("/streams", get(streams::list).post(streams::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));
-    Router::new()
+    let guard = Arc::new(auth::Guard::new(state.clone()));
+    let require_token = || axum::middleware::from_fn_with_state(guard.clone(), auth::require_token);
+    let admin = Router::new()
         .nest("/v1", v1)
         .route("/metrics", get(metrics::metrics))
+        .merge(dashboard::protected())
         .fallback(|| async { error::ApiError::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(auth::Guard::new(state.clone())),
-            auth::require_token,
-        ))
-        .with_state(state)
+        .layer(require_token())
+        .with_state(state);
+    let sessions = dashboard::sessions()
+        .route_layer(require_token())
+        .with_state(guard.clone());
+    admin
+        .merge(sessions)
+        .merge(dashboard::public().with_state(guard))
 }

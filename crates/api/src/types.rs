@@ -67,6 +67,12 @@ pub struct InstanceSummary {
     pub state: String,
     pub in_flight: u32,
     pub age_secs: f64,
+    /// Requests it has been handed.
+    #[serde(default)]
+    pub requests: u64,
+    /// Peak memory in MB, when readable.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

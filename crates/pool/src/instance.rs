@@ -54,6 +54,8 @@ pub(crate) struct Instance {
     pub out_of_memory: std::sync::atomic::AtomicBool,
     /// The cgroup file with its peak memory use (isolated instances).
     pub memory_peak_file: OnceLock<std::path::PathBuf>,
+    /// Requests it has been handed (leases taken on it).
+    pub served: std::sync::atomic::AtomicU64,
     stop_reason: Mutex<Option<String>>,
 }
 
@@ -76,6 +78,7 @@ impl Instance {
             exit: watch::Sender::new(None),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
             memory_peak_file: OnceLock::new(),
+            served: std::sync::atomic::AtomicU64::new(0),
             stop_reason: Mutex::new(None),
         }
     }

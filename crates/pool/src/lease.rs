@@ -43,7 +43,8 @@ impl Lease {
         instance: Arc<Instance>,
         cold_start: bool,
     ) -> Lease {
-        function.metrics.concurrent.fetch_add(1, Ordering::Relaxed);
+        function.metrics.leased();
+        instance.served.fetch_add(1, Ordering::Relaxed);
         Lease {
             shared,
             function,

@@ -146,6 +146,22 @@ pub struct InstanceInfo {
     pub state: &'static str,
     pub in_flight: u32,
     pub age_secs: f64,
+    /// Requests it has been handed.
+    pub requests: u64,
+    /// Its peak memory in MB (of its cgroup when isolated), when readable.
+    pub memory_mb: Option<u64>,
+}
+
+/// What one function is doing, for the dashboard's table.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    /// Instances starting, ready with requests in flight, ready and idle
+    /// (draining ones count as busy: they still finish requests).
+    pub starting: u32,
+    pub busy: u32,
+    pub idle: u32,
+    /// The windows asked for, added up; `None` if nothing was counted.
+    pub recent: Option<metrics::history::Slot>,
 }
 
 #[derive(Clone)]
@@ -286,8 +302,48 @@ impl Pool {
                 },
                 in_flight: s.in_flight,
                 age_secs: s.instance.started.elapsed().as_secs_f64(),
+                requests: s.instance.served.load(Ordering::Relaxed),
+                memory_mb: rouse_sandbox::procfs::peak_memory_mb(
+                    s.instance.memory_peak_file.get().map(|f| f.as_path()),
+                    s.instance.pid.load(Ordering::Relaxed),
+                ),
             })
             .collect()
+    }
+
+    /// Every loaded function's instances by state and its last `windows`
+    /// 10 s windows up to `now` (seconds since 1970) added up. Functions
+    /// never called have no pool state and are left out.
+    pub fn activity(&self, now: u64, windows: usize) -> HashMap<String, Activity> {
+        let functions: Vec<_> = self.lock_functions().values().cloned().collect();
+        let mut out: HashMap<String, Activity> = HashMap::with_capacity(functions.len());
+        for fp in &functions {
+            let entry = out.entry(fp.name.clone()).or_default();
+            for slot in &fp.lock_state().slots {
+                match slot.phase {
+                    Phase::Starting => entry.starting += 1,
+                    Phase::Ready if slot.in_flight == 0 => entry.idle += 1,
+                    Phase::Ready | Phase::Draining => entry.busy += 1,
+                }
+            }
+            // Pinned versions share their function's counters.
+            if fp.pinned.is_none() {
+                entry.recent = fp.metrics.total(now, windows);
+            }
+        }
+        out
+    }
+
+    /// The last `windows` 10 s windows of `name` up to `now`, oldest
+    /// first; `None` if it has counted nothing since it was loaded.
+    pub fn history(
+        &self,
+        name: &str,
+        now: u64,
+        windows: usize,
+    ) -> Option<Vec<metrics::history::Slot>> {
+        let fp = self.lock_functions().get(name).cloned()?;
+        fp.metrics.series(now, windows)
     }
 
     /// Every function that has been called since it was (re)loaded, with its

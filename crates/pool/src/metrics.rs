@@ -3,9 +3,14 @@
 //! nothing. [`crate::Pool::metrics`] snapshots them for rendering.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use crate::placement::Limit;
+
+pub mod history;
+
+use history::History;
 
 /// Upper bounds (seconds) of the duration histograms' buckets; one more
 /// bucket past the last catches everything slower (`+Inf`).
@@ -114,6 +119,19 @@ pub(crate) struct FunctionMetrics {
     pub concurrent: AtomicU64,
     /// Requests waiting in `Pool::acquire` for a busy function to free a slot.
     pub queued: AtomicU64,
+    /// The last hour in 10 s windows, made on the first thing counted: a
+    /// function that is loaded but never called keeps only the empty cell.
+    /// Behind a lock, unlike the counters: a window is several numbers that
+    /// change together; the lock is per function and held for a few adds.
+    history: OnceLock<Mutex<History>>,
+}
+
+/// Seconds since 1970: the history's windows are wall-clock times, so the
+/// dashboard's charts line up with the log's timestamps.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl FunctionMetrics {
@@ -124,17 +142,54 @@ impl FunctionMetrics {
             self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
         }
         self.request_duration.observe(duration);
+        let in_flight = self.concurrent.load(Ordering::Relaxed);
+        let mut history = self.history_mut();
+        let now = unix_now();
+        history.invocation(now, error.is_some(), duration);
+        history.concurrency(now, in_flight);
     }
 
     /// A request got 429 after queueing, stopped by `limit`.
     pub(crate) fn throttled(&self, limit: Limit) {
         self.throttles[limit as usize].fetch_add(1, Ordering::Relaxed);
+        self.history_mut().throttle(unix_now());
     }
 
     /// An instance became ready `init` after it was spawned.
     pub(crate) fn cold_start(&self, init: Duration) {
         self.cold_starts.fetch_add(1, Ordering::Relaxed);
         self.init_duration.observe(init);
+        self.history_mut().cold_start(unix_now(), init);
+    }
+
+    /// A lease was taken: one more request in flight.
+    pub(crate) fn leased(&self) {
+        let in_flight = self.concurrent.fetch_add(1, Ordering::Relaxed) + 1;
+        self.history_mut().concurrency(unix_now(), in_flight);
+    }
+
+    fn history_mut(&self) -> MutexGuard<'_, History> {
+        // Counts only: a panic mid-update leaves nothing unsafe to read.
+        self.history
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The last `count` windows up to `now`, oldest first, or `None` when
+    /// nothing was ever counted.
+    pub(crate) fn series(&self, now: u64, count: usize) -> Option<Vec<history::Slot>> {
+        let history = self.history.get()?;
+        let history = history.lock().unwrap_or_else(|p| p.into_inner());
+        Some(history.series(now, count))
+    }
+
+    /// The last `count` windows added up, or `None` when nothing was ever
+    /// counted.
+    pub(crate) fn total(&self, now: u64, count: usize) -> Option<history::Slot> {
+        let history = self.history.get()?;
+        let history = history.lock().unwrap_or_else(|p| p.into_inner());
+        Some(history.total(now, count))
     }
 
     pub(crate) fn snapshot(&self, function: &str, instances: [u64; 3]) -> FunctionMetricsSnapshot {
@@ -234,6 +289,16 @@ mod tests {
         assert_eq!(s.request_duration.count(), 3);
         assert_eq!(s.cold_starts, 1);
         assert_eq!(s.init_duration.count(), 1);
+    }
+
+    #[test]
+    fn history_is_made_on_first_activity() {
+        let m = FunctionMetrics::default();
+        assert!(m.series(unix_now(), 6).is_none());
+        m.leased();
+        m.record(None, Duration::from_millis(2));
+        let total = m.total(unix_now(), 6).expect("history");
+        assert_eq!((total.invocations, total.concurrency), (1, 1));
     }
 
     #[test]
