@@ -20,6 +20,7 @@ fn route(method: &str, path: &str) -> HttpEvent {
     HttpEvent {
         path: path.to_owned(),
         method: method.to_owned(),
+        policy: Default::default(),
     }
 }
 
