@@ -8,6 +8,8 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v ruby >/dev/null 2>&1 || need+=(ruby)
+# The CORS tests make cross-origin fetches from headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # nftables keeps instances of one function off the ports of another.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The store and cluster tests start a private PostgreSQL (initdb + postgres

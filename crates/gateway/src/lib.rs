@@ -7,6 +7,7 @@ mod aws;
 mod aws_auth;
 mod body;
 mod classify;
+mod cors;
 mod dot_segments;
 mod function_url;
 mod headers;
@@ -124,21 +125,20 @@ impl Gateway {
                 },
             );
         }
-        let functions = store
-            .list_functions()
-            .await?
-            .into_iter()
-            .map(|f| FunctionInfo {
-                lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
-                aliases: aliases.remove(&f.name).unwrap_or_default(),
-                name: f.name,
-                stage: f.stage,
-            });
+        let records = store.list_functions().await?;
+        let policies = route_policies(&records);
+        let functions = records.into_iter().map(|f| FunctionInfo {
+            lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
+            aliases: aliases.remove(&f.name).unwrap_or_default(),
+            name: f.name,
+            stage: f.stage,
+        });
         let router = Router::new(
             &store.routes().await?,
             functions,
             self.inner.config.domain.clone(),
-        );
+        )
+        .with_policies(&policies);
         self.inner.router.store(Arc::new(router));
         self.reload_streams().await;
         Ok(())
@@ -174,6 +174,11 @@ impl Gateway {
             .headers()
             .get("x-amz-target")
             .and_then(|h| h.to_str().ok());
+        if let Some(answer) =
+            cors::preflight(&router, req.method(), req.uri().path(), host, req.headers())
+        {
+            return answer;
+        }
         let target = classify(req.method(), host, req.uri().path(), amz_target, &router);
         match target {
             Target::Kinesis(op) => {
@@ -209,15 +214,25 @@ impl Gateway {
             }
             Target::Lambda(route) => {
                 let target = http_events::LambdaTarget::new(&route, req.uri().path());
+                let cors = cors::for_route(&route, req.method(), req.headers());
                 drop(route);
                 drop(router);
-                self.lambda_http(req, target, client).await
+                let mut response = self.lambda_http(req, target, client).await;
+                if let Some(cors) = cors {
+                    cors.apply(&mut response);
+                }
+                response
             }
             Target::Web(route) => {
                 let target = proxy::WebTarget::new(&route, req.uri().path());
+                let cors = cors::for_route(&route, req.method(), req.headers());
                 drop(route);
                 drop(router);
-                self.proxy_route(req, target, client).await
+                let mut response = self.proxy_route(req, target, client).await;
+                if let Some(cors) = cors {
+                    cors.apply(&mut response);
+                }
+                response
             }
             Target::NotFound => json_error(StatusCode::NOT_FOUND, "Not Found"),
         }
@@ -282,6 +297,31 @@ impl Gateway {
     ) -> Response<ProxyBody> {
         self.forward_version(function, None, req, client).await
     }
+}
+
+/// The policy of every route that has one, from the functions' specs.
+fn route_policies(records: &[rouse_store::FunctionRecord]) -> router::PolicyTable {
+    let mut table = router::PolicyTable::new();
+    for record in records {
+        for event in &record.spec.events {
+            let (shape, http) = match event {
+                rouse_manifest::Event::Http(http) => (rouse_store::RouteShape::Http, http),
+                rouse_manifest::Event::HttpApi(http) => (rouse_store::RouteShape::HttpApi, http),
+                _ => continue,
+            };
+            if http.policy.is_open() {
+                continue;
+            }
+            let key = (
+                record.name.to_ascii_lowercase(),
+                shape,
+                http.method.clone(),
+                http.path.clone(),
+            );
+            table.insert(key, Arc::new(http.policy.clone()));
+        }
+    }
+    table
 }
 
 /// `uri` with its path replaced by `path` (which starts with `/`), keeping

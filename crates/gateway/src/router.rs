@@ -12,8 +12,9 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use rouse_manifest::StageRouting;
+use rouse_manifest::{RoutePolicy, StageRouting};
 use rouse_store::{Canary, RouteRecord, RouteShape};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,13 @@ struct Route {
     stage_prefix: Option<String>,
     /// `Some(lower-cased stage)` when the route is served on `{stage}.{domain}`.
     host_stage: Option<String>,
+    /// CORS and authorizer, when the route has any.
+    policy: Option<Arc<RoutePolicy>>,
 }
+
+/// Route policies by (lower-cased function, shape, upper-case method or
+/// `ANY`, template).
+pub(crate) type PolicyTable = HashMap<(String, RouteShape, String, String), Arc<RoutePolicy>>;
 
 /// What the router needs to know about a deployed function.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +104,8 @@ pub(crate) struct RouteMatch<'r> {
     /// `Some(stage)` when the route is served under `/{stage}`: the path
     /// the function sees starts after it.
     pub stage_prefix: Option<&'r str>,
+    /// The route's CORS and authorizer, if it has any.
+    pub policy: Option<&'r RoutePolicy>,
 }
 
 /// Route indices that end at one trie node, by method. Indices point into
@@ -236,6 +245,7 @@ impl Router {
                     stage_prefix,
                     host_stage: (r.stage_routing == StageRouting::Host)
                         .then(|| function.stage.to_ascii_lowercase()),
+                    policy: None,
                 })
             })
             .collect();
@@ -273,6 +283,7 @@ impl Router {
                 template: None,
                 params: Vec::new(),
                 stage_prefix: None,
+                policy: None,
             });
         }
         let path_segments: Vec<&str> = split(path).collect();
@@ -290,7 +301,23 @@ impl Router {
             template: Some(&route.template),
             params: match_segments(&route.segments, &path_segments)?,
             stage_prefix: route.stage_prefix.as_deref(),
+            policy: route.policy.as_deref(),
         })
+    }
+
+    /// Attaches each route's policy, found by function, shape, method and
+    /// template (the function specs hold them; the route rows do not).
+    pub(crate) fn with_policies(mut self, policies: &PolicyTable) -> Router {
+        for route in &mut self.routes {
+            let key = (
+                route.function.to_ascii_lowercase(),
+                route.shape,
+                route.method.clone().unwrap_or_else(|| "ANY".to_string()),
+                route.template.clone(),
+            );
+            route.policy = policies.get(&key).cloned();
+        }
+        self
     }
 
     /// A deployed function by name (case-insensitive).
@@ -523,6 +550,7 @@ mod tests {
                 template: Some(&route.template),
                 params,
                 stage_prefix: route.stage_prefix.as_deref(),
+                policy: None,
             })
         })
     }

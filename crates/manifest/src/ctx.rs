@@ -50,6 +50,11 @@ pub(crate) struct Fields<'n> {
 }
 
 impl<'n> Fields<'n> {
+    /// No entries: what a mapping-less form (`http: GET /x`) has.
+    pub(crate) fn empty() -> Fields<'n> {
+        Fields { entries: &[] }
+    }
+
     /// The key node and the value node of `key`.
     pub(crate) fn entry(&self, key: &str) -> Option<(&'n Node, &'n Node)> {
         self.entries

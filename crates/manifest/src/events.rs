@@ -2,11 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::ctx::{Ctx, Section};
+use crate::api_policy::{self, ApiSettings};
+use crate::ctx::{Ctx, Fields, Section};
 use crate::error::ManifestError;
 use crate::suggest;
 use crate::yaml::{Loc, Node, Value};
-use crate::{Event, Flavor, HttpEvent};
+use crate::{Event, Flavor, HttpEvent, RoutePolicy};
 
 const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream"];
 const METHODS: &[&str] = &[
@@ -19,6 +20,7 @@ pub(crate) fn read(
     ctx: &Ctx<'_>,
     node: &Node,
     fn_path: &str,
+    api: &ApiSettings,
 ) -> Result<Vec<(Event, Loc)>, ManifestError> {
     let node = ctx.val(node)?;
     let mut events = Vec::new();
@@ -50,7 +52,7 @@ pub(crate) fn read(
         let kind = key.key_text();
         match kind.as_str() {
             "http" | "httpApi" => {
-                let http = http(ctx, value, &kind, &format!("{path}.{kind}"))?;
+                let http = http(ctx, value, &kind, &format!("{path}.{kind}"), api)?;
                 let event = if kind == "http" {
                     Event::Http(http)
                 } else {
@@ -97,8 +99,18 @@ pub(crate) fn read(
 
 /// `http:`/`httpApi:` as `{ path, method }`, as `"METHOD /path"`, or, for
 /// HTTP APIs, `"*"` (every method and path).
-fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent, ManifestError> {
+fn http(
+    ctx: &Ctx<'_>,
+    node: &Node,
+    kind: &str,
+    path: &str,
+    api: &ApiSettings,
+) -> Result<HttpEvent, ManifestError> {
     let node = ctx.val(node)?;
+    let mut policy = match kind {
+        "httpApi" => api_policy::http_api_event(ctx, &Fields::empty(), path, api)?,
+        _ => RoutePolicy::default(),
+    };
     let (method_text, method_loc, path_text, path_loc) = match &node.value {
         Value::Str(s) if kind == "httpApi" && s.trim() == "*" => {
             ("*".to_owned(), node.loc, "*".to_owned(), node.loc)
@@ -125,7 +137,15 @@ fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent,
         Value::Map(_) | Value::Null => {
             let name = format!("{kind} event");
             let section = Section { name: &name, path };
-            let fields = ctx.fields(&node, kind, section, &["path", "method"])?;
+            let known: &[&str] = match kind {
+                "http" => &["path", "method", "cors", "authorizer"],
+                _ => &["path", "method", "authorizer"],
+            };
+            let fields = ctx.fields(&node, kind, section, known)?;
+            policy = match kind {
+                "http" => api_policy::rest_event(ctx, &fields, path, api)?,
+                _ => api_policy::http_api_event(ctx, &fields, path, api)?,
+            };
             let missing = |what: &str| {
                 ctx.error(
                     node.loc,
@@ -155,7 +175,11 @@ fn http(ctx: &Ctx<'_>, node: &Node, kind: &str, path: &str) -> Result<HttpEvent,
     } else {
         route_path(ctx, &path_text, path_loc)?
     };
-    Ok(HttpEvent { path, method })
+    Ok(HttpEvent {
+        path,
+        method,
+        policy,
+    })
 }
 
 fn method_name(ctx: &Ctx<'_>, text: &str, loc: Loc) -> Result<String, ManifestError> {

@@ -45,6 +45,8 @@ pub(crate) struct Defaults {
     pub timeout: Option<f64>,
     pub scaling: ScalingLayer,
     pub stage_routing: crate::StageRouting,
+    /// `provider.httpApi` and what authorizers may name.
+    pub api: crate::api_policy::ApiSettings,
 }
 
 /// Reads `functions.<key>`; events come back with their positions for the
@@ -164,7 +166,7 @@ pub(crate) fn read(
     let scaling = scaling::resolve(ctx, &defaults.scaling, &own_scaling)?;
     let async_invoke = crate::async_invoke::read(ctx, &fields, &path)?;
     let events = match fields.get("events") {
-        Some(n) => events::read(ctx, n, &path)?,
+        Some(n) => events::read(ctx, n, &path, &defaults.api)?,
         None => Vec::new(),
     };
     if is_web {

@@ -11,12 +11,16 @@
 
 #![forbid(unsafe_code)]
 
+mod api_policy;
 mod async_invoke;
 mod ctx;
 mod error;
 mod events;
 mod function;
 pub mod names;
+pub mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod resolve;
 pub mod rules;
 mod scaling;
@@ -35,6 +39,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use error::ManifestError;
+pub use policy::*;
 pub use spec::*;
 pub use stream_event::valid_stream_name;
 

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::api_policy::{self, ApiSettings};
 use crate::ctx::{Ctx, Section};
 use crate::error::ManifestError;
 use crate::function::{self, Defaults};
@@ -32,6 +33,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "environment",
     "memorySize",
     "timeout",
+    "httpApi",
 ];
 const DEFAULT_STAGE: &str = "dev";
 
@@ -112,7 +114,18 @@ pub(crate) fn resolve(
             ctx.string(n, key)?;
         }
     }
+    let mut api = ApiSettings {
+        name_prefix: format!("{service}-{stage}-"),
+        ..ApiSettings::default()
+    };
+    if let Some(n) = provider.get("httpApi") {
+        api_policy::read_http_api(&ctx, n, &mut api)?;
+    }
+    if let Some(Value::Map(entries)) = top.get("functions").map(|n| &n.value) {
+        api.function_keys = entries.iter().map(|(k, _)| k.key_text()).collect();
+    }
     let defaults = Defaults {
+        api,
         service: service.clone(),
         stage: stage.clone(),
         runtime: provider
@@ -180,6 +193,7 @@ pub(crate) fn resolve(
         functions.push(spec);
     }
     crate::async_invoke::qualify(&mut functions);
+    api_policy::finish(&mut functions, &defaults.api);
 
     let spec = DeploySpec {
         service,

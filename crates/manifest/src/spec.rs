@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::RoutePolicy;
+
 /// One deploy: every function of one service at one stage, sharing one artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -280,4 +282,8 @@ pub struct HttpEvent {
     pub path: String,
     /// Upper-case method, or `ANY`.
     pub method: String,
+    /// CORS and authorizer of this route; records stored before it existed
+    /// read as open.
+    #[serde(default, skip_serializing_if = "RoutePolicy::is_open")]
+    pub policy: RoutePolicy,
 }

@@ -52,7 +52,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nprovider: { runtime: python3.12, memorysize: 3 }\nfunctions: {}\n",
-            "rouse.yaml:2:34: unknown field `memorysize` in provider, expected one of: name, runtime, stage, region, environment, memorySize, timeout (did you mean `memorySize`?)",
+            "rouse.yaml:2:34: unknown field `memorysize` in provider, expected one of: name, runtime, stage, region, environment, memorySize, timeout, httpApi (did you mean `memorySize`?)",
         ),
         (
             "service: shop\nfunctions:\n  f:\n    handler: a.b\n    runtime: provided\n    layers: []\n",
@@ -462,6 +462,7 @@ fn http(method: &str, path: &str) -> Event {
     Event::Http(HttpEvent {
         path: path.into(),
         method: method.into(),
+        policy: Default::default(),
     })
 }
 
@@ -469,6 +470,7 @@ fn http_api(method: &str, path: &str) -> Event {
     Event::HttpApi(HttpEvent {
         path: path.into(),
         method: method.into(),
+        policy: Default::default(),
     })
 }
 
@@ -568,7 +570,7 @@ functions:
     layers: [arn]
     events:
       - sqs: arn:aws:sqs:q
-      - http: { path: x, method: get, cors: true }
+      - http: { path: x, method: get, private: true }
       - htp: GET /
 ");
     assert_eq!(
@@ -578,7 +580,7 @@ functions:
             "serverless.yml:6:3: `provider.iam` is not supported by rouse and is ignored",
             "serverless.yml:10:5: `functions.f.layers` is not supported by rouse and is ignored",
             "serverless.yml:12:9: `functions.f.events[0].sqs` is not supported by rouse and is ignored",
-            "serverless.yml:13:39: `functions.f.events[1].http.cors` is not supported by rouse and is ignored",
+            "serverless.yml:13:39: `functions.f.events[1].http.private` is not supported by rouse and is ignored",
             "serverless.yml:14:9: `functions.f.events[2].htp` is not supported by rouse and is ignored (did you mean `http`?)",
         ]
     );

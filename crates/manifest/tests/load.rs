@@ -20,6 +20,7 @@ fn route(method: &str, path: &str) -> HttpEvent {
     HttpEvent {
         path: path.to_owned(),
         method: method.to_owned(),
+        policy: Default::default(),
     }
 }
 
@@ -232,7 +233,6 @@ fn serverless_yml_resolves_with_warnings() {
         "4:1: `plugins` is not supported by rouse and is ignored",
         "8:1: `custom` is not supported by rouse and is ignored (its values are still available to `${self:custom...}` variables)",
         "24:3: `provider.iam` is not supported by rouse and is ignored",
-        "38:11: `functions.list.events[0].http.cors` is not supported by rouse and is ignored",
         "47:9: `functions.cleanup.events[1].sqs` is not supported by rouse and is ignored",
         "50:1: `resources` is not supported by rouse and is ignored",
     ]
@@ -267,7 +267,19 @@ fn serverless_yml_resolves_with_warnings() {
                 concurrency: 1,
                 scaling: Scaling::default(),
                 events: vec![
-                    Event::Http(route("GET", "/photos")),
+                    // `cors: true`: the framework's defaults, the path's methods.
+                    Event::Http(HttpEvent {
+                        policy: RoutePolicy {
+                            cors: Some(CorsPolicy {
+                                allow_origins: vec!["*".into()],
+                                allow_headers: DEFAULT_CORS_HEADERS.map(String::from).to_vec(),
+                                allow_methods: vec!["GET".into(), "OPTIONS".into()],
+                                ..CorsPolicy::default()
+                            }),
+                            authorizer: None,
+                        },
+                        ..route("GET", "/photos")
+                    }),
                     Event::Http(route("GET", "/photos/{id}")),
                 ],
             },

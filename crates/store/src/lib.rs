@@ -96,7 +96,7 @@ pub enum StoreError {
 }
 
 /// Which event shape a route speaks (matters for lambda functions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RouteShape {
     /// `http` event: API Gateway REST, payload v1.

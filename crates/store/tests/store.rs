@@ -37,6 +37,7 @@ fn http(method: &str, path: &str) -> Event {
     Event::Http(HttpEvent {
         method: method.into(),
         path: path.into(),
+        policy: Default::default(),
     })
 }
 
@@ -44,6 +45,7 @@ fn http_api(method: &str, path: &str) -> Event {
     Event::HttpApi(HttpEvent {
         method: method.into(),
         path: path.into(),
+        policy: Default::default(),
     })
 }
 
