@@ -8,7 +8,8 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v ruby >/dev/null 2>&1 || need+=(ruby)
-# The CORS tests make cross-origin fetches from headless Chromium.
+# The CORS tests (cross-origin fetches) and the dashboard test (through
+# playwright-core) drive Debian's headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # nftables keeps instances of one function off the ports of another.
 [ -x /usr/sbin/nft ] || command -v nft >/dev/null 2>&1 || need+=(nftables)
@@ -20,8 +21,6 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ! python3 -c 'import boto3, prometheus_client' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
   python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
-# The dashboard test drives Debian's chromium through playwright-core.
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
