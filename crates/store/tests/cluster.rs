@@ -167,6 +167,7 @@ fn node(name: &str) -> NodeInfo {
         name: name.into(),
         gateway: "127.0.0.1:8080".into(),
         admin: "127.0.0.1:9090".into(),
+        internal: "127.0.0.1:7070".into(),
         version: "0.1.0".into(),
         started_at: 1,
     }
