@@ -23,6 +23,8 @@ pub(crate) enum FnCommand {
         /// Rendezvous hashing over the live nodes (the default).
         #[arg(long)]
         auto: bool,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: super::Output,
     },
 }
 
@@ -48,6 +50,7 @@ pub(crate) async fn run_fn(
         function,
         nodes,
         auto,
+        output,
     } = command;
     let name = function_name::full(&client, &function, stage.as_deref()).await?;
     let path = format!("/v1/functions/{name}/placement");
@@ -61,6 +64,10 @@ pub(crate) async fn run_fn(
             json_body(resp).await?
         }
     };
+    if let super::Output::Json = output {
+        println!("{}", serde_json::to_string_pretty(&placement)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let pinned = if placement.pinned.is_empty() {
         "automatic".to_string()
     } else {
