@@ -71,12 +71,12 @@ pub(crate) async fn drain(
     Json(body): Json<DrainBody>,
 ) -> Result<Json<NodeSummary>, ApiError> {
     if !state.store.set_node_draining(&name, body.draining).await? {
-        return Err(ApiError::not_found(&format!("node {name}")));
+        return Err(ApiError::not_found(format!("node {name}")));
     }
     let Json(nodes) = list(State(state)).await?;
     nodes
         .into_iter()
         .find(|n| n.name == name)
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(&format!("node {name}")))
+        .ok_or_else(|| ApiError::not_found(format!("node {name}")))
 }
