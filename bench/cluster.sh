@@ -100,14 +100,19 @@ cat >"$T/harness.py" <<'PY'
 import http.client, sys, threading, time
 gws = [int(p) for p in sys.argv[1:4]]
 mode = sys.argv[4]
-conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in gws]
+def connections():
+    return [http.client.HTTPConnection("127.0.0.1", p, timeout=30) for p in gws]
 
-def get(i):
+conns = connections()
+
+def get(i, conns=conns):
     c = conns[i]
     try:
         c.request("GET", "/hi")
         r = c.getresponse()
-        r.read()
+        body = r.read()
+        if r.status != 200:
+            return r.status, (r.getheader("x-rouse-node"), body[:200])
         return r.status, r.getheader("x-rouse-node")
     except Exception as e:
         conns[i] = http.client.HTTPConnection("127.0.0.1", gws[i], timeout=30)
@@ -126,21 +131,22 @@ if mode == "move":
     sent, failed, stop = 0, [], False
     def load():
         global sent
-        i = 0
+        i, own = 0, connections()  # not shared with the poller below
         while not stop:
-            status, by = get(i % 3)
+            status, by = get(i % 3, own)
             i += 1; sent += 1
             if status != 200:
-                failed.append((status, by))
+                failed.append((status, by, i % 3))
     t = threading.Thread(target=load); t.start()
     time.sleep(0.5)
     sys.stdout.write("go\n"); sys.stdout.flush()
     sys.stdin.readline()  # the caller has run the UPDATE
     started = time.monotonic()
-    conns2 = conns
     took = until_all(target, started)
     time.sleep(1.0)
     stop = True; t.join()
+    for f in failed[:5]:
+        sys.stderr.write(f"failed: {f}\n")
     print(f"{took:.3f} {len(failed)} {sent}")
 elif mode == "failover":
     # python harness.py A B C failover SURVIVOR_INDEXES: after the kill
