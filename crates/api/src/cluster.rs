@@ -23,6 +23,20 @@ use crate::AdminState;
 pub const POLL: Duration = Duration::from_millis(500);
 /// The setting that holds the sha256 of the cluster's admin token.
 const TOKEN_HASH: &str = "admin_token.sha256";
+/// The setting that holds the secret forwarded requests are signed with.
+const FORWARD_SECRET: &str = "cluster.forward_secret";
+
+/// The cluster's signing secret: made by the first node (32 random bytes,
+/// hex), read by every other one.
+pub async fn forward_secret(store: &rouse_store::Store) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Config(format!("no randomness for the cluster secret: {e}")))?;
+    let stored = store
+        .setting_or_insert(FORWARD_SECRET, &hex::encode(bytes))
+        .await?;
+    Ok(stored.into_bytes())
+}
 
 /// This node as it registers: `name` from `--node-name`, else the host
 /// name and the gateway's port (stable across restarts, distinct for
@@ -31,6 +45,7 @@ pub fn node_info(
     name: Option<&str>,
     gateway: std::net::SocketAddr,
     admin: std::net::SocketAddr,
+    internal: Option<std::net::SocketAddr>,
 ) -> NodeInfo {
     let name = match name.map(str::trim) {
         Some(name) if !name.is_empty() => name.to_string(),
@@ -41,6 +56,7 @@ pub fn node_info(
         name,
         gateway: gateway.to_string(),
         admin: admin.to_string(),
+        internal: internal.map(|a| a.to_string()).unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: unix_now(),
     }
@@ -101,6 +117,13 @@ pub async fn join(
     shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
     state.store.register_node(&state.node).await?;
+    state.gateway.join_cluster(rouse_gateway::ClusterIdentity {
+        name: state.node.name.clone(),
+        id: state.node.id.clone(),
+        secret: forward_secret(&state.store).await?,
+    });
+    state.pool.keep_min_only_where_told();
+    refresh_placement(&state).await?;
     let seen = Seen::load(&state).await?;
     tokio::spawn(watch_changes(state.clone(), seen, shutdown.clone()));
     Ok(tokio::spawn(heartbeat(state, shutdown)))
@@ -178,6 +201,11 @@ async fn watch_changes(
             },
             Err(err) => tracing::warn!(%err, "could not read the store's generation"),
         }
+        // Nodes come and go without a change to the generation (a
+        // heartbeat stops): the placement is read on every look.
+        if let Err(err) = refresh_placement(&state).await {
+            tracing::warn!(%err, "could not read the placement");
+        }
     }
     listener.abort();
 }
@@ -201,6 +229,8 @@ async fn catch_up(state: &AdminState, seen: &Seen) -> Result<Seen, StoreError> {
         state.pool.remove(name);
     }
     state.gateway.reload_routes().await?;
+    // Before new versions start: which of them this node keeps warm.
+    refresh_placement(state).await?;
     for record in records.iter().filter(|r| delta.changed.contains(&r.name)) {
         crate::schedules::sync(&state.scheduler, record);
         if state.pool.current_version(&record.name) == Some(record.version) {
@@ -223,6 +253,70 @@ async fn catch_up(state: &AdminState, seen: &Seen) -> Result<Seen, StoreError> {
         state.pool.drain_versions_except(&name, &keep);
     }
     Ok(next)
+}
+
+/// Reads nodes and placements, hands them to the gateway (which decides per
+/// request where it is served), and brings this node's pool in line: the
+/// first home of a function keeps its `minInstances`, and a function with
+/// ready instances here that is no longer homed here drains them (they
+/// finish their requests and stop; new requests go to its homes).
+pub async fn refresh_placement(state: &AdminState) -> Result<(), StoreError> {
+    let nodes = state.store.nodes().await?;
+    let pins = state.store.placements().await?;
+    state.gateway.set_placement(placement_of(&nodes, pins));
+    let this = state.node.name.as_str();
+    for name in state.gateway.function_names() {
+        let homes = state.gateway.homes(&name);
+        let first = homes.first().is_none_or(|home| home == this);
+        if state.pool.set_keeps_min(&name, first) {
+            let (pool, name) = (state.pool.clone(), name.clone());
+            tokio::spawn(async move {
+                if let Err(err) = pool.warm(&name).await {
+                    tracing::warn!(function = %name, %err, "minInstances did not start");
+                }
+            });
+        }
+    }
+    for name in state.pool.running_functions() {
+        let homes = state.gateway.homes(&name);
+        if homes.is_empty() || homes.iter().any(|home| home == this) {
+            continue;
+        }
+        if state.pool.has_ready(&name) {
+            let drained = state.pool.drain_function(&name);
+            state.logs.platform(
+                &name,
+                &format!(
+                    "served by {} now: {drained} instance(s) here finish their requests and stop",
+                    homes.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The nodes that may serve (alive, not draining, with an internal
+/// address) and the pins.
+pub(crate) fn placement_of(
+    nodes: &[rouse_store::NodeRecord],
+    pins: HashMap<String, Vec<String>>,
+) -> rouse_gateway::Placement {
+    let peers = nodes
+        .iter()
+        .filter(|n| {
+            !n.draining
+                && rouse_store::node_state(n.heartbeat_age, rouse_store::NODE_TTL)
+                    == rouse_store::NodeState::Alive
+        })
+        .filter_map(|n| {
+            Some(rouse_gateway::Peer {
+                name: n.info.name.clone(),
+                internal: n.info.internal.parse().ok()?,
+            })
+        })
+        .collect();
+    rouse_gateway::Placement { peers, pins }
 }
 
 /// Functions gone and functions with a new current version.

@@ -12,7 +12,9 @@
 //! | `GET`/`PATCH /v1/functions/{name}/env` | environment; change it (`{"set": {}, "unset": []}`) |
 //! | `ANY /v1/functions/{name}/invoke/{*path}` | call a web function directly |
 //! | `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` | access keys for the AWS-compatible APIs (the secret only in the create answer) |
-//! | `GET /v1/nodes` | the nodes sharing the store (a cluster), alive or dead |
+//! | `GET /v1/nodes` | the nodes sharing the store (a cluster), alive, draining or dead |
+//! | `POST /v1/nodes/{name}/drain` | mark a node draining (`{"draining": false}` undoes it) |
+//! | `GET`/`PUT /v1/functions/{name}/placement` | a function's pinned nodes and homes; pin (`{"nodes": ["a"]}`) or automatic (`{"nodes": null}`) |
 //! | `GET /v1/functions/{name}/events`, `GET …/events/{id}`, `POST …/events/redrive` | async invocations: pending and dead letters; queue dead letters again (`{"id": …}` or all) |
 //! | `POST /v1/streams` (`{"name", "shards"}`), `GET /v1/streams` | streams: create; list with shards, records and each mapping's checkpoint and iterator age per shard |
 //! | `GET /metrics` | Prometheus text format: per-function counters, instances, rouse's memory and fds |
@@ -34,6 +36,7 @@ mod keys;
 mod logs;
 mod metrics;
 mod nodes;
+mod placement;
 mod rate_limit;
 pub mod schedules;
 mod streams;
@@ -111,7 +114,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/functions/{name}/invoke/{*path}",
             any(invoke::invoke).layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/functions/{name}/placement",
+            get(placement::show).put(placement::set),
+        )
         .route("/nodes", get(nodes::list))
+        .route("/nodes/{name}/drain", post(nodes::drain))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/streams", get(streams::list).post(streams::create))
         .route("/keys/{id}", axum::routing::delete(keys::remove));

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use rouse_store::{node_state, NodeInfo, NodeState, NODE_TTL};
 
 use crate::error::ApiError;
-use crate::types::NodeSummary;
+use crate::types::{DrainBody, NodeSummary};
 use crate::AdminState;
 
 pub(crate) async fn list(
@@ -28,12 +28,16 @@ pub(crate) async fn list(
             .iter()
             .map(|r| {
                 let age = u64::try_from(r.heartbeat_age.as_millis()).unwrap_or(u64::MAX);
-                summary(
+                let mut node = summary(
                     &r.info,
                     &state.node,
                     age,
                     node_state(r.heartbeat_age, NODE_TTL),
-                )
+                );
+                if r.draining && node.state == "alive" {
+                    node.state = "draining".into();
+                }
+                node
             })
             .collect(),
     ))
@@ -50,9 +54,29 @@ fn summary(node: &NodeInfo, this: &NodeInfo, age_ms: u64, state: NodeState) -> N
         .into(),
         gateway: node.gateway.clone(),
         admin: node.admin.clone(),
+        internal: node.internal.clone(),
         version: node.version.clone(),
         started_at: node.started_at,
         heartbeat_age_ms: age_ms,
         this: node.id == this.id,
     }
+}
+
+/// `POST /v1/nodes/{name}/drain`: placement skips a draining node, so its
+/// functions move to others and its instances stop; `{"draining": false}`
+/// undoes it.
+pub(crate) async fn drain(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    Json(body): Json<DrainBody>,
+) -> Result<Json<NodeSummary>, ApiError> {
+    if !state.store.set_node_draining(&name, body.draining).await? {
+        return Err(ApiError::not_found(format!("node {name}")));
+    }
+    let Json(nodes) = list(State(state)).await?;
+    nodes
+        .into_iter()
+        .find(|n| n.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("node {name}")))
 }

@@ -213,10 +213,14 @@ pub struct MappingShard {
 pub struct NodeSummary {
     pub name: String,
     pub id: String,
-    /// `alive` or `dead` (no heartbeat for the TTL).
+    /// `alive`, `draining` (alive, placement skips it) or `dead` (no
+    /// heartbeat for the TTL).
     pub state: String,
     pub gateway: String,
     pub admin: String,
+    /// Where other nodes forward requests to (signed).
+    #[serde(default)]
+    pub internal: String,
     pub version: String,
     /// Unix seconds.
     pub started_at: i64,
@@ -225,4 +229,37 @@ pub struct NodeSummary {
     /// The node that answered.
     #[serde(default)]
     pub this: bool,
+}
+
+/// `GET`/`PUT /v1/functions/{name}/placement`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementBody {
+    /// Pinned node names; `null` or empty: automatic.
+    #[serde(default)]
+    pub nodes: Option<Vec<String>>,
+}
+
+/// A function's placement and the nodes serving it now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementSummary {
+    pub function: String,
+    /// Pinned node names; empty: automatic.
+    pub pinned: Vec<String>,
+    /// The nodes its requests go to now, best first (its `minInstances`
+    /// are kept on the first).
+    pub homes: Vec<String>,
+}
+
+/// `POST /v1/nodes/{name}/drain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainBody {
+    /// `false` puts a drained node back in service.
+    #[serde(default = "yes")]
+    pub draining: bool,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -152,6 +152,12 @@ pub struct ServeArgs {
     /// This node's name in a cluster (default: host name and gateway port).
     #[arg(long, env = "ROUSE_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Where this cluster node takes requests other nodes forward to it
+    /// (signed with the cluster's secret); advertised in its node row.
+    /// Default: a free port on the gateway's address. Nodes on other hosts
+    /// must reach it: with a gateway on 0.0.0.0, give this host's address.
+    #[arg(long, env = "ROUSE_INTERNAL_LISTEN")]
+    pub internal_listen: Option<SocketAddr>,
     /// Signatures on the AWS-compatible APIs (the Lambda Invoke API, Kinesis):
     /// required (SigV4 with a key from `rouse keys create`), open (unsigned
     /// calls served), auto (required unless the gateway listens on
@@ -194,6 +200,22 @@ enum Command {
     Nodes {
         #[arg(long, short, value_enum, default_value = "text")]
         output: commands::Output,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Where a function runs in a cluster: `rouse fn place FN --nodes a,b` or `--auto`.
+    Fn {
+        #[command(subcommand)]
+        command: commands::place::FnCommand,
+        #[arg(long, short, global = true)]
+        stage: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Cluster nodes: `rouse node drain NAME` moves everything off one.
+    Node {
+        #[command(subcommand)]
+        command: commands::place::NodeCommand,
         #[command(flatten)]
         conn: Connection,
     },
@@ -378,6 +400,12 @@ fn main() -> ExitCode {
             } => commands::dev::run(dir, stage, serve, conn).await,
             Command::Deploy { dir, stage, conn } => commands::deploy::run(&dir, stage, &conn).await,
             Command::Nodes { output, conn } => commands::nodes::run(output, &conn).await,
+            Command::Fn {
+                command,
+                stage,
+                conn,
+            } => commands::place::run_fn(command, stage, &conn).await,
+            Command::Node { command, conn } => commands::place::run_node(command, &conn).await,
             Command::Ls {
                 output,
                 limit,

@@ -264,3 +264,331 @@ fn a_node_with_another_admin_token_refuses_to_join() {
     assert!(!status.success());
     assert!(stderr.contains("not the cluster's"), "{stderr}");
 }
+
+/// The node that served a response, as rouse names it.
+fn served_by(resp: &Response) -> String {
+    resp.headers
+        .get("x-rouse-node")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `rouse fn place FN ARGS` through `server`: the function's homes.
+fn place(server: &Server, function: &str, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["fn", "place", function, "--output", "json"];
+    all.extend_from_slice(args);
+    let placement = server.cli_json(&all);
+    placement["homes"]
+        .as_array()
+        .expect("homes")
+        .iter()
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The homes of `function` once every node computes the same (each reads
+/// the node rows every half second).
+async fn agreed_homes(servers: &[&Server], function: &str) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let all: Vec<Vec<String>> = servers.iter().map(|s| place(s, function, &[])).collect();
+        if all.windows(2).all(|w| w[0] == w[1]) {
+            return all[0].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "nodes disagree on {function}: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The internal address each node advertises, by name.
+fn internal_addrs(server: &Server) -> Vec<(String, String)> {
+    let list = server.cli_json(&["nodes", "--output", "json"]);
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or_default().to_string(),
+                n["internal"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `url` is answered by `node`, through every one of `servers`.
+async fn until_served_by(
+    client: &HttpClient,
+    servers: &[&Server],
+    path: &str,
+    node: &str,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    for server in servers {
+        loop {
+            let resp = get(client, &format!("{}{path}", server.gateway)).await;
+            if resp.status == 200 && served_by(&resp) == node {
+                break;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{}{path} still served by {:?} ({}), not {node}",
+                server.gateway,
+                served_by(&resp),
+                resp.status
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_node_serves_any_function_from_its_home_and_moves_lose_no_request() {
+    let Some(db) = rouse_testpg::database() else {
+        return;
+    };
+    let tmp = open_tempdir();
+    let mark = tmp.path().join("ticks.txt");
+    let mut a = node(tmp.path(), &db.url, "a");
+    let mut b = node(tmp.path(), &db.url, "b");
+    let c = node(tmp.path(), &db.url, "c");
+    let client = client();
+    a.deploy(&cluster_project(tmp.path(), &mark));
+    let site = "cl-dev-site";
+    let api = "cl-dev-api";
+
+    // Each function is served by its home, whichever node the request
+    // reaches: HTTP routes (web and lambda), the Invoke API, rouse invoke.
+    for (function, path) in [(site, "/site/hello"), (api, "/api")] {
+        let homes = agreed_homes(&[&a, &b, &c], function).await;
+        assert_eq!(homes.len(), 1, "{function}: {homes:?}");
+        until_served_by(
+            &client,
+            &[&a, &b, &c],
+            path,
+            &homes[0],
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    let api_home = place(&a, api, &[]).remove(0);
+    for server in [&a, &b, &c] {
+        let resp = request(
+            &client,
+            "POST",
+            &format!("{}/2015-03-31/functions/{api}/invocations", server.gateway),
+            &[],
+            "{}",
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            served_by(&resp),
+            api_home,
+            "Invoke API via {}",
+            server.gateway
+        );
+        let out = server.cli(&["invoke", api]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = server.cli(&["invoke", site, "--path", "/hello"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Only the home ran the web function.
+    let site_home = place(&a, site, &[]).remove(0);
+    for (server, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        let ran = server.logs(site).contains("cold start: instance");
+        assert_eq!(ran, name == site_home, "{name} ran {site}: {ran}");
+    }
+
+    // Pinned by the CLI: served by b through every node within a second.
+    assert_eq!(place(&c, site, &["--nodes", "b"]), ["b"]);
+    let took = until_served_by(
+        &client,
+        &[&a, &b, &c],
+        "/site/hello",
+        "b",
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("pin reached every node in {took:?}");
+
+    // Moved by SQL under steady load through all three nodes: no request fails.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|s| format!("{}/site/hello", s.gateway))
+        .collect();
+    let load = {
+        let (stop, client) = (stop.clone(), client.clone());
+        tokio::spawn(async move {
+            let (mut sent, mut failed, mut by) =
+                (0u32, Vec::new(), std::collections::BTreeMap::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let resp = get(&client, &urls[sent as usize % urls.len()]).await;
+                sent += 1;
+                if resp.status != 200 {
+                    failed.push(format!("{} {}", resp.status, resp.text()));
+                }
+                *by.entry(served_by(&resp)).or_insert(0u32) += 1;
+            }
+            (sent, failed, by)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.psql(&format!(
+        "UPDATE placements SET nodes = '{{c}}' WHERE function = '{site}'"
+    ))
+    .expect("move by SQL");
+    let took = until_served_by(
+        &client,
+        &[&a, &b, &c],
+        "/site/hello",
+        "c",
+        Duration::from_secs(2),
+    )
+    .await;
+    eprintln!("SQL move reached every node in {took:?}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed, by) = load.await.expect("load");
+    eprintln!("during the move: {sent} requests, served by {by:?}");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    assert!(by.contains_key("b") && by.contains_key("c"), "{by:?}");
+    // b's instance drained and stopped.
+    let drained = eventually(Duration::from_secs(5), || {
+        b.logs(site).contains("served by c now") && instances_of(&b, site) == 0
+    })
+    .await;
+    assert!(drained, "b still runs {site}: {}", b.logs(site));
+
+    // The internal port takes only signed requests.
+    let internal = internal_addrs(&a)
+        .into_iter()
+        .find(|(name, _)| name == "c")
+        .map(|(_, addr)| addr)
+        .expect("c's internal address");
+    let unsigned = get(&client, &format!("http://{internal}/site/hello")).await;
+    assert_eq!(unsigned.status, 403, "{}", unsigned.text());
+    let forged = request(
+        &client,
+        "GET",
+        &format!("http://{internal}/site/hello"),
+        &[
+            ("x-rouse-from-node", "intruder"),
+            ("x-rouse-time", &format!("{}", now_ms())),
+            (
+                "x-rouse-body-sha256",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            ("x-rouse-client", "127.0.0.1:1"),
+            ("x-rouse-proto", "http"),
+            ("x-rouse-deadline-ms", "1000"),
+            ("x-rouse-direct", ""),
+            ("x-rouse-signature", &"ab".repeat(32)),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(
+        served_by(&forged),
+        "",
+        "a refused request reaches no function"
+    );
+
+    // Draining c: its pinned function goes to the others, c shows draining.
+    let out = a.cli(&["node", "drain", "c"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(nodes(&b).contains(&("c".to_string(), "draining".to_string())));
+    let moved = eventually(Duration::from_secs(2), || {
+        let homes = place(&a, site, &[]);
+        homes.len() == 1 && homes[0] != "c"
+    })
+    .await;
+    assert!(moved, "{:?}", place(&a, site, &[]));
+    let new_home = place(&a, site, &[]).remove(0);
+    until_served_by(
+        &client,
+        &[&a, &b, &c],
+        "/site/hello",
+        &new_home,
+        Duration::from_secs(2),
+    )
+    .await;
+    let out = a.cli(&["node", "drain", "c", "--undo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(place(&a, site, &["--auto"]).len(), 1);
+
+    // kill -9 of a function's home: the survivors answer at once (the dead
+    // home refuses connections) and for good once its heartbeat expires.
+    let home = place(&a, site, &[]).remove(0);
+    let (victim, survivors): (&mut Server, Vec<&Server>) = match home.as_str() {
+        "a" => (&mut a, vec![&b, &c]),
+        "b" => (&mut b, vec![&a, &c]),
+        _ => {
+            // c is the home: kill it through a handle we own.
+            let mut c = c;
+            c.kill();
+            let killed = Instant::now();
+            for server in [&a, &b] {
+                let resp = get(&client, &format!("{}/site/hello", server.gateway)).await;
+                assert_eq!(resp.status, 200, "{}", resp.text());
+            }
+            eprintln!("answered by survivors {:?} after kill -9", killed.elapsed());
+            return;
+        }
+    };
+    victim.kill();
+    let killed = Instant::now();
+    for server in &survivors {
+        let resp = get(&client, &format!("{}/site/hello", server.gateway)).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_ne!(served_by(&resp), home);
+    }
+    eprintln!("answered by survivors {:?} after kill -9", killed.elapsed());
+}
+
+/// How many instances of `function` run on `server`.
+fn instances_of(server: &Server, function: &str) -> usize {
+    let list = server.cli_json(&["ls", "--output", "json"]);
+    let functions = list.get("functions").unwrap_or(&list);
+    functions
+        .as_array()
+        .expect("functions")
+        .iter()
+        .find(|f| f["name"] == function)
+        .and_then(|f| f["instances"].as_array())
+        .map_or(0, Vec::len)
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis()
+}

@@ -94,6 +94,7 @@ mod tests {
             lambda,
             stage: "dev".into(),
             aliases: BTreeMap::new(),
+            budget: std::time::Duration::ZERO,
         }
     }
 

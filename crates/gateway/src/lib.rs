@@ -9,10 +9,12 @@ mod body;
 mod classify;
 mod cors;
 mod dot_segments;
+mod forward;
 mod function_url;
 mod headers;
 mod http_events;
 mod ingress;
+mod internal;
 mod invoke_api;
 mod lambda;
 pub mod listen;
@@ -20,6 +22,7 @@ mod proxy;
 mod responses;
 mod router;
 mod server;
+mod signing;
 mod stage_prefix;
 mod streams;
 mod upstream;
@@ -39,6 +42,8 @@ pub use async_invoke::EnqueueError;
 pub use aws_auth::{AwsAuth, AwsAuthSetting};
 pub use body::{empty, full, BoxError, IncomingBody, ProxyBody};
 use classify::{classify, Target};
+pub use forward::{ClusterIdentity, Peer, Placement};
+pub use internal::InternalServer;
 pub(crate) use responses::json_error;
 pub(crate) use responses::retry_after_secs;
 use router::{AliasTarget, FunctionInfo, Router};
@@ -87,6 +92,19 @@ struct Inner {
     /// Wake-ups of stream pollers when records are put.
     wakers: streams::Wakers,
     pollers: streams::Pollers,
+    /// This node's place in a cluster: empty on a single node.
+    cluster: forward::Cluster,
+}
+
+/// How a request reached this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    /// On the public port: it may be forwarded to its function's home.
+    Public,
+    /// Forwarded by another node, or coming back from a home that could
+    /// not be reached: served here, its AWS signature already checked
+    /// where it arrived.
+    Here,
 }
 
 impl Gateway {
@@ -105,6 +123,7 @@ impl Gateway {
                 router: ArcSwap::from_pointee(Router::default()),
                 wakers: streams::Wakers::default(),
                 pollers: streams::Pollers::default(),
+                cluster: forward::Cluster::default(),
             }),
         };
         gateway.reload_routes().await?;
@@ -130,6 +149,7 @@ impl Gateway {
         let functions = records.into_iter().map(|f| FunctionInfo {
             lambda: matches!(f.spec.kind, rouse_manifest::FunctionKind::Lambda(_)),
             aliases: aliases.remove(&f.name).unwrap_or_default(),
+            budget: router::budget(&f.spec),
             name: f.name,
             stage: f.stage,
         });
@@ -156,6 +176,19 @@ impl Gateway {
         &self,
         req: Request<B>,
         client: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let response = self.handle_as(req, client, Hop::Public).await;
+        self.served_here(response)
+    }
+
+    /// [`Gateway::handle`], for a request that reached this node by `hop`.
+    /// Once the function is known, a public request for a function homed
+    /// elsewhere is forwarded (see `forward`).
+    async fn handle_as<B: IncomingBody>(
+        &self,
+        req: Request<B>,
+        client: SocketAddr,
+        hop: Hop,
     ) -> Response<ProxyBody> {
         let mut req = req;
         match ingress::check_head(&req) {
@@ -195,24 +228,50 @@ impl Gateway {
                 }
             }
             Target::InvokeApi(target) => {
+                let home = match (&target, hop) {
+                    (Ok(f), Hop::Public) => router
+                        .function(&f.name)
+                        .and_then(|info| self.home_elsewhere(info)),
+                    _ => None,
+                };
                 drop(router);
-                match self.lambda_authorize(req).await {
-                    Ok(req) => self.invoke_api(req, target).await,
-                    Err(refused) => refused,
+                let req = match hop {
+                    Hop::Public => match self.lambda_authorize(req).await {
+                        Ok(req) => req,
+                        Err(refused) => return refused,
+                    },
+                    Hop::Here => req.map(http_body_util::Either::Left),
+                };
+                match home {
+                    Some((peer, budget)) => self.forward_to(peer, req, client, budget, None).await,
+                    None => self.invoke_api(req, target).await,
                 }
             }
             Target::FunctionUrl { function, path } => {
+                let home = self.home_if_public(hop, function);
                 let target = function_url::UrlTarget::new(function, path);
                 drop(router);
                 // Every function has a URL, so when AWS-API calls must be
                 // signed a URL must be too (Lambda's `AWS_IAM` URL auth):
                 // otherwise it would invoke any function by name unsigned.
-                match self.lambda_authorize(req).await {
-                    Ok(req) => self.function_url(req, target, client).await,
-                    Err(refused) => refused,
+                let req = match hop {
+                    Hop::Public => match self.lambda_authorize(req).await {
+                        Ok(req) => req,
+                        Err(refused) => return refused,
+                    },
+                    Hop::Here => req.map(http_body_util::Either::Left),
+                };
+                match home {
+                    Some((peer, budget)) => self.forward_to(peer, req, client, budget, None).await,
+                    None => self.function_url(req, target, client).await,
                 }
             }
             Target::Lambda(route) => {
+                if let Some((peer, budget)) = self.home_if_public(hop, route.function) {
+                    drop(route);
+                    drop(router);
+                    return self.forward_to(peer, req, client, budget, None).await;
+                }
                 let target = http_events::LambdaTarget::new(&route, req.uri().path());
                 let cors = cors::for_route(&route, req.method(), req.headers());
                 drop(route);
@@ -224,6 +283,11 @@ impl Gateway {
                 response
             }
             Target::Web(route) => {
+                if let Some((peer, budget)) = self.home_if_public(hop, route.function) {
+                    drop(route);
+                    drop(router);
+                    return self.forward_to(peer, req, client, budget, None).await;
+                }
                 let target = proxy::WebTarget::new(&route, req.uri().path());
                 let cors = cors::for_route(&route, req.method(), req.headers());
                 drop(route);
@@ -236,6 +300,93 @@ impl Gateway {
             }
             Target::NotFound => json_error(StatusCode::NOT_FOUND, "Not Found"),
         }
+    }
+
+    /// The home to forward a public request for `function` to, if not here.
+    fn home_if_public(&self, hop: Hop, function: &FunctionInfo) -> Option<(Peer, Duration)> {
+        match hop {
+            Hop::Public => self.home_elsewhere(function),
+            Hop::Here => None,
+        }
+    }
+
+    /// Where `function` is served when not here, and how long a request
+    /// for it may take.
+    fn home_elsewhere(&self, function: &FunctionInfo) -> Option<(Peer, Duration)> {
+        let peer = self
+            .inner
+            .cluster
+            .target(&function.name, || self.inner.pool.has_ready(&function.name))?;
+        Some((peer, function.budget))
+    }
+
+    /// Forwards a request to `peer`; served here after all when the peer
+    /// cannot be reached.
+    async fn forward_to<B: IncomingBody>(
+        &self,
+        peer: Peer,
+        req: Request<B>,
+        client: SocketAddr,
+        budget: Duration,
+        direct: Option<&str>,
+    ) -> Response<ProxyBody> {
+        let secure = req.extensions().get::<listen::Secure>().is_some();
+        let out = match forward::read_whole(req, self.inner.config.max_body_bytes).await {
+            Ok(out) => out,
+            Err(answer) => return answer,
+        };
+        let how = forward::Forwarding {
+            client,
+            secure,
+            budget,
+            direct,
+        };
+        match self.inner.cluster.send(&peer, out, how).await {
+            forward::Sent::Answered(response) => response,
+            forward::Sent::NotSent(out) => {
+                let req = Request::from_parts(out.parts, http_body_util::Full::new(out.body));
+                match direct {
+                    Some(function) => self.forward_version(function, None, req, client).await,
+                    None => Box::pin(self.handle_as(req, client, Hop::Here)).await,
+                }
+            }
+        }
+    }
+
+    /// Names this node on a response it served (in a cluster), unless a
+    /// node it was forwarded to already did.
+    fn served_here(&self, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+        if let Some(identity) = self.inner.cluster.identity() {
+            if let Ok(name) = HeaderValue::from_str(&identity.name) {
+                response
+                    .headers_mut()
+                    .entry(forward::SERVED_BY)
+                    .or_insert(name);
+            }
+        }
+        response
+    }
+
+    /// Makes this gateway a node of a cluster: from now on it forwards
+    /// requests for functions homed elsewhere and serves signed requests
+    /// on its internal listener.
+    pub fn join_cluster(&self, identity: ClusterIdentity) {
+        self.inner.cluster.join(identity);
+    }
+
+    /// The placement as last read from the store.
+    pub fn set_placement(&self, placement: Placement) {
+        self.inner.cluster.set_placement(placement);
+    }
+
+    /// The nodes `function` is served by, best first (empty outside a cluster).
+    pub fn homes(&self, function: &str) -> Vec<String> {
+        self.inner.cluster.homes(function)
+    }
+
+    /// Every function in the route table.
+    pub fn function_names(&self) -> Vec<String> {
+        self.inner.router.load().function_names()
     }
 
     /// Queues an asynchronous invocation (as an `Event` invoke would) and
@@ -279,12 +430,32 @@ impl Gateway {
         parts
             .headers
             .insert("x-amz-log-type", HeaderValue::from_static("Tail"));
+        let home = self
+            .inner
+            .router
+            .load()
+            .function(function)
+            .and_then(|info| self.home_elsewhere(info));
+        if let Some((peer, budget)) = home {
+            // On the home node it is the Invoke API call it stands for.
+            let path = format!("/2015-03-31/functions/{function}/invocations");
+            if let Ok(uri) = path.parse() {
+                parts.uri = uri;
+                parts.method = http::Method::POST;
+                let req = Request::from_parts(parts, body);
+                let client = SocketAddr::from(([127, 0, 0, 1], 0));
+                let response = self.forward_to(peer, req, client, budget, None).await;
+                return self.served_here(response);
+            }
+        }
         let target = aws::FunctionRef {
             name: function.to_string(),
             qualifier: None,
         };
-        self.invoke_api(Request::from_parts(parts, body), Ok(target))
-            .await
+        let response = self
+            .invoke_api(Request::from_parts(parts, body), Ok(target))
+            .await;
+        self.served_here(response)
     }
 
     /// Proxies a request to `function`, bypassing routing (used by
@@ -295,7 +466,20 @@ impl Gateway {
         req: Request<B>,
         client: SocketAddr,
     ) -> Response<ProxyBody> {
-        self.forward_version(function, None, req, client).await
+        let home = self
+            .inner
+            .router
+            .load()
+            .function(function)
+            .and_then(|info| self.home_elsewhere(info));
+        let response = match home {
+            Some((peer, budget)) => {
+                self.forward_to(peer, req, client, budget, Some(function))
+                    .await
+            }
+            None => self.forward_version(function, None, req, client).await,
+        };
+        self.served_here(response)
     }
 }
 

@@ -67,6 +67,17 @@ pub(crate) struct FunctionInfo {
     pub stage: String,
     /// The function's aliases by name; HTTP routes serve `live` when it exists.
     pub aliases: BTreeMap<String, AliasTarget>,
+    /// The longest a request may take here (queueing, a cold start, the
+    /// run): how long a node that forwards it waits.
+    pub budget: std::time::Duration,
+}
+
+/// [`FunctionInfo::budget`] of a function: its `queueTimeout`,
+/// `startTimeout` and `timeout`, and a second for the way.
+pub(crate) fn budget(spec: &rouse_manifest::FunctionSpec) -> std::time::Duration {
+    let secs =
+        spec.scaling.queue_timeout_secs + spec.scaling.start_timeout_secs + spec.timeout_secs + 1.0;
+    std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::from_secs(900))
 }
 
 /// The alias HTTP routes serve when a function has it.
@@ -325,6 +336,10 @@ impl Router {
         self.functions.get(&name.to_ascii_lowercase())
     }
 
+    pub(crate) fn function_names(&self) -> Vec<String> {
+        self.functions.values().map(|f| f.name.clone()).collect()
+    }
+
     /// The lower-cased `{label}` of a `{label}.{domain}` host.
     fn host_label(&self, host: Option<&str>) -> Option<String> {
         let domain = self.domain.as_deref()?;
@@ -420,6 +435,7 @@ mod tests {
             lambda: false,
             stage: "dev".into(),
             aliases: BTreeMap::new(),
+            budget: std::time::Duration::ZERO,
         }
     }
 

@@ -76,7 +76,9 @@ impl Pool {
         let views: Vec<PoolView> = others
             .iter()
             .map(|other| {
-                let min = other.deployment().spec.scaling.min_instances;
+                let min = self
+                    .shared
+                    .min_instances(&other.name, other.deployment().spec.scaling.min_instances);
                 let state = other.lock_state();
                 instances.push(
                     state

@@ -175,7 +175,7 @@ async fn run(
     keep_min_warm(shared, fp);
 
     let reason = loop {
-        let next = fp.next_step(instance, idle_timeout, Instant::now());
+        let next = fp.next_step(shared, instance, idle_timeout, Instant::now());
         let idle_deadline = match next {
             Next::Stop(reason) => break reason,
             Next::Sleep { until } => until.unwrap_or_else(far_future),
@@ -260,7 +260,13 @@ impl FunctionPool {
     }
 
     /// The idle verdict on `instance` now (see [`lifecycle::idle_verdict`]).
-    fn next_step(&self, instance: &Instance, idle_timeout: Duration, now: Instant) -> Next {
+    fn next_step(
+        &self,
+        shared: &Shared,
+        instance: &Instance,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Next {
         let stop = instance.stop_reason();
         let current = self.deployment().version;
         let state = self.lock_state();
@@ -272,7 +278,8 @@ impl FunctionPool {
             .filter(|s| s.phase != Phase::Draining && s.instance.deployment.version == current)
             .count();
         let min = if instance.deployment.version == current {
-            instance.deployment.spec.scaling.min_instances as usize
+            shared.min_instances(&self.name, instance.deployment.spec.scaling.min_instances)
+                as usize
         } else {
             0
         };

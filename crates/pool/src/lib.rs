@@ -28,6 +28,7 @@ pub mod backoff;
 mod burst;
 mod capture;
 mod evict;
+mod homes;
 mod instance;
 pub mod lambda;
 mod lease;
@@ -195,6 +196,9 @@ struct Shared {
     /// Supervisors run here, whichever thread's request started them.
     runtime: tokio::runtime::Handle,
     confinement: rouse_sandbox::Confinement,
+    /// In a cluster, the functions whose `minInstances` this node keeps;
+    /// `None` on a single node, which keeps every function's.
+    min_here: Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 struct FunctionPool {
@@ -279,6 +283,7 @@ impl Pool {
                 node_waiters: AtomicU64::new(0),
                 runtime: tokio::runtime::Handle::current(),
                 confinement,
+                min_here: Mutex::new(None),
             }),
         })
     }

@@ -40,7 +40,7 @@ pub(crate) fn keep_min_warm(
     fp: &Arc<FunctionPool>,
 ) -> Vec<Arc<instance::Instance>> {
     let dep = fp.deployment();
-    let min = dep.spec.scaling.min_instances;
+    let min = shared.min_instances(&fp.name, dep.spec.scaling.min_instances);
     let mut started = Vec::new();
     if min == 0 || shared.shutting_down.load(Ordering::Acquire) {
         return started;

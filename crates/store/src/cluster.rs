@@ -22,6 +22,8 @@ pub struct NodeInfo {
     /// Addresses as the node listens on them.
     pub gateway: String,
     pub admin: String,
+    /// The internal listener other nodes forward requests to (signed).
+    pub internal: String,
     /// rouse's version.
     pub version: String,
     /// Unix seconds.
@@ -33,6 +35,8 @@ pub struct NodeRecord {
     pub info: NodeInfo,
     /// Since the last heartbeat, on the database's clock.
     pub heartbeat_age: Duration,
+    /// `rouse node drain`: placement skips it; it still answers what it gets.
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

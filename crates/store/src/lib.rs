@@ -20,6 +20,8 @@ pub mod events;
 pub mod gc;
 mod nodes;
 mod pg;
+pub mod placement;
+mod placements;
 mod queue;
 mod rules;
 mod store;

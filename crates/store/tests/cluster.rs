@@ -167,6 +167,7 @@ fn node(name: &str) -> NodeInfo {
         name: name.into(),
         gateway: "127.0.0.1:8080".into(),
         admin: "127.0.0.1:9090".into(),
+        internal: "127.0.0.1:7070".into(),
         version: "0.1.0".into(),
         started_at: 1,
     }
@@ -246,7 +247,7 @@ async fn migrations_run_once_when_nodes_start_together() {
         .db
         .psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version")
         .unwrap();
-    assert_eq!(versions.trim(), "1,2,3");
+    assert_eq!(versions.trim(), "1,2,3,4");
     // A database from a newer rouse is refused, not half-used.
     cluster
         .db

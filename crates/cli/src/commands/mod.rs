@@ -14,6 +14,7 @@ pub(crate) mod logs;
 pub(crate) mod ls;
 pub(crate) mod nodes;
 pub(crate) mod package;
+pub(crate) mod place;
 pub(crate) mod rm;
 pub(crate) mod rollback;
 pub(crate) mod sd_notify;

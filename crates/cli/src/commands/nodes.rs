@@ -15,13 +15,13 @@ pub(crate) async fn run(output: Output, conn: &Connection) -> anyhow::Result<Exi
         Output::Json => println!("{}", serde_json::to_string_pretty(&nodes)?),
         Output::Text => {
             println!(
-                "{:<24} {:<6} {:<22} {:<22} {:>10}  VERSION",
+                "{:<24} {:<8} {:<22} {:<22} {:>10}  VERSION",
                 "NAME", "STATE", "GATEWAY", "ADMIN", "HEARTBEAT"
             );
             for n in &nodes {
                 let marker = if n.this { " (this node)" } else { "" };
                 println!(
-                    "{:<24} {:<6} {:<22} {:<22} {:>9.1}s  {}{marker}",
+                    "{:<24} {:<8} {:<22} {:<22} {:>9.1}s  {}{marker}",
                     n.name,
                     n.state,
                     n.gateway,

@@ -56,6 +56,8 @@ pub(crate) struct Server {
     admin_task: JoinHandle<()>,
     /// The heartbeat task of a cluster node; it ends by marking the node gone.
     cluster: Option<JoinHandle<()>>,
+    /// A cluster node's listener for forwarded requests.
+    internal: Option<rouse_gateway::InternalServer>,
 }
 
 impl Server {
@@ -176,8 +178,31 @@ impl Server {
             )
         })?;
         let gateway_addr = gateway_server.addr;
-        let node =
-            rouse_api::cluster::node_info(args.node_name.as_deref(), gateway_addr, admin_addr);
+        // In a cluster: where other nodes forward requests to.
+        let internal = if store.is_shared() {
+            let addr = internal_addr(args.internal_listen, gateway_addr);
+            let server = rouse_gateway::InternalServer::start(
+                addr,
+                gateway.clone(),
+                super::serve_limits::internal_policy(args),
+                shutdown_rx.clone(),
+                drain,
+            )
+            .await
+            .with_context(|| {
+                format!("cannot listen on {addr} for forwarded requests (choose another address with --internal-listen)")
+            })?;
+            Some(server)
+        } else {
+            None
+        };
+        let internal_addr = internal.as_ref().map(|s| s.addr);
+        let node = rouse_api::cluster::node_info(
+            args.node_name.as_deref(),
+            gateway_addr,
+            admin_addr,
+            internal_addr,
+        );
         let scheduler =
             rouse_api::schedules::start(gateway.clone(), store.clone(), node.name.clone());
         for record in store.list_functions().await? {
@@ -218,7 +243,14 @@ impl Server {
         // first request.
         let warmed = pool.warm_all().await.context("starting minInstances")?;
         let functions = store.list_functions().await?.len();
-        tracing::info!(%gateway_addr, %admin_addr, functions, warmed, nofile, "rouse started");
+        match internal_addr {
+            Some(internal) => {
+                tracing::info!(%gateway_addr, %admin_addr, %internal, functions, warmed, nofile, "rouse started")
+            }
+            None => {
+                tracing::info!(%gateway_addr, %admin_addr, functions, warmed, nofile, "rouse started")
+            }
+        }
         Ok(Server {
             gateway_addr,
             gateway_url: format!("{scheme}://{gateway_addr}"),
@@ -229,6 +261,7 @@ impl Server {
             gateway_server,
             admin_task,
             cluster,
+            internal,
         })
     }
 
@@ -236,6 +269,9 @@ impl Server {
     pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
         self.gateway_server.wait().await;
+        if let Some(internal) = self.internal {
+            internal.wait().await;
+        }
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
         if let Some(cluster) = self.cluster {
             // The node's row says it left, so peers need not wait for the TTL.
@@ -244,6 +280,22 @@ impl Server {
         self.pool.shutdown(INSTANCE_GRACE).await;
         tracing::info!("rouse stopped");
     }
+}
+
+/// `--internal-listen`, else a free port on the gateway's address (which
+/// a wildcard address does not name: then loopback, for nodes sharing one
+/// machine; nodes on several hosts give --internal-listen).
+fn internal_addr(asked: Option<SocketAddr>, gateway: SocketAddr) -> SocketAddr {
+    if let Some(addr) = asked {
+        return addr;
+    }
+    let ip = if gateway.ip().is_unspecified() {
+        tracing::warn!("the gateway listens on every address: forwarded requests are taken on loopback only; nodes on other hosts need --internal-listen HOST_ADDRESS:PORT");
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        gateway.ip()
+    };
+    SocketAddr::new(ip, 0)
 }
 
 async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {

@@ -73,6 +73,25 @@ pub(crate) fn gateway_policy(args: &ServeArgs, nofile: u64, tls: Option<Arc<Tls>
     }
 }
 
+/// The internal listener's: its own counts, and no per-address cap, since
+/// a few peers carry every forwarded request.
+pub(crate) fn internal_policy(args: &ServeArgs) -> ConnPolicy {
+    let total = args.max_connections.map_or(INTERNAL_CONNECTIONS, to_usize);
+    ConnPolicy {
+        header_timeout: seconds(args.header_timeout),
+        http2: false,
+        limits: ConnLimits::new(Caps {
+            total,
+            per_client: total,
+        }),
+        tls: None,
+    }
+}
+
+/// Connections the internal listener holds by default: peers keep a
+/// pool of them per gateway thread.
+const INTERNAL_CONNECTIONS: usize = 4096;
+
 /// The admin API's: its own counts, so the gateway's never reach it.
 pub(crate) fn admin_policy(args: &ServeArgs) -> ConnPolicy {
     let total = to_usize(args.admin_max_connections);

@@ -72,6 +72,7 @@ mod tests {
             lambda: true,
             stage: "dev".into(),
             aliases,
+            budget: std::time::Duration::ZERO,
         }
     }
 

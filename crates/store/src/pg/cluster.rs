@@ -23,10 +23,10 @@ impl Postgres {
         self.client()
             .await?
             .execute(
-                "INSERT INTO nodes (name, id, gateway, admin, version, started_at, heartbeat_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, now())
+                "INSERT INTO nodes (name, id, gateway, admin, version, started_at, heartbeat_at, internal)
+                 VALUES ($1, $2, $3, $4, $5, $6, now(), $7)
                  ON CONFLICT (name) DO UPDATE SET id = excluded.id, gateway = excluded.gateway,
-                   admin = excluded.admin, version = excluded.version,
+                   admin = excluded.admin, version = excluded.version, internal = excluded.internal,
                    started_at = excluded.started_at, heartbeat_at = now()",
                 &[
                     &node.name,
@@ -35,6 +35,7 @@ impl Postgres {
                     &node.admin,
                     &node.version,
                     &node.started_at,
+                    &node.internal,
                 ],
             )
             .await?;
@@ -75,7 +76,8 @@ impl Postgres {
             .await?
             .query(
                 "SELECT name, id, gateway, admin, version, started_at,
-                   (EXTRACT(EPOCH FROM (now() - heartbeat_at)) * 1000)::BIGINT
+                   (EXTRACT(EPOCH FROM (now() - heartbeat_at)) * 1000)::BIGINT,
+                   internal, draining
                  FROM nodes ORDER BY name",
                 &[],
             )
@@ -91,8 +93,10 @@ impl Postgres {
                         admin: row.try_get(3)?,
                         version: row.try_get(4)?,
                         started_at: row.try_get(5)?,
+                        internal: row.try_get(7)?,
                     },
                     heartbeat_age: Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
+                    draining: row.try_get(8)?,
                 })
             })
             .collect()

@@ -95,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the queue of async (`Event`) invocations.
     super::events::MIGRATION,
+    // 4: placement (see placements.rs) and what forwarding needs of a node.
+    super::placements::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
