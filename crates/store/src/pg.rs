@@ -11,6 +11,7 @@ pub(crate) mod artifacts;
 pub(crate) mod cluster;
 pub(crate) mod events;
 mod schema;
+pub(crate) mod streams;
 pub(crate) mod write;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};

@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the queue of async (`Event`) invocations.
     super::events::MIGRATION,
+    // 4: streams, their shards and records, mapping checkpoints and
+    // per-shard poller leases.
+    super::streams::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
