@@ -50,7 +50,7 @@ async fn put(server: &Server, prefix: &str, n: usize) -> Vec<Value> {
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(fixture("kinesis_client.py"))
         .arg(&server.gateway)
-        .args(["put", "orders", prefix, &n.to_string(), "7"])
+        .args(["put", "orders", prefix, &n.to_string(), "16"])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -161,10 +161,24 @@ async fn a_killed_nodes_shards_resume_on_another_node_from_the_checkpoint() {
 
     // Phase 2: a stream of batches, and SIGKILL to shard 0's holder while
     // they run (each batch takes 0.15 s).
-    all.extend(put(&nodes[survivor], "q", 200).await);
+    let second = put(&nodes[survivor], "q", 300).await;
+    let on_victims = second
+        .iter()
+        .filter(|r| victims.contains(r[2].as_str().unwrap_or_default()))
+        .count();
+    all.extend(second);
     tokio::time::sleep(Duration::from_millis(700)).await;
     nodes.get_mut(holder_of_0).expect("node").kill();
-    eprintln!("killed {holder_of_0}, holder of {victims:?}");
+    let at_kill = received(&out)
+        .iter()
+        .filter(|r| r.0.starts_with('q') && victims.contains(&r.1))
+        .count();
+    eprintln!("killed {holder_of_0}, holder of {victims:?}, after {at_kill} of {on_victims} records there");
+    // The takeover has work to do: the killed node was mid-stream.
+    assert!(
+        at_kill < on_victims,
+        "{at_kill} of {on_victims} done before the kill"
+    );
     let want: BTreeSet<String> = all
         .iter()
         .map(|r| r[0].as_str().expect("data").to_string())
