@@ -11,20 +11,25 @@
 # records/s is M over the time from the first put to the end of the last
 # batch.
 # The server runs with --isolation none so the handlers can write files.
+# STORE=postgres runs the same against a private PostgreSQL (initdb in the
+# bench's temp dir, run as the `postgres` user): the cluster's store, where
+# a put wakes the poller through NOTIFY.
 #
-# Usage: bash bench/events.sh
-# Settings: N=200 GAP=0.05 M=20000 BENCH_PORT_BASE=28680 LOAD_MAX=1.0
+# Usage: bash bench/events.sh            STORE=postgres bash bench/events.sh
+# Settings: N=200 GAP=0.05 M=20000 BENCH_PORT_BASE=28680 LOAD_MAX=1.0 STORE=sqlite
 #   LOAD_WAIT=180 NO_RECORD=1 KEEP_TMP=1 ROUSE_BIN=path (skip the rouse build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-COMMAND=$(bench_command events.sh N GAP M BENCH_PORT_BASE)
+COMMAND=$(bench_command events.sh N GAP M BENCH_PORT_BASE STORE)
 N=${N:-200}
 GAP=${GAP:-0.05}
 M=${M:-20000}
 PORT_BASE=${BENCH_PORT_BASE:-28680}
 GW_PORT=$((PORT_BASE + 1))
 ADMIN_PORT=$((PORT_BASE + 2))
+PG_PORT=$((PORT_BASE + 3))
+STORE=${STORE:-sqlite}
 
 bench_need python3:python3
 python3 -c 'import boto3' 2>/dev/null || bench_die "boto3 is missing (pip install boto3)"
@@ -119,7 +124,24 @@ end = max(t for _, t in batches)
 print(f"bulk: {done} records in {len(batches)} batches, {end - first:.2f} s: {done / (end - first):.0f} records/s (batch 100, 1 shard, python handler)")
 EOF2
 
-bench_start_rouse "$GW_PORT" "$ADMIN_PORT" --isolation none
+STORE_ARGS=()
+if [ "$STORE" = postgres ]; then
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$PG_BIN/initdb" ] || bench_die "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)"
+  bench_ports_free "$PG_PORT"
+  mkdir -p "$T/pg" && chown postgres "$T/pg" && chmod 755 "$T"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$T/pg/data" -U postgres --auth=trust --no-sync -E UTF8 >"$T/initdb.log" 2>&1 \
+    || { cat "$T/initdb.log" >&2; bench_die "initdb failed"; }
+  runuser -u postgres -- "$PG_BIN/postgres" -D "$T/pg/data" -p "$PG_PORT" -k "$T/pg" -c listen_addresses=127.0.0.1 \
+    -c fsync=off >"$T/pg.log" 2>&1 &
+  bench_track $! TERM postgres
+  bench_wait_port "$PG_PORT"
+  STORE_ARGS=(--store "postgres://postgres@127.0.0.1:$PG_PORT/postgres")
+elif [ "$STORE" != sqlite ]; then
+  bench_die "STORE=$STORE: sqlite or postgres"
+fi
+
+bench_start_rouse "$GW_PORT" "$ADMIN_PORT" --isolation none "${STORE_ARGS[@]}"
 "$ROUSE_BIN" streams create lat >/dev/null
 "$ROUSE_BIN" streams create bulk >/dev/null
 "$ROUSE_BIN" deploy "$T/fn" >"$T/deploy.log" 2>&1 || { cat "$T/deploy.log" >&2; bench_die "deploy failed"; }
@@ -133,7 +155,7 @@ for _ in $(seq 600); do
 done
 {
   python3 "$T/report.py" "$T/sent.txt" "$T/starts.txt" "$T/bulk.txt"
-  echo "binary: $ROUSE_BIN; gap between puts: ${GAP}s; isolation none"
+  echo "binary: $ROUSE_BIN; store: $STORE; gap between puts: ${GAP}s; isolation none"
 } | tee "$T/table.txt"
 
 if [ -z "${NO_RECORD:-}" ]; then

@@ -57,7 +57,7 @@ pub(crate) async fn deploy(
         activated: &records,
         why: Why::Deployed,
     };
-    let mut warnings = crate::streams::create_missing(&state, &req.spec)?;
+    let mut warnings = crate::streams::create_missing(&state, &req.spec).await?;
     warnings.extend(apply::apply(&state, change).await?);
     let routes = state.store.routes().await?;
     let grouped = routes_by_function(&routes);

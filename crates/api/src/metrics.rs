@@ -21,7 +21,56 @@ pub(crate) async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoRe
         Ok(counts) => render_async_events(&mut text, &counts),
         Err(err) => tracing::error!(%err, "cannot count async events for /metrics"),
     }
+    match stream_ages(&state.store).await {
+        Ok(ages) => render_stream_ages(&mut text, &ages),
+        Err(err) => tracing::error!(%err, "cannot read stream checkpoints for /metrics"),
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text)
+}
+
+/// (function, stream, iterator age in ms: the oldest unprocessed record's
+/// age over the stream's shards) for every deployed stream mapping, from
+/// the store, so every node of a cluster reports the same.
+async fn stream_ages(
+    store: &rouse_store::Store,
+) -> Result<Vec<(String, String, i64)>, rouse_store::StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut ages = Vec::new();
+    for f in store.list_functions().await? {
+        for event in &f.spec.events {
+            let rouse_manifest::Event::Stream(mapping) = event else {
+                continue;
+            };
+            let id = rouse_gateway::stream_mapping_id(&f.name, &mapping.stream);
+            let age = store
+                .checkpoints_of(&mapping.stream)
+                .await?
+                .iter()
+                .filter(|c| c.mapping == id)
+                .map(|c| c.iterator_age_ms(now))
+                .max()
+                .unwrap_or(0);
+            ages.push((f.name.clone(), mapping.stream.clone(), age));
+        }
+    }
+    Ok(ages)
+}
+
+/// `rouse_stream_iterator_age_seconds{function, stream}`.
+pub(crate) fn render_stream_ages(out: &mut String, ages: &[(String, String, i64)]) {
+    let name = "rouse_stream_iterator_age_seconds";
+    header(
+        out,
+        name,
+        "Age of the oldest record a stream mapping has not processed yet (0: caught up), over the stream's shards.",
+        "gauge",
+    );
+    for (function, stream, age_ms) in ages {
+        let labels = labels(&[("function", function), ("stream", stream)]);
+        let _ = writeln!(out, "{name}{labels} {:.3}", *age_ms as f64 / 1000.0);
+    }
 }
 
 /// rouse's own process, from `/proc/self` (absent elsewhere).
@@ -321,6 +370,19 @@ mod tests {
             queued: 0,
             instances: [0, 1, 0],
         }
+    }
+
+    #[test]
+    fn stream_ages_are_seconds_per_function_and_stream() {
+        let mut out = String::new();
+        super::render_stream_ages(&mut out, &[("f".into(), "orders".into(), 1_500)]);
+        assert!(out.contains("# TYPE rouse_stream_iterator_age_seconds gauge"));
+        assert!(
+            out.contains(
+                "rouse_stream_iterator_age_seconds{function=\"f\",stream=\"orders\"} 1.500"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

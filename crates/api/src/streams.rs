@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use rouse_manifest::{Event, StreamEvent};
 use rouse_store::streams::DEFAULT_RETENTION_HOURS;
-use rouse_store::Streams;
 
 use crate::error::ApiError;
 use crate::types::{
@@ -43,7 +42,8 @@ pub(crate) async fn create(
     }
     if !state
         .store
-        .create_stream(&req.name, req.shards, DEFAULT_RETENTION_HOURS, now_ms())?
+        .create_stream(&req.name, req.shards, DEFAULT_RETENTION_HOURS, now_ms())
+        .await?
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -72,21 +72,33 @@ pub(crate) async fn list(
         .collect();
     let now = now_ms();
     let mut out = Vec::new();
-    for info in store.list_streams()? {
-        let stats = store.shard_stats(&info.name)?;
+    for info in store.list_streams().await? {
+        let stats = store.shard_stats(&info.name).await?;
+        let checkpoints = store.checkpoints_of(&info.name).await?;
         let mut consumers = Vec::new();
         for (function, mapping) in mappings.iter().filter(|(_, m)| m.stream == info.name) {
             let id = rouse_gateway::stream_mapping_id(function, &info.name);
             let mut shards = Vec::new();
             for s in &stats {
-                let checkpoint = store.checkpoint(&id, s.shard)?;
+                let found = checkpoints
+                    .iter()
+                    .find(|c| c.mapping == id && c.shard == s.shard);
+                let checkpoint = found.map(|c| c.seq);
                 let after = checkpoint.unwrap_or(0);
-                let oldest = store.read(&info.name, s.shard, after, 1)?;
+                let iterator_age_ms = match found {
+                    Some(c) => c.iterator_age_ms(now),
+                    None => store
+                        .read(&info.name, s.shard, after, 1)
+                        .await?
+                        .first()
+                        .map_or(0, |r| now - r.arrived_at_ms),
+                };
                 shards.push(MappingShard {
                     shard_id: rouse_gateway::shard_id(s.shard),
                     checkpoint,
                     behind: s.last_seq.saturating_sub(after).min(s.records),
-                    iterator_age_ms: oldest.first().map_or(0, |r| now - r.arrived_at_ms),
+                    iterator_age_ms,
+                    node: found.and_then(|c| c.holder.clone()),
                 });
             }
             consumers.push(MappingSummary {
@@ -114,7 +126,7 @@ pub(crate) async fn list(
 
 /// Creates the streams a deploy's mappings name that do not exist yet (one
 /// shard each); a note for each, for the deploy's answer.
-pub(crate) fn create_missing(
+pub(crate) async fn create_missing(
     state: &AdminState,
     spec: &rouse_manifest::DeploySpec,
 ) -> Result<Vec<String>, ApiError> {
@@ -124,10 +136,10 @@ pub(crate) fn create_missing(
             let Event::Stream(mapping) = event else {
                 continue;
             };
-            let created =
-                state
-                    .store
-                    .create_stream(&mapping.stream, 1, DEFAULT_RETENTION_HOURS, now_ms())?;
+            let created = state
+                .store
+                .create_stream(&mapping.stream, 1, DEFAULT_RETENTION_HOURS, now_ms())
+                .await?;
             if created {
                 notes.push(format!(
                     "stream {} did not exist: created with 1 shard for {} (`rouse streams create NAME --shards N` first for more)",

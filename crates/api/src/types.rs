@@ -205,6 +205,9 @@ pub struct MappingShard {
     pub behind: u64,
     /// Age of the oldest unprocessed record, in ms (0: caught up).
     pub iterator_age_ms: i64,
+    /// The id (`DATA/node-id`) of the node whose poller holds the shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One node of the cluster (`GET /v1/nodes`).

@@ -106,6 +106,12 @@ impl EventQueue {
         Ok(())
     }
 
+    /// This node's id (`DATA/node-id`): the name its claims and stream
+    /// leases are held under.
+    pub(crate) fn node(&self) -> &str {
+        &self.shared.node
+    }
+
     /// Wakes the dispatcher (after a redrive).
     pub(crate) fn wake(&self) {
         self.shared.wake.notify_one();

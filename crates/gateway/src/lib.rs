@@ -128,6 +128,7 @@ impl Gateway {
         };
         gateway.reload_routes().await?;
         gateway.inner.events.start(Arc::downgrade(&gateway.inner));
+        streams::start_background(Arc::downgrade(&gateway.inner));
         Ok(gateway)
     }
 

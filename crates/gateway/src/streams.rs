@@ -14,16 +14,17 @@ mod kinesis_tests;
 mod record;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use rouse_store::{Store, Streams};
+use rouse_store::Store;
 use tokio::sync::watch;
 
 use crate::body::{full, BoxError, ProxyBody};
-use crate::Gateway;
+use crate::{Gateway, Inner};
 
 pub use consumer::mapping_id;
 pub(crate) use consumer::Pollers;
@@ -56,6 +57,57 @@ impl Wakers {
     }
 }
 
+/// How often records past their stream's retention are dropped (shards
+/// that get appends are also trimmed as they are written to).
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
+/// The stream tasks of a node besides its pollers: on PostgreSQL, a
+/// listener that wakes this node's pollers when any node appends (the
+/// pollers also look every second, should a notification be lost); on
+/// both engines, the retention trim. Both end with the gateway.
+pub(crate) fn start_background(gateway: Weak<Inner>) {
+    let shared = gateway
+        .upgrade()
+        .is_some_and(|inner| inner.store.is_shared());
+    if shared {
+        let listener = gateway.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = listener.upgrade() else {
+                    return;
+                };
+                let store = inner.store.clone();
+                let wakers = Arc::downgrade(&inner);
+                drop(inner);
+                let result = store
+                    .listen_streams(|stream| {
+                        if let Some(inner) = wakers.upgrade() {
+                            inner.wakers.wake(stream);
+                        }
+                    })
+                    .await;
+                if let Err(err) = result {
+                    tracing::debug!(%err, "stream notifications stopped; polling until they resume");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TRIM_EVERY).await;
+            let Some(inner) = gateway.upgrade() else {
+                return;
+            };
+            let store = inner.store.clone();
+            drop(inner);
+            if let Err(err) = store.trim_streams(crate::async_invoke::now_ms()).await {
+                tracing::warn!(%err, "cannot trim streams past their retention");
+            }
+        }
+    });
+}
+
 impl Gateway {
     /// One Kinesis call: the body read (within [`MAX_REQUEST`]), the
     /// operation run off the gateway thread, the stream's pollers woken
@@ -81,10 +133,18 @@ impl Gateway {
         let store: Arc<Store> = self.inner.store.clone();
         let op = op.to_string();
         let now = crate::async_invoke::now_ms();
-        let done = tokio::task::spawn_blocking(move || {
-            kinesis_api::execute(store.as_ref() as &dyn Streams, &op, &body, now)
-        })
-        .await;
+        // PostgreSQL calls await the network; SQLite's run in place under
+        // its lock, so they go to a blocking thread (a gateway thread must
+        // not wait for a disk write).
+        let done = if store.is_shared() {
+            Ok(kinesis_api::execute(&store, &op, &body, now).await)
+        } else {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                handle.block_on(kinesis_api::execute(&store, &op, &body, now))
+            })
+            .await
+        };
         let done = match done {
             Ok(done) => done,
             Err(err) => {

@@ -73,6 +73,8 @@ const MIGRATIONS: &[&str] = &[
     events::MIGRATION,
     // 5: streams, their shards and records, and mapping checkpoints.
     streams::MIGRATION,
+    // 6: per-shard poller leases (one poller per shard in a cluster).
+    streams::LEASES_MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -18,6 +18,7 @@ mod cluster;
 mod db;
 pub mod events;
 pub mod gc;
+pub mod leases;
 mod nodes;
 mod pg;
 pub mod placement;
@@ -32,7 +33,6 @@ pub use artifacts::is_sha256_hex;
 pub use cluster::{node_state, NodeInfo, NodeRecord, NodeState, HEARTBEAT, NODE_TTL};
 pub use events::AsyncEvents;
 pub use store::Store;
-pub use streams::Streams;
 
 use rouse_manifest::{FunctionSpec, StageRouting};
 use serde::Serialize;

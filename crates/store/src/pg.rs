@@ -12,6 +12,7 @@ pub(crate) mod cluster;
 pub(crate) mod events;
 pub(crate) mod placements;
 mod schema;
+pub(crate) mod streams;
 pub(crate) mod write;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};

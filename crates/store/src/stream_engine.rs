@@ -1,21 +1,22 @@
-//! [`Streams`] on the store's engines. Only SQLite has the stream tables so
-//! far; on a PostgreSQL store every call says so. The SQL in
-//! `db/streams.rs` ports as it is (appends order by the shard row's lock:
-//! `UPDATE stream_shards … RETURNING last_seq` holds it until commit), with
-//! per-shard poller leases to add for a cluster.
+//! Streams on the store's engines: one async call per operation, run in
+//! place under SQLite's lock (`db/streams.rs`) or on a pooled PostgreSQL
+//! connection (`pg/streams.rs`). The contract is in `crate::streams`; the
+//! lease rule in `crate::leases`.
 
+use std::time::Duration;
+
+use crate::leases::Grant;
 use crate::store::Engine;
-use crate::streams::{self, Streams};
+use crate::streams::{Checkpoint, NewRecord, ShardStats, StreamInfo, StreamRecord};
 use crate::{db, Store, StoreError};
 
-fn not_yet() -> StoreError {
-    StoreError::Config(
-        "streams are not yet stored in PostgreSQL; use the SQLite store for them".into(),
-    )
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-impl Streams for Store {
-    fn create_stream(
+impl Store {
+    /// Creates a stream; `false` when one of that name exists (unchanged).
+    pub async fn create_stream(
         &self,
         name: &str,
         shards: u32,
@@ -30,95 +31,186 @@ impl Streams for Store {
                 retention_hours,
                 now_ms,
             ),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => {
+                pg.create_stream(name, shards, retention_hours, now_ms)
+                    .await
+            }
         }
     }
 
-    fn stream(&self, name: &str) -> Result<Option<streams::StreamInfo>, StoreError> {
+    pub async fn stream(&self, name: &str) -> Result<Option<StreamInfo>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::stream(&Store::sqlite(c), name),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.stream(name).await,
         }
     }
 
-    fn list_streams(&self) -> Result<Vec<streams::StreamInfo>, StoreError> {
+    /// Every stream, by name.
+    pub async fn list_streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::list_streams(&Store::sqlite(c)),
-            // Nothing to list: lets `rouse streams ls` and the pollers run.
-            Engine::Postgres(_) => Ok(Vec::new()),
+            Engine::Postgres(pg) => pg.list_streams().await,
         }
     }
 
-    fn append(
+    /// Appends `records` (each to its own shard) in one transaction; returns
+    /// their sequence numbers in the same order. Records older than the
+    /// stream's retention are trimmed from the shards written to. On
+    /// PostgreSQL the commit notifies every node's pollers of the stream.
+    pub async fn append(
         &self,
         stream: &str,
-        records: &[streams::NewRecord],
+        records: &[NewRecord],
         now_ms: i64,
     ) -> Result<Vec<u64>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => {
                 db::streams::append(&mut Store::sqlite(c), stream, records, now_ms)
             }
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.append(stream, records, now_ms).await,
         }
     }
 
-    fn read(
+    /// Up to `limit` records of a shard with sequence numbers above `after`,
+    /// in order.
+    pub async fn read(
         &self,
         stream: &str,
         shard: u32,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<streams::StreamRecord>, StoreError> {
+    ) -> Result<Vec<StreamRecord>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::read(&Store::sqlite(c), stream, shard, after, limit),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.read(stream, shard, after, limit).await,
         }
     }
 
-    fn seq_before_time(&self, stream: &str, shard: u32, at_ms: i64) -> Result<u64, StoreError> {
+    /// The sequence number just before the first record that arrived at or
+    /// after `at_ms` (what `AT_TIMESTAMP` starts after).
+    pub async fn seq_before_time(
+        &self,
+        stream: &str,
+        shard: u32,
+        at_ms: i64,
+    ) -> Result<u64, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => {
                 db::streams::seq_before_time(&Store::sqlite(c), stream, shard, at_ms)
             }
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.seq_before_time(stream, shard, at_ms).await,
         }
     }
 
-    fn shard_stats(&self, stream: &str) -> Result<Vec<streams::ShardStats>, StoreError> {
+    pub async fn shard_stats(&self, stream: &str) -> Result<Vec<ShardStats>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::shard_stats(&Store::sqlite(c), stream),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.shard_stats(stream).await,
         }
     }
 
-    fn checkpoint(&self, mapping: &str, shard: u32) -> Result<Option<u64>, StoreError> {
+    pub async fn checkpoint(&self, mapping: &str, shard: u32) -> Result<Option<u64>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::checkpoint(&Store::sqlite(c), mapping, shard),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.checkpoint(mapping, shard).await,
         }
     }
 
-    fn set_checkpoint(
+    /// Moves a mapping's checkpoint on a shard (forward only: a lower
+    /// sequence number than the stored one is ignored), if `node` holds a
+    /// live lease on the shard. `false`: it does not, nothing was written.
+    pub async fn set_checkpoint(
         &self,
         mapping: &str,
         stream: &str,
         shard: u32,
         seq: u64,
+        node: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match self.engine() {
-            Engine::Sqlite(c) => {
-                db::streams::set_checkpoint(&Store::sqlite(c), mapping, stream, shard, seq, now_ms)
+            Engine::Sqlite(c) => db::streams::set_checkpoint(
+                &mut Store::sqlite(c),
+                mapping,
+                stream,
+                shard,
+                seq,
+                node,
+                now_ms,
+            ),
+            Engine::Postgres(pg) => {
+                pg.set_checkpoint(mapping, stream, shard, seq, node, now_ms)
+                    .await
             }
-            Engine::Postgres(_) => Err(not_yet()),
         }
     }
 
-    fn checkpoints_of(&self, stream: &str) -> Result<Vec<streams::Checkpoint>, StoreError> {
+    /// The checkpoints of every mapping consuming `stream`, with how far
+    /// behind each is and who holds its lease.
+    pub async fn checkpoints_of(&self, stream: &str) -> Result<Vec<Checkpoint>, StoreError> {
         match self.engine() {
             Engine::Sqlite(c) => db::streams::checkpoints_of(&Store::sqlite(c), stream),
-            Engine::Postgres(_) => Err(not_yet()),
+            Engine::Postgres(pg) => pg.checkpoints_of(stream).await,
+        }
+    }
+
+    /// Takes or renews `node`'s lease on a mapping's shard for `ttl`, or
+    /// says who holds it ([`crate::leases::decide`]).
+    pub async fn acquire_lease(
+        &self,
+        mapping: &str,
+        shard: u32,
+        node: &str,
+        now_ms: i64,
+        ttl: Duration,
+    ) -> Result<Grant, StoreError> {
+        match self.engine() {
+            Engine::Sqlite(c) => db::streams::acquire_lease(
+                &mut Store::sqlite(c),
+                mapping,
+                shard,
+                node,
+                now_ms,
+                ms(ttl),
+            ),
+            Engine::Postgres(pg) => {
+                pg.acquire_lease(mapping, shard, node, now_ms, ms(ttl))
+                    .await
+            }
+        }
+    }
+
+    /// Gives `node`'s lease on a shard up, so another node takes it at once.
+    pub async fn release_lease(
+        &self,
+        mapping: &str,
+        shard: u32,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        match self.engine() {
+            Engine::Sqlite(c) => {
+                db::streams::release_lease(&Store::sqlite(c), mapping, shard, node)
+            }
+            Engine::Postgres(pg) => pg.release_lease(mapping, shard, node).await,
+        }
+    }
+
+    /// Drops every record past its stream's retention; returns how many.
+    pub async fn trim_streams(&self, now_ms: i64) -> Result<u64, StoreError> {
+        match self.engine() {
+            Engine::Sqlite(c) => db::streams::trim_expired(&Store::sqlite(c), now_ms),
+            Engine::Postgres(pg) => pg.trim_expired(now_ms).await,
+        }
+    }
+
+    /// PostgreSQL: calls `wake(stream)` for every append committed on any
+    /// node, until the listening connection drops (then returns; callers
+    /// listen again, and poll meanwhile). SQLite: returns at once (the one
+    /// node wakes its pollers itself).
+    pub async fn listen_streams(&self, wake: impl Fn(&str) + Send) -> Result<(), StoreError> {
+        match self.engine() {
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(pg) => pg.listen_streams(wake).await,
         }
     }
 }

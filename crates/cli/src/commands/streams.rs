@@ -90,8 +90,12 @@ fn print_text(streams: &[StreamSummary]) {
                 let at = shard
                     .checkpoint
                     .map_or_else(|| "not started".to_string(), |c| format!("checkpoint {c}"));
+                let on = shard
+                    .node
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!("  polled by node {n}"));
                 println!(
-                    "      {}  {at}  {} behind  iterator age {:.1}s",
+                    "      {}  {at}  {} behind  iterator age {:.1}s{on}",
                     shard.shard_id,
                     shard.behind,
                     shard.iterator_age_ms as f64 / 1000.0

@@ -4,6 +4,14 @@
 //! through the pool with a batch, and commits the checkpoint only once the
 //! batch is done (succeeded, or given up to the on-failure destination).
 //! Records of a shard are delivered in order: one batch at a time.
+//!
+//! In a cluster every node runs the same pollers, but only the one holding
+//! the shard's lease (`rouse_store::leases`) reads: a renewer task per
+//! poller takes or renews the lease every [`LEASE_TTL`] / 3, and the store
+//! refuses a checkpoint from a node that does not hold it. When a node
+//! dies its leases expire and another node's poller takes the shard over
+//! from the last committed checkpoint: the batch that was in flight on the
+//! dead node runs again (at least once).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -12,8 +20,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use rouse_manifest::{Destination, FunctionKind, StartingPosition, StreamEvent};
 use rouse_pool::AcquireError;
+use rouse_store::leases::Grant;
 use rouse_store::streams::StreamRecord;
-use rouse_store::Streams;
 use tokio::sync::watch;
 
 use super::batch::{self, Outcome, Policy, Span, Step};
@@ -23,6 +31,15 @@ use crate::{Gateway, Inner};
 
 /// Back-off when the store fails.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long a shard's lease lasts without renewal: a dead node's shards
+/// move to another node within this time.
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often the holder renews (a third of the lease: two renewals may
+/// fail before it lapses).
+const LEASE_RENEW: Duration = Duration::from_millis(3_333);
+/// On a shared store a notification can be lost (no listener connected
+/// for a moment): a caught-up poller looks again this often.
+const SHARED_POLL: Duration = Duration::from_secs(1);
 
 /// (function, stream, shard)
 type Key = (String, String, u32);
@@ -65,7 +82,7 @@ pub(super) async fn reconcile(gateway: &Gateway) {
             if !mapping.enabled {
                 continue;
             }
-            let Some(shards) = stream_shards(gateway, &f.name, &mapping.stream) else {
+            let Some(shards) = stream_shards(gateway, &f.name, &mapping.stream).await else {
                 continue;
             };
             for shard in 0..shards {
@@ -76,6 +93,7 @@ pub(super) async fn reconcile(gateway: &Gateway) {
             }
         }
     }
+    let node = gateway.inner.events.node().to_string();
     let mut running = gateway
         .inner
         .pollers
@@ -111,6 +129,8 @@ pub(super) async fn reconcile(gateway: &Gateway) {
             stream: key.1.clone(),
             shard: key.2,
             config: config.clone(),
+            node: node.clone(),
+            shared: store.is_shared(),
             stopped,
             wake,
         };
@@ -127,9 +147,9 @@ pub(super) async fn reconcile(gateway: &Gateway) {
 
 /// The shard count of a mapping's stream, creating a missing stream (one
 /// shard) with a note in the function's log.
-fn stream_shards(gateway: &Gateway, function: &str, stream: &str) -> Option<u32> {
+async fn stream_shards(gateway: &Gateway, function: &str, stream: &str) -> Option<u32> {
     let store = &gateway.inner.store;
-    match store.stream(stream) {
+    match store.stream(stream).await {
         Ok(Some(info)) => return Some(info.shards),
         Ok(None) => {}
         Err(err) => {
@@ -139,13 +159,13 @@ fn stream_shards(gateway: &Gateway, function: &str, stream: &str) -> Option<u32>
     }
     let now = crate::async_invoke::now_ms();
     let retention = rouse_store::streams::DEFAULT_RETENTION_HOURS;
-    match store.create_stream(stream, 1, retention, now) {
+    match store.create_stream(stream, 1, retention, now).await {
         Ok(_) => {
             gateway.pool().platform_log(
                 function,
                 &format!("stream {stream} did not exist: created with 1 shard (`rouse streams create NAME --shards N` first for more)"),
             );
-            store.stream(stream).ok().flatten().map(|s| s.shards)
+            store.stream(stream).await.ok().flatten().map(|s| s.shards)
         }
         Err(err) => {
             tracing::error!(%err, stream, "cannot create a mapped stream");
@@ -161,9 +181,18 @@ struct Poller {
     stream: String,
     shard: u32,
     config: StreamEvent,
+    /// This node's id: the lease holder's name.
+    node: String,
+    /// On PostgreSQL (other nodes append too).
+    shared: bool,
     stopped: watch::Receiver<bool>,
     wake: watch::Receiver<u64>,
 }
+
+/// The lease as the renewer last saw it: `Some(term)` while this node
+/// holds it (`term` counts takes, so a poller notices a lease lost and
+/// taken again in between), `None` while another node does.
+type Held = watch::Receiver<Option<u64>>;
 
 /// The poller was told to stop, or rouse is stopping: leave the
 /// checkpoint where it is.
@@ -178,50 +207,90 @@ impl Poller {
     }
 
     async fn run(mut self) {
-        let Ok(mut checkpoint) = self.start().await else {
-            return;
-        };
+        let (held_tx, mut held) = watch::channel(None);
+        let (done, done_rx) = watch::channel(false);
+        let renewer = tokio::spawn(renew(
+            self.gateway.clone(),
+            self.mapping.clone(),
+            self.shard,
+            self.node.clone(),
+            held_tx,
+            done_rx,
+        ));
+        // Each term of the lease starts from the stored checkpoint: another
+        // node may have moved it while this one did not hold the shard. A
+        // term that ended in a refused checkpoint is over even if the
+        // renewer has not noticed yet.
+        let mut ended = None;
+        while let Ok(term) = self.wait_for_lease(&mut held, ended).await {
+            if self.poll(&held, term).await.is_err() {
+                break;
+            }
+            ended = Some(term);
+        }
+        let _ = done.send(true);
+        let _ = renewer.await;
+    }
+
+    /// Until this node holds the lease in a term other than `ended`.
+    async fn wait_for_lease(&mut self, held: &mut Held, ended: Option<u64>) -> Result<u64, Stop> {
         loop {
-            let Ok(gateway) = self.gateway() else {
-                return;
-            };
+            if let Some(term) = *held.borrow_and_update() {
+                if Some(term) != ended {
+                    return Ok(term);
+                }
+            }
+            tokio::select! {
+                changed = held.changed() => if changed.is_err() { return Err(Stop) },
+                _ = self.stopped.changed() => {}
+            }
+            self.gateway().map(drop)?;
+        }
+    }
+
+    /// Reads and processes batches while the lease's `term` lasts: `Ok`
+    /// when it ended (lost, or a checkpoint refused), `Err` on stop.
+    async fn poll(&mut self, held: &Held, term: u64) -> Result<(), Stop> {
+        let mut checkpoint = self.start().await?;
+        loop {
+            if *held.borrow() != Some(term) {
+                return Ok(());
+            }
+            let gateway = self.gateway()?;
             // Seen before reading: a put after this point wakes us again.
             self.wake.borrow_and_update();
             let batch_size = usize::try_from(self.config.batch_size).unwrap_or(100);
-            let records =
-                gateway
-                    .inner
-                    .store
-                    .read(&self.stream, self.shard, checkpoint, batch_size);
+            let records = gateway
+                .inner
+                .store
+                .read(&self.stream, self.shard, checkpoint, batch_size)
+                .await;
             drop(gateway);
             let records = match records {
                 Ok(records) => records,
                 Err(err) => {
                     tracing::error!(%err, stream = %self.stream, "cannot read stream records");
-                    if self.pause(STORE_RETRY).await.is_err() {
-                        return;
-                    }
+                    self.pause(STORE_RETRY).await?;
                     continue;
                 }
             };
             let Some(first) = records.first() else {
-                if self.wait_for_put(None).await.is_err() {
-                    return;
-                }
+                let poll = self.shared.then_some(SHARED_POLL);
+                self.wait_for_put(poll).await?;
                 continue;
             };
             let window_end = first.arrived_at_ms + i64::from(self.config.batch_window_secs) * 1000;
             let now = crate::async_invoke::now_ms();
             if records.len() < batch_size && now < window_end {
                 let left = Duration::from_millis(u64::try_from(window_end - now).unwrap_or(0));
-                if self.wait_for_put(Some(left)).await.is_err() {
-                    return;
-                }
+                self.wait_for_put(Some(left)).await?;
                 continue;
             }
-            match self.process(&records, checkpoint).await {
-                Ok(next) => checkpoint = next,
-                Err(Stop) => return,
+            match self.process(&records, checkpoint).await? {
+                Some(next) => checkpoint = next,
+                // The lease is gone: whoever holds it now starts from the
+                // last committed checkpoint.
+                None => return Ok(()),
             }
         }
     }
@@ -231,28 +300,7 @@ impl Poller {
     async fn start(&mut self) -> Result<u64, Stop> {
         loop {
             let gateway = self.gateway()?;
-            let store = &gateway.inner.store;
-            let found = store
-                .checkpoint(&self.mapping, self.shard)
-                .and_then(|c| match c {
-                    Some(seq) => Ok(seq),
-                    None => {
-                        let seq = match self.config.starting_position {
-                            StartingPosition::TrimHorizon => return Ok(0),
-                            StartingPosition::Latest => store
-                                .shard_stats(&self.stream)?
-                                .iter()
-                                .find(|s| s.shard == self.shard)
-                                .map_or(0, |s| s.last_seq),
-                            StartingPosition::AtTimestamp { at_ms } => {
-                                store.seq_before_time(&self.stream, self.shard, at_ms)?
-                            }
-                        };
-                        let now = crate::async_invoke::now_ms();
-                        store.set_checkpoint(&self.mapping, &self.stream, self.shard, seq, now)?;
-                        Ok(seq)
-                    }
-                });
+            let found = self.stored_or_starting(&gateway).await;
             drop(gateway);
             match found {
                 Ok(seq) => return Ok(seq),
@@ -262,6 +310,41 @@ impl Poller {
                 }
             }
         }
+    }
+
+    async fn stored_or_starting(&self, gateway: &Gateway) -> Result<u64, rouse_store::StoreError> {
+        let store = &gateway.inner.store;
+        if let Some(seq) = store.checkpoint(&self.mapping, self.shard).await? {
+            return Ok(seq);
+        }
+        let seq = match self.config.starting_position {
+            StartingPosition::TrimHorizon => return Ok(0),
+            StartingPosition::Latest => store
+                .shard_stats(&self.stream)
+                .await?
+                .iter()
+                .find(|s| s.shard == self.shard)
+                .map_or(0, |s| s.last_seq),
+            StartingPosition::AtTimestamp { at_ms } => {
+                store
+                    .seq_before_time(&self.stream, self.shard, at_ms)
+                    .await?
+            }
+        };
+        let now = crate::async_invoke::now_ms();
+        // Refused only when the lease lapsed meanwhile: the next holder
+        // works the start out again.
+        store
+            .set_checkpoint(
+                &self.mapping,
+                &self.stream,
+                self.shard,
+                seq,
+                &self.node,
+                now,
+            )
+            .await?;
+        Ok(seq)
     }
 
     /// Until records are put (or `limit` passes), or the poller is stopped.
@@ -299,12 +382,13 @@ impl Poller {
         }
     }
 
-    /// One batch to its end; returns the new checkpoint.
+    /// One batch to its end; returns the new checkpoint, or `None` when
+    /// the store refused a checkpoint (this node lost the lease).
     async fn process(
         &mut self,
         records: &[StreamRecord],
         mut checkpoint: u64,
-    ) -> Result<u64, Stop> {
+    ) -> Result<Option<u64>, Stop> {
         let policy = self.policy();
         let seqs: Vec<String> = records
             .iter()
@@ -325,6 +409,7 @@ impl Poller {
             let outcome = batch::outcome(&policy, answer.as_deref(), span.start, &span_seqs);
             let now = crate::async_invoke::now_ms();
             let step = batch::decide(&policy, span, outcome, &arrivals, now);
+            self.log_batch(&span_seqs, outcome, &step, now - arrivals[span.start]);
             let commit_before = match step {
                 Step::Done => Some(span.end),
                 Step::Retry { commit_before, .. }
@@ -332,7 +417,10 @@ impl Poller {
                 | Step::GiveUp { commit_before, .. } => commit_before,
             };
             if let Some(end) = commit_before {
-                checkpoint = self.commit(&records[end - 1], checkpoint);
+                match self.commit(&records[end - 1], checkpoint).await {
+                    Some(next) => checkpoint = next,
+                    None => return Ok(None),
+                }
             }
             match step {
                 Step::Done => {}
@@ -364,11 +452,35 @@ impl Poller {
                         invokes,
                         failed,
                     );
-                    checkpoint = self.commit(&records[span.end - 1], checkpoint);
+                    match self.commit(&records[span.end - 1], checkpoint).await {
+                        Some(next) => checkpoint = next,
+                        None => return Ok(None),
+                    }
                 }
             }
         }
-        Ok(checkpoint)
+        Ok(Some(checkpoint))
+    }
+
+    /// One line per invocation of a batch: its records, first and last
+    /// sequence numbers, the outcome, and how old its first record was.
+    fn log_batch(&self, seqs: &[&str], outcome: Outcome, step: &Step, age_ms: i64) {
+        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            return;
+        };
+        let outcome = match (outcome, step) {
+            (Outcome::Success, _) => "ok",
+            (_, Step::Done) => "ok",
+            (_, Step::Retry { .. }) => "failed, retrying",
+            (_, Step::Split { .. }) => "failed, bisecting",
+            (_, Step::GiveUp { .. }) => "failed, giving up",
+        };
+        self.log(&format!(
+            "stream {} {}: batch of {} records {first}..{last}: {outcome} (iterator age {age_ms} ms)",
+            self.stream,
+            format::shard_id(self.shard),
+            seqs.len(),
+        ));
     }
 
     fn log(&self, message: &str) {
@@ -377,20 +489,36 @@ impl Poller {
         }
     }
 
-    fn commit(&self, last: &StreamRecord, checkpoint: u64) -> u64 {
+    /// Commits the checkpoint at `last`; `None` when the store refused it
+    /// because this node no longer holds the shard's lease.
+    async fn commit(&self, last: &StreamRecord, checkpoint: u64) -> Option<u64> {
         let Some(inner) = self.gateway.upgrade() else {
-            return checkpoint;
+            return Some(checkpoint);
         };
         let now = crate::async_invoke::now_ms();
-        if let Err(err) =
-            inner
-                .store
-                .set_checkpoint(&self.mapping, &self.stream, self.shard, last.seq, now)
+        match inner
+            .store
+            .set_checkpoint(
+                &self.mapping,
+                &self.stream,
+                self.shard,
+                last.seq,
+                &self.node,
+                now,
+            )
+            .await
         {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(mapping = %self.mapping, shard = self.shard, "lease lost: checkpoint not committed; the holder runs the batch again");
+                return None;
+            }
             // Kept in memory: the records run again only after a restart.
-            tracing::error!(%err, mapping = %self.mapping, "cannot commit a stream checkpoint");
+            Err(err) => {
+                tracing::error!(%err, mapping = %self.mapping, "cannot commit a stream checkpoint")
+            }
         }
-        checkpoint.max(last.seq)
+        Some(checkpoint.max(last.seq))
     }
 
     /// Runs the function on `records`: `Some(result)` when it answered,
@@ -492,6 +620,67 @@ impl Poller {
                 }
             }
             _ => self.log(&format!("{what}; no onFailure destination, skipped")),
+        }
+    }
+}
+
+/// Takes and renews a poller's lease until the poller stops, publishing
+/// whether this node holds it; gives it up at the end so another node
+/// takes the shard at once.
+async fn renew(
+    gateway: Weak<Inner>,
+    mapping: String,
+    shard: u32,
+    node: String,
+    held: watch::Sender<Option<u64>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut term = 0u64;
+    let mut valid_until = 0i64;
+    loop {
+        let Some(inner) = gateway.upgrade() else {
+            break;
+        };
+        if *stopped.borrow() {
+            break;
+        }
+        let now = crate::async_invoke::now_ms();
+        let grant = inner
+            .store
+            .acquire_lease(&mapping, shard, &node, now, LEASE_TTL)
+            .await;
+        drop(inner);
+        let wait = match grant {
+            Ok(Grant::Held { fresh, until_ms }) => {
+                valid_until = until_ms;
+                if fresh || held.borrow().is_none() {
+                    term += 1;
+                    held.send_replace(Some(term));
+                }
+                LEASE_RENEW
+            }
+            Ok(Grant::Busy { until_ms, .. }) => {
+                held.send_replace(None);
+                let left = u64::try_from(until_ms - now).unwrap_or(0);
+                Duration::from_millis(left.clamp(50, 3_333))
+            }
+            Err(err) => {
+                tracing::warn!(%err, %mapping, shard, "cannot renew a stream lease");
+                if now >= valid_until {
+                    held.send_replace(None);
+                }
+                STORE_RETRY
+            }
+        };
+        tokio::select! {
+            _ = stopped.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    held.send_replace(None);
+    if let Some(inner) = gateway.upgrade() {
+        if let Err(err) = inner.store.release_lease(&mapping, shard, &node).await {
+            tracing::debug!(%err, %mapping, shard, "cannot release a stream lease");
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The Kinesis operations over the stream store: parse the JSON 1.1
-//! request, call the store, answer in Kinesis's shapes. Synchronous (the
-//! caller runs it off the gateway threads) with time as a parameter.
+//! request, call the store, answer in Kinesis's shapes, with time as a
+//! parameter.
 
 use base64::Engine;
 use rouse_store::streams::{NewRecord, StreamInfo, DEFAULT_RETENTION_HOURS};
-use rouse_store::{StoreError, Streams};
+use rouse_store::{Store, StoreError};
 use serde_json::{json, Value};
 
 use super::format::{self, Iterator, ITERATOR_TTL_MS};
@@ -64,24 +64,24 @@ pub(crate) struct Done {
     pub appended_to: Option<String>,
 }
 
-pub(crate) fn execute(store: &dyn Streams, op: &str, body: &[u8], now_ms: i64) -> Done {
+pub(crate) async fn execute(store: &Store, op: &str, body: &[u8], now_ms: i64) -> Done {
     let req: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         _ if body.is_empty() => json!({}),
         _ => return done(Err(invalid("The request body is not a JSON object."))),
     };
     let answer = match op {
-        "CreateStream" => create_stream(store, &req, now_ms),
-        "DescribeStream" => describe(store, &req, true),
-        "DescribeStreamSummary" => describe(store, &req, false),
-        "ListStreams" => list_streams(store, &req),
-        "ListShards" => list_shards(store, &req),
+        "CreateStream" => create_stream(store, &req, now_ms).await,
+        "DescribeStream" => describe(store, &req, true).await,
+        "DescribeStreamSummary" => describe(store, &req, false).await,
+        "ListStreams" => list_streams(store, &req).await,
+        "ListShards" => list_shards(store, &req).await,
         "PutRecord" | "PutRecords" => {
             let stream = stream_name(&req).ok().map(str::to_string);
             let answer = if op == "PutRecord" {
-                put_record(store, &req, now_ms)
+                put_record(store, &req, now_ms).await
             } else {
-                put_records(store, &req, now_ms)
+                put_records(store, &req, now_ms).await
             };
             let appended_to = stream.filter(|_| answer.is_ok());
             return Done {
@@ -89,8 +89,8 @@ pub(crate) fn execute(store: &dyn Streams, op: &str, body: &[u8], now_ms: i64) -
                 appended_to,
             };
         }
-        "GetShardIterator" => get_shard_iterator(store, &req, now_ms),
-        "GetRecords" => get_records(store, &req, now_ms),
+        "GetShardIterator" => get_shard_iterator(store, &req, now_ms).await,
+        "GetRecords" => get_records(store, &req, now_ms).await,
         other => Err(ApiError {
             code: "UnknownOperationException",
             message: format!("Operation {other} is not supported by rouse."),
@@ -122,12 +122,12 @@ fn stream_name(req: &Value) -> Result<&str, ApiError> {
     Err(invalid("Either StreamName or StreamARN is required."))
 }
 
-fn existing(store: &dyn Streams, req: &Value) -> Result<StreamInfo, ApiError> {
+async fn existing(store: &Store, req: &Value) -> Result<StreamInfo, ApiError> {
     let name = stream_name(req)?;
-    store.stream(name)?.ok_or_else(|| not_found(name))
+    store.stream(name).await?.ok_or_else(|| not_found(name))
 }
 
-fn create_stream(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
+async fn create_stream(store: &Store, req: &Value, now_ms: i64) -> Answer {
     let name = str_field(req, "StreamName").ok_or_else(|| invalid("StreamName is required."))?;
     if !rouse_store::streams::valid_stream_name(name) {
         return Err(invalid(format!(
@@ -142,7 +142,10 @@ fn create_stream(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
             .ok_or_else(|| invalid(format!("ShardCount must be between 1 and {MAX_SHARDS}.")))?,
     };
     let shards = u32::try_from(shards).unwrap_or(1);
-    if !store.create_stream(name, shards, DEFAULT_RETENTION_HOURS, now_ms)? {
+    if !store
+        .create_stream(name, shards, DEFAULT_RETENTION_HOURS, now_ms)
+        .await?
+    {
         return Err(ApiError {
             code: "ResourceInUseException",
             message: format!(
@@ -154,8 +157,8 @@ fn create_stream(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
     Ok(json!({}))
 }
 
-fn shard_list(store: &dyn Streams, info: &StreamInfo) -> Result<Vec<Value>, ApiError> {
-    let stats = store.shard_stats(&info.name)?;
+async fn shard_list(store: &Store, info: &StreamInfo) -> Result<Vec<Value>, ApiError> {
+    let stats = store.shard_stats(&info.name).await?;
     Ok(stats
         .iter()
         .map(|s| {
@@ -169,8 +172,8 @@ fn shard_list(store: &dyn Streams, info: &StreamInfo) -> Result<Vec<Value>, ApiE
         .collect())
 }
 
-fn describe(store: &dyn Streams, req: &Value, with_shards: bool) -> Answer {
-    let info = existing(store, req)?;
+async fn describe(store: &Store, req: &Value, with_shards: bool) -> Answer {
+    let info = existing(store, req).await?;
     let mut doc = json!({
         "StreamName": info.name,
         "StreamARN": format::stream_arn(&info.name),
@@ -182,7 +185,7 @@ fn describe(store: &dyn Streams, req: &Value, with_shards: bool) -> Answer {
         "EncryptionType": "NONE",
     });
     if with_shards {
-        doc["Shards"] = Value::Array(shard_list(store, &info)?);
+        doc["Shards"] = Value::Array(shard_list(store, &info).await?);
         doc["HasMoreShards"] = json!(false);
         Ok(json!({ "StreamDescription": doc }))
     } else {
@@ -192,7 +195,7 @@ fn describe(store: &dyn Streams, req: &Value, with_shards: bool) -> Answer {
     }
 }
 
-fn list_streams(store: &dyn Streams, req: &Value) -> Answer {
+async fn list_streams(store: &Store, req: &Value) -> Answer {
     let limit = req
         .get("Limit")
         .and_then(Value::as_u64)
@@ -202,7 +205,8 @@ fn list_streams(store: &dyn Streams, req: &Value) -> Answer {
         .or_else(|| str_field(req, "NextToken"))
         .unwrap_or("");
     let all: Vec<StreamInfo> = store
-        .list_streams()?
+        .list_streams()
+        .await?
         .into_iter()
         .filter(|s| s.name.as_str() > after)
         .collect();
@@ -226,16 +230,17 @@ fn list_streams(store: &dyn Streams, req: &Value) -> Answer {
     Ok(doc)
 }
 
-fn list_shards(store: &dyn Streams, req: &Value) -> Answer {
+async fn list_shards(store: &Store, req: &Value) -> Answer {
     // A NextToken is never handed out (all shards fit one page), so one
     // coming back is a stream name's stand-in.
     let info = match str_field(req, "NextToken") {
         Some(token) => store
-            .stream(token)?
+            .stream(token)
+            .await?
             .ok_or_else(|| invalid("Invalid NextToken."))?,
-        None => existing(store, req)?,
+        None => existing(store, req).await?,
     };
-    Ok(json!({ "Shards": shard_list(store, &info)? }))
+    Ok(json!({ "Shards": shard_list(store, &info).await? }))
 }
 
 /// One entry of `PutRecord(s)`: its shard and the record to append.
@@ -268,11 +273,11 @@ fn record_of(info: &StreamInfo, entry: &Value) -> Result<NewRecord, ApiError> {
     })
 }
 
-fn put_record(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
-    let info = existing(store, req)?;
+async fn put_record(store: &Store, req: &Value, now_ms: i64) -> Answer {
+    let info = existing(store, req).await?;
     let record = record_of(&info, req)?;
     let shard = record.shard;
-    let seqs = store.append(&info.name, &[record], now_ms)?;
+    let seqs = store.append(&info.name, &[record], now_ms).await?;
     let seq = seqs.first().copied().unwrap_or(0);
     Ok(json!({
         "ShardId": format::shard_id(shard),
@@ -281,8 +286,8 @@ fn put_record(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
     }))
 }
 
-fn put_records(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
-    let info = existing(store, req)?;
+async fn put_records(store: &Store, req: &Value, now_ms: i64) -> Answer {
+    let info = existing(store, req).await?;
     let entries = req
         .get("Records")
         .and_then(Value::as_array)
@@ -298,7 +303,7 @@ fn put_records(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
         .collect::<Result<Vec<_>, _>>()?;
     // One transaction: all of them are stored, or none (an error answers
     // the whole call, so FailedRecordCount is always 0).
-    let seqs = store.append(&info.name, &records, now_ms)?;
+    let seqs = store.append(&info.name, &records, now_ms).await?;
     let results: Vec<Value> = records
         .iter()
         .zip(&seqs)
@@ -322,8 +327,8 @@ fn shard_of(info: &StreamInfo, req: &Value) -> Result<u32, ApiError> {
         })
 }
 
-fn get_shard_iterator(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
-    let info = existing(store, req)?;
+async fn get_shard_iterator(store: &Store, req: &Value, now_ms: i64) -> Answer {
+    let info = existing(store, req).await?;
     let shard = shard_of(&info, req)?;
     let kind = str_field(req, "ShardIteratorType").unwrap_or("");
     let at_seq = |offset: u64| -> Result<u64, ApiError> {
@@ -340,7 +345,7 @@ fn get_shard_iterator(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
     let after = match kind {
         "TRIM_HORIZON" => 0,
         "LATEST" => store
-            .shard_stats(&info.name)?
+            .shard_stats(&info.name).await?
             .iter()
             .find(|s| s.shard == shard)
             .map_or(0, |s| s.last_seq),
@@ -351,7 +356,7 @@ fn get_shard_iterator(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
                 .get("Timestamp")
                 .and_then(Value::as_f64)
                 .ok_or_else(|| invalid("Timestamp is required for AT_TIMESTAMP."))?;
-            store.seq_before_time(&info.name, shard, (secs * 1000.0) as i64)?
+            store.seq_before_time(&info.name, shard, (secs * 1000.0) as i64).await?
         }
         other => {
             return Err(invalid(format!(
@@ -368,7 +373,7 @@ fn get_shard_iterator(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
     Ok(json!({ "ShardIterator": it.encode() }))
 }
 
-fn get_records(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
+async fn get_records(store: &Store, req: &Value, now_ms: i64) -> Answer {
     let token =
         str_field(req, "ShardIterator").ok_or_else(|| invalid("ShardIterator is required."))?;
     let it = Iterator::decode(token).ok_or_else(|| invalid("Invalid ShardIterator."))?;
@@ -388,10 +393,10 @@ fn get_records(store: &dyn Streams, req: &Value, now_ms: i64) -> Answer {
             usize::try_from(n).unwrap_or(MAX_GET_RECORDS)
         })
         .clamp(1, MAX_GET_RECORDS);
-    if store.stream(&it.stream)?.is_none() {
+    if store.stream(&it.stream).await?.is_none() {
         return Err(not_found(&it.stream));
     }
-    let records = store.read(&it.stream, it.shard, it.after, limit)?;
+    let records = store.read(&it.stream, it.shard, it.after, limit).await?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let behind = match records.last() {
         Some(last) if records.len() == limit => now_ms.saturating_sub(last.arrived_at_ms),

@@ -5,6 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::leases::{self, Grant, Lease, Step};
 use crate::streams::{Checkpoint, NewRecord, ShardStats, StreamInfo, StreamRecord};
 use crate::StoreError;
 
@@ -39,6 +40,15 @@ pub(crate) const MIGRATION: &str = "CREATE TABLE streams (
         PRIMARY KEY (mapping, shard)
     );
     CREATE INDEX stream_checkpoints_by_stream ON stream_checkpoints (stream);";
+
+/// The schema step that adds per-shard poller leases.
+pub(crate) const LEASES_MIGRATION: &str = "CREATE TABLE stream_leases (
+        mapping  TEXT NOT NULL,
+        shard    INTEGER NOT NULL,
+        node     TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        PRIMARY KEY (mapping, shard)
+    );";
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -251,22 +261,104 @@ pub(crate) fn checkpoint(
         .map(to_u64))
 }
 
+/// Moves the checkpoint forward if `node` holds a live lease on the
+/// shard; `false` (nothing written) when it does not.
 pub(crate) fn set_checkpoint(
-    conn: &Connection,
+    conn: &mut Connection,
     mapping: &str,
     stream: &str,
     shard: u32,
     seq: u64,
+    node: &str,
     now_ms: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !leases::may_commit(lease(&tx, mapping, shard)?.as_ref(), node, now_ms) {
+        return Ok(false);
+    }
+    tx.prepare_cached(
         "INSERT INTO stream_checkpoints (mapping, stream, shard, seq, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (mapping, shard) DO UPDATE SET
              seq = MAX(stream_checkpoints.seq, excluded.seq), updated_at = excluded.updated_at",
     )?
     .execute(params![mapping, stream, shard, to_i64(seq), now_ms])?;
+    tx.commit()?;
+    Ok(true)
+}
+
+fn lease(conn: &Connection, mapping: &str, shard: u32) -> Result<Option<Lease>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT node, until_ms FROM stream_leases WHERE mapping = ?1 AND shard = ?2",
+        )?
+        .query_row(params![mapping, shard], |row| {
+            Ok(Lease {
+                mapping: mapping.to_string(),
+                shard,
+                node: row.get(0)?,
+                until_ms: row.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Takes, renews or reports the holder of a shard's lease (see
+/// [`leases::decide`]); the write is in the same transaction as the read.
+pub(crate) fn acquire_lease(
+    conn: &mut Connection,
+    mapping: &str,
+    shard: u32,
+    node: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<Grant, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let until_ms = now_ms.saturating_add(ttl_ms);
+    let grant = match leases::decide(lease(&tx, mapping, shard)?.as_ref(), node, now_ms) {
+        Step::Wait { holder, until_ms } => Grant::Busy { holder, until_ms },
+        step => {
+            tx.prepare_cached(
+                "INSERT INTO stream_leases (mapping, shard, node, until_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (mapping, shard) DO UPDATE SET
+                     node = excluded.node, until_ms = excluded.until_ms",
+            )?
+            .execute(params![mapping, shard, node, until_ms])?;
+            Grant::Held {
+                until_ms,
+                fresh: step != Step::Renew,
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(grant)
+}
+
+/// Gives a lease up (a poller stopping cleanly), so another node can take
+/// the shard at once.
+pub(crate) fn release_lease(
+    conn: &Connection,
+    mapping: &str,
+    shard: u32,
+    node: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM stream_leases WHERE mapping = ?1 AND shard = ?2 AND node = ?3",
+    )?
+    .execute(params![mapping, shard, node])?;
     Ok(())
+}
+
+/// Drops every record past its stream's retention (shards that get no
+/// appends are trimmed here, not on append).
+pub(crate) fn trim_expired(conn: &Connection, now_ms: i64) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM stream_records WHERE arrived_at < ?1 - 3600000 * (
+                 SELECT retention_hours FROM streams WHERE streams.name = stream_records.stream)",
+        )?
+        .execute(params![now_ms])?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(crate) fn checkpoints_of(
@@ -274,8 +366,13 @@ pub(crate) fn checkpoints_of(
     stream: &str,
 ) -> Result<Vec<Checkpoint>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT mapping, shard, seq, updated_at FROM stream_checkpoints
-         WHERE stream = ?1 ORDER BY mapping, shard",
+        "SELECT c.mapping, c.shard, c.seq, c.updated_at,
+                (SELECT r.arrived_at FROM stream_records r
+                 WHERE r.stream = c.stream AND r.shard = c.shard AND r.seq > c.seq
+                 ORDER BY r.seq LIMIT 1),
+                (SELECT l.node FROM stream_leases l WHERE l.mapping = c.mapping AND l.shard = c.shard)
+         FROM stream_checkpoints c
+         WHERE c.stream = ?1 ORDER BY c.mapping, c.shard",
     )?;
     let rows = stmt
         .query_map([stream], |row| {
@@ -284,6 +381,8 @@ pub(crate) fn checkpoints_of(
                 shard: to_u32(row.get(1)?),
                 seq: to_u64(row.get(2)?),
                 updated_at_ms: row.get(3)?,
+                next_arrival_ms: row.get(4)?,
+                holder: row.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -97,6 +97,9 @@ const MIGRATIONS: &[&str] = &[
     super::events::MIGRATION,
     // 4: placement (see placements.rs) and what forwarding needs of a node.
     super::placements::MIGRATION,
+    // 5: streams, their shards and records, mapping checkpoints and
+    // per-shard poller leases.
+    super::streams::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
