@@ -386,7 +386,12 @@ pub(crate) fn start_instance(
     state: &mut State,
     reserved: u32,
 ) -> Arc<instance::Instance> {
-    let instance = Arc::new(instance::Instance::new(fp.deployment()));
+    // A start asked for on a gateway thread (single-threaded runtime) serves
+    // the instance's Runtime API there; see `RuntimeEndpoint::bind_on`.
+    let home = tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+    let instance = Arc::new(instance::Instance::new(fp.deployment(), home));
     state.slots.push(Slot {
         instance: instance.clone(),
         phase: Phase::Starting,

@@ -229,13 +229,16 @@ impl Server {
     /// Stops accepting, drains in-flight requests, stops every instance.
     pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
-        self.gateway_server.wait().await;
+        let mut gateway_server = self.gateway_server;
+        gateway_server.wait().await;
         let _ = tokio::time::timeout(ADMIN_DRAIN, self.admin_task).await;
         if let Some(cluster) = self.cluster {
             // The node's row says it left, so peers need not wait for the TTL.
             let _ = tokio::time::timeout(ADMIN_DRAIN, cluster).await;
         }
         self.pool.shutdown(INSTANCE_GRACE).await;
+        // Last: instances' Runtime APIs may be served on gateway threads.
+        gateway_server.finish().await;
         tracing::info!("rouse stopped");
     }
 }
