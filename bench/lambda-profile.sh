@@ -103,6 +103,8 @@ requests() { # case count
       invoke) printf 'url = "%s"\ndata = "{\\"k\\":1}"\n' "$INVOKE_URL" ;;
     esac
     echo 'output = "/dev/null"'
+    # Options (the POST body) apply to one request each.
+    if ((i + 1 < $2)); then echo next; fi
   done
 }
 run_case() { # case count

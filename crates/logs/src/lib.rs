@@ -121,7 +121,9 @@ impl LogBook {
         self.writer.open_files()
     }
 
-    fn lock_tails(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<str>>>> {
+    fn lock_tails(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<str>>>> {
         self.tails.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -186,7 +188,11 @@ mod tests {
                 let book = Arc::clone(&book);
                 std::thread::spawn(move || {
                     for i in 0..500 {
-                        book.write(if i % 2 == 0 { "a" } else { "b" }, &format!("w{w}"), &format!("{i}"));
+                        book.write(
+                            if i % 2 == 0 { "a" } else { "b" },
+                            &format!("w{w}"),
+                            &format!("{i}"),
+                        );
                     }
                 })
             })

@@ -62,7 +62,10 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub(crate) fn new(deployment: Arc<Deployment>, home: Option<tokio::runtime::Handle>) -> Instance {
+    pub(crate) fn new(
+        deployment: Arc<Deployment>,
+        home: Option<tokio::runtime::Handle>,
+    ) -> Instance {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Instance {
             id,

@@ -135,7 +135,10 @@ mod tests {
         assert!(before > 0);
         // The same open file sees the peak grow.
         let big = vec![1u8; 64 * 1024 * 1024];
-        assert!(own.read_mb().is_some_and(|mb| mb >= before + 60), "{before}");
+        assert!(
+            own.read_mb().is_some_and(|mb| mb >= before + 60),
+            "{before}"
+        );
         drop(big);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("memory.peak");
