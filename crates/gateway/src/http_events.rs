@@ -142,7 +142,13 @@ fn event(
         function_name: target.function,
     };
     let event = rouse_events::to_event(target.shape, &request, &context);
-    (request_id, Bytes::from(event.to_string()))
+    // Straight into the buffer that becomes the `next` body (a `Value`
+    // always serialises; `to_string` would go through `fmt` on the way).
+    let mut json = Vec::with_capacity(1024 + request.body.len() * 4 / 3);
+    if let Err(err) = serde_json::to_writer(&mut json, &event) {
+        tracing::error!(%err, "cannot serialise an event");
+    }
+    (request_id, Bytes::from(json))
 }
 
 /// The HTTP response for a handler's result, as API Gateway gives it.

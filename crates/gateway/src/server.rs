@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::listen::{self, ConnPolicy};
 use crate::Gateway;
@@ -19,6 +19,13 @@ const BACKLOG: u32 = 1024;
 pub struct GatewayServer {
     pub addr: SocketAddr,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// One per thread: its listener has drained.
+    drained: Vec<oneshot::Receiver<()>>,
+    /// Lets the threads end (sent, or dropped, by [`GatewayServer::finish`]).
+    /// Until then a drained thread keeps its runtime, which also serves the
+    /// Runtime API of the lambda instances its requests started; those must
+    /// answer until the pool has stopped the instances.
+    release: watch::Sender<bool>,
 }
 
 impl GatewayServer {
@@ -44,7 +51,12 @@ impl GatewayServer {
             listeners.push(reuseport_listener(addr)?);
         }
         let mut handles = Vec::new();
+        let mut drained = Vec::new();
+        let (release, released) = watch::channel(false);
         for (i, listener) in listeners.into_iter().enumerate() {
+            let (drained_tx, drained_rx) = oneshot::channel();
+            drained.push(drained_rx);
+            let mut released = released.clone();
             let listener = listener.into_std()?;
             let gateway = gateway.clone();
             let policy = policy.clone();
@@ -78,6 +90,9 @@ impl GatewayServer {
                             async move { gateway.handle(req, remote).await }
                         };
                         listen::serve(listener, policy, handler, stop, drain).await;
+                        let _ = drained_tx.send(());
+                        // Err: the server handle is gone, which releases too.
+                        let _ = released.wait_for(|go| *go).await;
                     });
                 })?;
             handles.push(handle);
@@ -85,11 +100,24 @@ impl GatewayServer {
         Ok(GatewayServer {
             addr,
             threads: handles,
+            drained,
+            release,
         })
     }
 
-    /// Waits until every listener has drained and stopped.
-    pub async fn wait(self) {
+    /// Waits until every listener has drained and stopped accepting; the
+    /// threads keep running until [`GatewayServer::finish`].
+    pub async fn wait(&mut self) {
+        for drained in std::mem::take(&mut self.drained) {
+            // Err: the thread ended early (its runtime failed to start).
+            let _ = drained.await;
+        }
+    }
+
+    /// Ends the threads (after [`GatewayServer::wait`] and stopping the
+    /// instances) and waits for them.
+    pub async fn finish(self) {
+        let _ = self.release.send(true);
         let threads = self.threads;
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {

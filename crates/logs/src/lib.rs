@@ -8,50 +8,44 @@
 
 #![forbid(unsafe_code)]
 
+mod writer;
+
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
+use writer::Writer;
+
 /// Lines kept for a tail subscriber that falls behind.
 const TAIL_BUFFER: usize = 1024;
 /// Source name of lines rouse itself writes about a function.
 pub const PLATFORM: &str = "platform";
 
+/// The log files and live tails of every function.
+///
+/// Lines reach the files through one writer thread ([`writer`]): a caller
+/// (often a gateway thread answering a request) only queues the line, so a
+/// slow disk delays the file, not the request. Reads ([`LogBook::last_lines`])
+/// wait for what was queued before them, so they see every line written
+/// before the call.
 pub struct LogBook {
     dir: PathBuf,
-    state: Mutex<State>,
+    tails: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
+    writer: Writer,
 }
-
-/// Open files and live tails. Only functions that log often or are being
-/// tailed are here, so ten thousand idle functions cost neither file
-/// descriptors nor tail buffers.
-#[derive(Default)]
-struct State {
-    files: HashMap<String, OpenFile>,
-    tails: HashMap<String, broadcast::Sender<Arc<str>>>,
-    /// Counts writes, to find the least recently written file.
-    clock: u64,
-}
-
-struct OpenFile {
-    file: File,
-    last_write: u64,
-}
-
-/// Log files kept open at once; the least recently written is closed first.
-const MAX_OPEN_FILES: usize = 128;
 
 impl LogBook {
     pub fn open(dir: &Path) -> std::io::Result<LogBook> {
         std::fs::create_dir_all(dir)?;
         Ok(LogBook {
             dir: dir.to_path_buf(),
-            state: Mutex::new(State::default()),
+            tails: Mutex::new(HashMap::new()),
+            writer: Writer::start(dir.to_path_buf())?,
         })
     }
 
@@ -62,39 +56,18 @@ impl LogBook {
             "{} [{source}] {message}\n",
             humantime::format_rfc3339_millis(SystemTime::now())
         );
-        let mut state = self.lock();
-        state.clock += 1;
-        let now = state.clock;
-        if !state.files.contains_key(function) {
-            if state.files.len() >= MAX_OPEN_FILES {
-                state.close_least_recent();
-            }
-            match self.open_file(function) {
-                Ok(file) => {
-                    state.files.insert(
-                        function.to_string(),
-                        OpenFile {
-                            file,
-                            last_write: now,
-                        },
-                    );
+        {
+            let mut tails = self.lock_tails();
+            if let Some(live) = tails.get(function) {
+                let line: Arc<str> = Arc::from(&text[..text.len() - 1]);
+                if live.send(line).is_err() {
+                    // Every tail has gone: free the buffer until the next one.
+                    tails.remove(function);
                 }
-                Err(err) => tracing::warn!(function, %err, "cannot open log file"),
             }
         }
-        if let Some(open) = state.files.get_mut(function) {
-            open.last_write = now;
-            if let Err(err) = open.file.write_all(text.as_bytes()) {
-                tracing::warn!(function, %err, "cannot append to log file");
-            }
-        }
-        if let Some(live) = state.tails.get(function) {
-            text.pop();
-            if live.send(Arc::from(text)).is_err() {
-                // Every tail has gone: free the buffer until the next one.
-                state.tails.remove(function);
-            }
-        }
+        text.shrink_to_fit();
+        self.writer.append(function, text);
     }
 
     /// A platform event about `function`.
@@ -104,6 +77,7 @@ impl LogBook {
 
     /// The last `lines` lines of the function's log file.
     pub fn last_lines(&self, function: &str, lines: usize) -> std::io::Result<Vec<String>> {
+        self.writer.flush();
         let path = self.path(function);
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -125,55 +99,36 @@ impl LogBook {
 
     /// Live lines of `function` from now on.
     pub fn subscribe(&self, function: &str) -> broadcast::Receiver<Arc<str>> {
-        let mut state = self.lock();
-        if let Some(live) = state.tails.get(function) {
+        let mut tails = self.lock_tails();
+        if let Some(live) = tails.get(function) {
             return live.subscribe();
         }
         let (live, rx) = broadcast::channel(TAIL_BUFFER);
-        state.tails.insert(function.to_string(), live);
+        tails.insert(function.to_string(), live);
         rx
     }
 
-    /// Forgets a removed function: closes its file and deletes it.
+    /// Forgets a removed function: closes its file and deletes it (after
+    /// the lines queued before this call, so none of them recreates it).
     pub fn remove(&self, function: &str) {
-        let mut state = self.lock();
-        state.files.remove(function);
-        state.tails.remove(function);
-        let _ = std::fs::remove_file(self.path(function));
+        self.lock_tails().remove(function);
+        self.writer.remove(function);
     }
 
-    /// Log files open right now (bounded by [`MAX_OPEN_FILES`]).
+    /// Log files open right now (bounded by [`writer::MAX_OPEN_FILES`]).
     pub fn open_files(&self) -> usize {
-        self.lock().files.len()
+        self.writer.flush();
+        self.writer.open_files()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn open_file(&self, function: &str) -> std::io::Result<File> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(function))
+    fn lock_tails(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<str>>>> {
+        self.tails.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn path(&self, function: &str) -> PathBuf {
-        // Function names are validated to [A-Za-z0-9_-], so they are safe file names.
-        self.dir.join(format!("{function}.log"))
-    }
-}
-
-impl State {
-    fn close_least_recent(&mut self) {
-        let oldest = self
-            .files
-            .iter()
-            .min_by_key(|(_, f)| f.last_write)
-            .map(|(name, _)| name.clone());
-        if let Some(name) = oldest {
-            self.files.remove(&name);
-        }
+        writer::path(&self.dir, function)
     }
 }
 
@@ -213,15 +168,65 @@ mod tests {
     fn idle_functions_keep_no_file_open() {
         let dir = tempfile::tempdir().unwrap();
         let book = LogBook::open(dir.path()).unwrap();
-        for i in 0..(MAX_OPEN_FILES * 3) {
+        for i in 0..(writer::MAX_OPEN_FILES * 3) {
             book.platform(&format!("f{i}"), "deployed");
         }
-        assert_eq!(book.open_files(), MAX_OPEN_FILES);
+        assert_eq!(book.open_files(), writer::MAX_OPEN_FILES);
         // A closed file is reopened on the next write, nothing is lost.
         book.platform("f0", "again");
         let lines = book.last_lines("f0", 10).unwrap();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[1].ends_with("again"));
+    }
+
+    #[test]
+    fn lines_from_many_threads_all_arrive_in_each_writers_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(LogBook::open(dir.path()).unwrap());
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let book = Arc::clone(&book);
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        book.write(
+                            if i % 2 == 0 { "a" } else { "b" },
+                            &format!("w{w}"),
+                            &format!("{i}"),
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        // Read right after the writes: `last_lines` waits for the queue.
+        for (function, parity) in [("a", 0), ("b", 1)] {
+            let lines = book.last_lines(function, 10_000).unwrap();
+            assert_eq!(lines.len(), 1000, "{function}");
+            for w in 0..4 {
+                let seen: Vec<u32> = lines
+                    .iter()
+                    .filter_map(|l| l.split_once(&format!(" [w{w}] ")))
+                    .map(|(_, n)| n.parse().unwrap())
+                    .collect();
+                let want: Vec<u32> = (0..500).filter(|i| i % 2 == parity).collect();
+                assert_eq!(seen, want, "{function} w{w}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_removed_function_starts_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = LogBook::open(dir.path()).unwrap();
+        book.write("f", "i-1", "old");
+        book.remove("f");
+        assert!(!dir.path().join("f.log").exists());
+        book.write("f", "i-2", "new");
+        let lines = book.last_lines("f", 10).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].ends_with("[i-2] new"));
     }
 
     #[tokio::test]

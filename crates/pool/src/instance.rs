@@ -52,15 +52,22 @@ pub(crate) struct Instance {
     pub exit: watch::Sender<Option<Arc<str>>>,
     /// Set (before `exit`) when the kernel killed it at its memory limit.
     pub out_of_memory: std::sync::atomic::AtomicBool,
-    /// The cgroup file with its peak memory use (isolated instances).
-    pub memory_peak_file: OnceLock<std::path::PathBuf>,
     /// Requests it has been handed (leases taken on it).
     pub served: std::sync::atomic::AtomicU64,
+    /// Where REPORT's Max Memory Used comes from (set at spawn).
+    pub memory_peak: OnceLock<rouse_sandbox::procfs::PeakMemory>,
+    /// The runtime a lambda instance's Runtime API is served on: the
+    /// gateway thread whose request started it, so that thread's later
+    /// invocations stay on it; `None` for the main runtime.
+    pub home: Option<tokio::runtime::Handle>,
     stop_reason: Mutex<Option<String>>,
 }
 
 impl Instance {
-    pub(crate) fn new(deployment: Arc<Deployment>) -> Instance {
+    pub(crate) fn new(
+        deployment: Arc<Deployment>,
+        home: Option<tokio::runtime::Handle>,
+    ) -> Instance {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Instance {
             id,
@@ -77,8 +84,9 @@ impl Instance {
             init_duration: Mutex::new(None),
             exit: watch::Sender::new(None),
             out_of_memory: std::sync::atomic::AtomicBool::new(false),
-            memory_peak_file: OnceLock::new(),
             served: std::sync::atomic::AtomicU64::new(0),
+            memory_peak: OnceLock::new(),
+            home,
             stop_reason: Mutex::new(None),
         }
     }

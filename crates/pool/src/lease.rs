@@ -147,10 +147,7 @@ impl Lease {
     /// Peak memory of the instance in MB: of its whole cgroup when it is
     /// isolated, else of its main process (Linux `/proc`).
     pub fn max_memory_used_mb(&self) -> Option<u64> {
-        rouse_sandbox::procfs::peak_memory_mb(
-            self.instance.memory_peak_file.get().map(|f| f.as_path()),
-            self.pid(),
-        )
+        self.instance.memory_peak.get()?.read_mb()
     }
 
     /// Counts one invocation on this lease's function for the metrics:

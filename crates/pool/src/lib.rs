@@ -308,10 +308,7 @@ impl Pool {
                 in_flight: s.in_flight,
                 age_secs: s.instance.started.elapsed().as_secs_f64(),
                 requests: s.instance.served.load(Ordering::Relaxed),
-                memory_mb: rouse_sandbox::procfs::peak_memory_mb(
-                    s.instance.memory_peak_file.get().map(|f| f.as_path()),
-                    s.instance.pid.load(Ordering::Relaxed),
-                ),
+                memory_mb: s.instance.memory_peak.get().and_then(|p| p.read_mb()),
             })
             .collect()
     }
@@ -447,7 +444,12 @@ pub(crate) fn start_instance(
     state: &mut State,
     reserved: u32,
 ) -> Arc<instance::Instance> {
-    let instance = Arc::new(instance::Instance::new(fp.deployment()));
+    // A start asked for on a gateway thread (single-threaded runtime) serves
+    // the instance's Runtime API there; see `RuntimeEndpoint::bind_on`.
+    let home = tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+    let instance = Arc::new(instance::Instance::new(fp.deployment(), home));
     state.slots.push(Slot {
         instance: instance.clone(),
         phase: Phase::Starting,

@@ -184,9 +184,13 @@ async fn prepare_lambda<'a>(
                 .into(),
         );
     }
+    let admission = runtime_api_admission(shared.confinement.level, fp.uid);
+    let home = instance
+        .home
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
     let endpoint = Arc::new(
-        RuntimeEndpoint::bind_admitting(runtime_api_admission(shared.confinement.level, fp.uid))
-            .await
+        RuntimeEndpoint::bind_on(&home, admission)
             .map_err(|e| format!("cannot listen for the Runtime API: {e}"))?,
     );
     // Lambda's reserved variables win over the function's own.
@@ -247,9 +251,11 @@ fn log_sink(shared: &Shared, fp: &FunctionPool, instance: &Instance) -> rouse_sa
 /// pid file for a later run, and the cold start line.
 fn spawned_as(shared: &Shared, fp: &FunctionPool, instance: &Instance, process: &Process) {
     instance.pid.store(process.pid(), Ordering::Relaxed);
-    if let Some(file) = process.peak_memory_file() {
-        let _ = instance.memory_peak_file.set(file);
-    }
+    let peak = rouse_sandbox::procfs::PeakMemory::open(
+        process.peak_memory_file().as_deref(),
+        process.pid(),
+    );
+    let _ = instance.memory_peak.set(peak);
     let _ = instance.output.set(process.output_sync());
     leftovers::record(&shared.instances_dir, &instance.id, process.pid());
     shared.logs.platform(

@@ -33,6 +33,7 @@
 mod bootstraps;
 mod errors;
 mod extensions;
+mod quickack;
 mod server;
 mod state;
 mod stream;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -174,10 +176,30 @@ impl RuntimeEndpoint {
 
     /// Listens on `127.0.0.1:0` and serves the connections `admission` lets in.
     pub async fn bind_admitting(admission: Admission) -> std::io::Result<RuntimeEndpoint> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        RuntimeEndpoint::bind_on(&Handle::current(), admission)
+    }
+
+    /// Like [`RuntimeEndpoint::bind_admitting`], with the server (its
+    /// listener and every connection) on the runtime `home`.
+    ///
+    /// An invocation made from a task on `home` is handed to the waiting
+    /// `next` and answered by `/response` without leaving its thread: on a
+    /// single-threaded runtime, waking the connection task and being woken
+    /// by it are queue pushes rather than cross-thread wake-ups. Invocations
+    /// from other runtimes still work, one wake-up each way.
+    pub fn bind_on(home: &Handle, admission: Admission) -> std::io::Result<RuntimeEndpoint> {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Shared::new();
-        let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), admission));
+        let serving = Arc::clone(&shared);
+        // Registered with the reactor of the runtime that polls it.
+        let server = home.spawn(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => server::serve(listener, serving, admission).await,
+                Err(err) => tracing::warn!(%err, "runtime API: cannot register the listener"),
+            }
+        });
         Ok(RuntimeEndpoint {
             addr,
             shared,

@@ -23,6 +23,7 @@ use crate::errors::{
     error_json, invoker_error_body, is_json, sanitize_error_type, ApiError, MAX_PAYLOAD_SIZE,
 };
 use crate::extensions;
+use crate::quickack::QuickAck;
 use crate::state::{Answer, Shared};
 use crate::stream::{self, PumpEnd};
 use crate::{Admission, InitFailure, Invocation, Outcome};
@@ -94,7 +95,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     // pool bounds the instance's life instead).
     builder.keep_alive(true).header_read_timeout(None);
     if let Err(err) = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(QuickAck(stream)), service)
         .await
     {
         tracing::debug!(%err, "runtime API connection ended with an error");

@@ -5,17 +5,48 @@
 
 use std::path::Path;
 
-/// Peak memory of an instance in MB: of its whole cgroup when it is
-/// isolated (`peak_file`, the cgroup's peak usage in bytes), else of its
-/// main process `pid` (`VmHWM` in `/proc/<pid>/status`). `None` when
-/// neither can be read, e.g. the process is gone.
-pub fn peak_memory_mb(peak_file: Option<&Path>, pid: u32) -> Option<u64> {
-    if let Some(file) = peak_file {
-        let bytes: u64 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
-        return Some(bytes.div_ceil(1024 * 1024));
+/// Where an instance's peak memory is read: its whole cgroup's peak usage
+/// in bytes when it is isolated, else its main process's `VmHWM` in
+/// `/proc/<pid>/status`. The file is opened once and re-read from offset 0
+/// (both regenerate their text on every read): REPORT reads it after each
+/// invocation, and one `pread` costs less than the open, read and close of
+/// a path lookup every time.
+pub struct PeakMemory {
+    file: Option<std::fs::File>,
+    cgroup: bool,
+}
+
+impl PeakMemory {
+    /// Opens the cgroup's `peak_file` if given, else `/proc/<pid>/status`.
+    /// A file that cannot be opened (the process is already gone) reads as
+    /// `None`.
+    pub fn open(peak_file: Option<&Path>, pid: u32) -> PeakMemory {
+        let (file, cgroup) = match peak_file {
+            Some(path) => (std::fs::File::open(path), true),
+            None => (std::fs::File::open(format!("/proc/{pid}/status")), false),
+        };
+        PeakMemory {
+            file: file.ok(),
+            cgroup,
+        }
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    Some(kb_field(&status, "VmHWM:")?.div_ceil(1024))
+
+    /// Peak memory in MB; `None` when it cannot be read, e.g. the process
+    /// is gone.
+    pub fn read_mb(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref()?;
+        // `/proc/<pid>/status` is about 1.5 kB; VmHWM is in its first half.
+        let mut buf = [0u8; 4096];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        if self.cgroup {
+            let bytes: u64 = text.trim().parse().ok()?;
+            Some(bytes.div_ceil(1024 * 1024))
+        } else {
+            Some(kb_field(text, "VmHWM:")?.div_ceil(1024))
+        }
+    }
 }
 
 /// The machine's memory in kB (`MemTotal` in `/proc/meminfo`).
@@ -99,11 +130,23 @@ mod tests {
     #[test]
     fn this_process_has_a_peak_and_a_cgroup_file_wins() {
         let pid = std::process::id();
-        assert!(peak_memory_mb(None, pid).is_some_and(|mb| mb > 0));
+        let own = PeakMemory::open(None, pid);
+        let before = own.read_mb().expect("VmHWM of this process");
+        assert!(before > 0);
+        // The same open file sees the peak grow.
+        let big = vec![1u8; 64 * 1024 * 1024];
+        assert!(
+            own.read_mb().is_some_and(|mb| mb >= before + 60),
+            "{before}"
+        );
+        drop(big);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("memory.peak");
         std::fs::write(&file, "3145729\n").unwrap();
-        assert_eq!(peak_memory_mb(Some(&file), pid), Some(4));
-        assert_eq!(peak_memory_mb(None, u32::MAX), None);
+        let cgroup = PeakMemory::open(Some(&file), pid);
+        assert_eq!(cgroup.read_mb(), Some(4));
+        std::fs::write(&file, "8388608\n").unwrap();
+        assert_eq!(cgroup.read_mb(), Some(8), "re-read, not cached");
+        assert_eq!(PeakMemory::open(None, u32::MAX).read_mb(), None);
     }
 }

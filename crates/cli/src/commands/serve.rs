@@ -268,7 +268,8 @@ impl Server {
     /// Stops accepting, drains in-flight requests, stops every instance.
     pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(true);
-        self.gateway_server.wait().await;
+        let mut gateway_server = self.gateway_server;
+        gateway_server.wait().await;
         if let Some(internal) = self.internal {
             internal.wait().await;
         }
@@ -278,6 +279,8 @@ impl Server {
             let _ = tokio::time::timeout(ADMIN_DRAIN, cluster).await;
         }
         self.pool.shutdown(INSTANCE_GRACE).await;
+        // Last: instances' Runtime APIs may be served on gateway threads.
+        gateway_server.finish().await;
         tracing::info!("rouse stopped");
     }
 }
