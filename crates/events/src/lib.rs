@@ -62,6 +62,7 @@ mod body;
 pub mod civil;
 mod fields;
 pub mod kinesis;
+pub mod sqs;
 mod maps;
 mod query;
 mod request;

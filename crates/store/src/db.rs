@@ -4,6 +4,7 @@ pub(crate) mod access_keys;
 pub(crate) mod aliases;
 pub(crate) mod deploy;
 pub(crate) mod events;
+pub(crate) mod queues;
 pub(crate) mod streams;
 
 use std::path::Path;
@@ -73,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
     events::MIGRATION,
     // 5: streams, their shards and records, and mapping checkpoints.
     streams::MIGRATION,
+    // 6: queues (SQS-like) and their messages.
+    queues::MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -10,6 +10,7 @@ pub(crate) mod access_keys;
 pub(crate) mod artifacts;
 pub(crate) mod cluster;
 pub(crate) mod events;
+pub(crate) mod queues;
 mod schema;
 pub(crate) mod write;
 

@@ -95,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the queue of async (`Event`) invocations.
     super::events::MIGRATION,
+    // 4: queues (SQS-like) and their messages.
+    super::queues::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
