@@ -1,4 +1,4 @@
-//! `events:` of a function: HTTP routes, schedules and streams.
+//! `events:` of a function: HTTP routes, schedules, streams and queues.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use crate::suggest;
 use crate::yaml::{Loc, Node, Value};
 use crate::{Event, Flavor, HttpEvent};
 
-const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream"];
+const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream", "sqs"];
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
@@ -68,6 +68,11 @@ pub(crate) fn read(
                     crate::stream_event::read(ctx, value, &format!("{path}.stream"))?
                 {
                     events.push((Event::Stream(stream), item.loc));
+                }
+            }
+            "sqs" => {
+                if let Some(sqs) = crate::sqs_event::read(ctx, value, &format!("{path}.sqs"))? {
+                    events.push((Event::Sqs(sqs), item.loc));
                 }
             }
             _ => {

@@ -21,9 +21,12 @@ mod resolve;
 pub mod rules;
 mod scaling;
 pub mod spec;
+mod sqs_event;
 mod stream_event;
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod sqs_tests;
 mod suggest;
 mod template;
 #[cfg(test)]
