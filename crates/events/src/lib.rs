@@ -62,12 +62,12 @@ mod body;
 pub mod civil;
 mod fields;
 pub mod kinesis;
-pub mod sqs;
 mod maps;
 mod query;
 mod request;
 mod response;
 mod reverse;
+pub mod sqs;
 mod text;
 mod time;
 

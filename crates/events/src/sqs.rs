@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(trace.string_value.as_deref(), Some("abc"));
         assert_eq!(trace.data_type.as_deref(), Some("String"));
         assert_eq!(
-            first.message_attributes["blob"].binary_value.as_ref().map(|b| b.0.clone()),
+            first.message_attributes["blob"]
+                .binary_value
+                .as_ref()
+                .map(|b| b.0.clone()),
             Some(vec![0u8, 0xff])
         );
         assert_eq!(event.records[1].attributes["ApproximateReceiveCount"], "3");

@@ -19,6 +19,7 @@ mod proxy;
 mod responses;
 mod router;
 mod server;
+mod sqs;
 mod stage_prefix;
 mod streams;
 mod upstream;

@@ -22,11 +22,11 @@ pub mod rules;
 mod scaling;
 pub mod spec;
 mod sqs_event;
+#[cfg(test)]
+mod sqs_tests;
 mod stream_event;
 #[cfg(test)]
 mod stream_tests;
-#[cfg(test)]
-mod sqs_tests;
 mod suggest;
 mod template;
 #[cfg(test)]

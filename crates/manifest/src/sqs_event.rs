@@ -118,9 +118,8 @@ fn queue_ref(
         Some(_) => match queue_arn_name(text) {
             Some(name) => name,
             None => {
-                let message = format!(
-                    "`{text}` is not an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`)"
-                );
+                let message =
+                    format!("`{text}` is not an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`)");
                 return match ctx.flavor {
                     Flavor::Serverless => {
                         ctx.warn(node.loc, format!("{message}; the event is ignored"));
@@ -142,8 +141,7 @@ fn queue_ref(
 }
 
 fn checked_name(ctx: &Ctx<'_>, node: &Node, name: &str) -> Result<String, ManifestError> {
-    crate::names::check(crate::names::NameKind::Queue, name)
-        .map_err(|m| ctx.error(node.loc, m))?;
+    crate::names::check(crate::names::NameKind::Queue, name).map_err(|m| ctx.error(node.loc, m))?;
     if name.ends_with(".fifo") {
         return Err(ctx.error(
             node.loc,
@@ -222,7 +220,10 @@ const QUEUE_PROPERTIES: &[&str] = &[
 /// which rouse creates as queues; every other resource is ignored with a
 /// warning. Only what a queue uses is resolved (other resources may hold
 /// variables of sources rouse does not know).
-pub(crate) fn queue_resources(ctx: &Ctx<'_>, resources: &Node) -> Result<QueueResources, ManifestError> {
+pub(crate) fn queue_resources(
+    ctx: &Ctx<'_>,
+    resources: &Node,
+) -> Result<QueueResources, ManifestError> {
     let mut out = QueueResources::new();
     let Value::Map(sections) = &resources.value else {
         return Ok(out);
@@ -231,7 +232,10 @@ pub(crate) fn queue_resources(ctx: &Ctx<'_>, resources: &Node) -> Result<QueueRe
         if key.key_text() != "Resources" {
             ctx.warn(
                 key.loc,
-                format!("`resources.{}` is not supported by rouse and is ignored", key.key_text()),
+                format!(
+                    "`resources.{}` is not supported by rouse and is ignored",
+                    key.key_text()
+                ),
             );
             continue;
         }
@@ -287,8 +291,11 @@ pub(crate) fn queue_resources(ctx: &Ctx<'_>, resources: &Node) -> Result<QueueRe
                         Some(small(ctx.whole(n, "VisibilityTimeout", 0..=43_200)?));
                 }
                 if let Some(n) = fields.get("MessageRetentionPeriod") {
-                    declared.message_retention_secs =
-                        Some(small(ctx.whole(n, "MessageRetentionPeriod", 60..=1_209_600)?));
+                    declared.message_retention_secs = Some(small(ctx.whole(
+                        n,
+                        "MessageRetentionPeriod",
+                        60..=1_209_600,
+                    )?));
                 }
                 if let Some(n) = fields.get("DelaySeconds") {
                     declared.delay_secs = Some(small(ctx.whole(n, "DelaySeconds", 0..=900)?));
@@ -327,12 +334,12 @@ fn redrive_policy(
         },
         &["deadLetterTargetArn", "maxReceiveCount"],
     )?;
-    let target = fields.get("deadLetterTargetArn").ok_or_else(|| {
-        ctx.error(node.loc, "`RedrivePolicy` needs `deadLetterTargetArn`")
-    })?;
-    let max = fields.get("maxReceiveCount").ok_or_else(|| {
-        ctx.error(node.loc, "`RedrivePolicy` needs `maxReceiveCount`")
-    })?;
+    let target = fields
+        .get("deadLetterTargetArn")
+        .ok_or_else(|| ctx.error(node.loc, "`RedrivePolicy` needs `deadLetterTargetArn`"))?;
+    let max = fields
+        .get("maxReceiveCount")
+        .ok_or_else(|| ctx.error(node.loc, "`RedrivePolicy` needs `maxReceiveCount`"))?;
     let max = small(ctx.whole(max, "maxReceiveCount", 1..=1_000)?);
     let target = ctx.val(target)?;
     let name = if is_intrinsic(&target) {

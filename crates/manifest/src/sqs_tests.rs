@@ -42,7 +42,11 @@ fn an_arn_names_a_queue_with_lambdas_defaults() {
     );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // rouse.yaml takes a bare name too.
-    let loaded = load(Flavor::Rouse, &manifest("{ queue: jobs, batchSize: 5 }", "")).unwrap();
+    let loaded = load(
+        Flavor::Rouse,
+        &manifest("{ queue: jobs, batchSize: 5 }", ""),
+    )
+    .unwrap();
     assert_eq!(sqs_of(&loaded).queue, "jobs");
     assert_eq!(sqs_of(&loaded).batch_size, 5);
 }
@@ -60,14 +64,28 @@ fn settings_are_read_and_checked() {
     assert!(!sqs.enabled);
 
     for (event, message) in [
-        ("{ arn: 'arn:aws:sqs:us-east-1:1:jobs', batchSize: 20 }", "needs `maximumBatchingWindow`"),
-        ("{ arn: 'arn:aws:sqs:us-east-1:1:jobs', batchSize: 0 }", "batchSize"),
-        ("{ arn: 'arn:aws:sqs:us-east-1:1:jobs', functionResponseType: All }", "ReportBatchItemFailures"),
+        (
+            "{ arn: 'arn:aws:sqs:us-east-1:1:jobs', batchSize: 20 }",
+            "needs `maximumBatchingWindow`",
+        ),
+        (
+            "{ arn: 'arn:aws:sqs:us-east-1:1:jobs', batchSize: 0 }",
+            "batchSize",
+        ),
+        (
+            "{ arn: 'arn:aws:sqs:us-east-1:1:jobs', functionResponseType: All }",
+            "ReportBatchItemFailures",
+        ),
         ("{ batchSize: 1 }", "needs `arn`"),
         ("'arn:aws:sqs:us-east-1:1:bad name'", "queue name"),
-        ("'arn:aws:sqs:us-east-1:1:jobs.fifo'", "FIFO queues are not supported"),
+        (
+            "'arn:aws:sqs:us-east-1:1:jobs.fifo'",
+            "FIFO queues are not supported",
+        ),
     ] {
-        let err = load(Flavor::Serverless, &manifest(event, "")).unwrap_err().to_string();
+        let err = load(Flavor::Serverless, &manifest(event, ""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(message), "{event}: {err}");
         assert!(err.starts_with("serverless.yml:7:"), "{event}: {err}");
     }
@@ -75,7 +93,11 @@ fn settings_are_read_and_checked() {
     let src = manifest("arn:aws:sns:us-east-1:1:topic", "");
     let loaded = load(Flavor::Serverless, &src).unwrap();
     assert!(loaded.spec.functions[0].events.is_empty());
-    assert!(loaded.warnings[0].contains("is not an SQS queue ARN"), "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("is not an SQS queue ARN"),
+        "{:?}",
+        loaded.warnings
+    );
     assert!(load(Flavor::Rouse, &src).is_err());
 }
 
@@ -117,10 +139,15 @@ fn get_att_of_a_queue_resource_names_it_with_its_properties() {
     );
     // The short form, and an ARN of a declared queue, find it too.
     let short = manifest("!GetAtt JobsQueue.Arn", resources);
-    assert_eq!(sqs_of(&load(Flavor::Serverless, &short).unwrap()).queue, "s-jobs");
+    assert_eq!(
+        sqs_of(&load(Flavor::Serverless, &short).unwrap()).queue,
+        "s-jobs"
+    );
     let by_arn = manifest("arn:aws:sqs:us-east-1:1:s-jobs", resources);
     assert_eq!(
-        sqs_of(&load(Flavor::Serverless, &by_arn).unwrap()).declared.map(|d| d.max_receive_count),
+        sqs_of(&load(Flavor::Serverless, &by_arn).unwrap())
+            .declared
+            .map(|d| d.max_receive_count),
         Some(Some(3))
     );
     // A GetAtt of something else is ignored with a warning.
@@ -128,7 +155,10 @@ fn get_att_of_a_queue_resource_names_it_with_its_properties() {
     let loaded = load(Flavor::Serverless, &other).unwrap();
     assert!(loaded.spec.functions[0].events.is_empty());
     assert!(
-        loaded.warnings.iter().any(|w| w.contains("`Table`, which is not an `AWS::SQS::Queue`")),
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("`Table`, which is not an `AWS::SQS::Queue`")),
         "{:?}",
         loaded.warnings
     );

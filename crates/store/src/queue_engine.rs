@@ -115,7 +115,9 @@ impl Queues for Store {
             Engine::Sqlite(c) => {
                 db::queues::change_visibility(&Store::sqlite(c), queue, receipt, visible_at_ms)
             }
-            Engine::Postgres(pg) => pg.blocking(pg.change_visibility(queue, receipt, visible_at_ms)),
+            Engine::Postgres(pg) => {
+                pg.blocking(pg.change_visibility(queue, receipt, visible_at_ms))
+            }
         }
     }
 

@@ -44,7 +44,11 @@ async fn received_messages_hide_until_their_timeout_and_deletes_take_the_handle(
     store.send("q", &[message("c", 1_000)], 1_000).unwrap();
 
     let first = store.receive("q", 2, 30_000, "t1", 2_000).unwrap();
-    assert_eq!(ids(&first.messages), ["a", "b"], "oldest first, at most max");
+    assert_eq!(
+        ids(&first.messages),
+        ["a", "b"],
+        "oldest first, at most max"
+    );
     let a = &first.messages[0];
     assert_eq!(a.receive_count, 1);
     assert_eq!(a.first_received_at_ms, 2_000);
@@ -87,7 +91,9 @@ async fn received_messages_hide_until_their_timeout_and_deletes_take_the_handle(
 
     // Visibility 0 makes b visible at once; a later one hides it longer.
     let b = &again.messages[1];
-    assert!(store.change_visibility("q", &b.receipt_handle, 32_000).unwrap());
+    assert!(store
+        .change_visibility("q", &b.receipt_handle, 32_000)
+        .unwrap());
     assert!(!store.change_visibility("q", "x.y.1", 32_000).unwrap());
     let b_again = store.receive("q", 10, 1_000, "t5", 32_000).unwrap();
     assert_eq!(ids(&b_again.messages), ["b"]);
@@ -123,7 +129,10 @@ async fn delays_retention_and_deleted_queues(e: Engine) {
         .unwrap()
         .messages
         .is_empty());
-    assert_eq!(store.queue_counts("q", 60_000).unwrap(), QueueCounts::default());
+    assert_eq!(
+        store.queue_counts("q", 60_000).unwrap(),
+        QueueCounts::default()
+    );
 
     assert!(matches!(
         store.send("nope", &[message("x", 0)], 0),

@@ -73,7 +73,10 @@ fn info(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueInfo> {
 
 fn redrive_columns(a: &QueueAttributes) -> (Option<&str>, Option<u32>) {
     match &a.redrive {
-        Some(r) => (Some(r.dead_letter_queue.as_str()), Some(r.max_receive_count)),
+        Some(r) => (
+            Some(r.dead_letter_queue.as_str()),
+            Some(r.max_receive_count),
+        ),
         None => (None, None),
     }
 }
@@ -128,9 +131,8 @@ pub(crate) fn queue(conn: &Connection, name: &str) -> Result<Option<QueueInfo>, 
 }
 
 pub(crate) fn list_queues(conn: &Connection) -> Result<Vec<QueueInfo>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name"
-    ))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name"))?;
     let rows = stmt.query_map([], info)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
