@@ -67,6 +67,7 @@ mod query;
 mod request;
 mod response;
 mod reverse;
+pub mod sqs;
 mod text;
 mod time;
 

@@ -23,6 +23,7 @@ mod responses;
 mod router;
 mod server;
 mod signing;
+mod sqs;
 mod stage_prefix;
 mod streams;
 mod upstream;

@@ -41,6 +41,9 @@ pub(crate) struct Ctx<'a> {
     /// `${PORT}` in its commands and rewrites must stay as written.
     pub vars: Option<Vars<'a>>,
     pub warnings: &'a RefCell<Vec<(Loc, String)>>,
+    /// serverless.yml's `AWS::SQS::Queue` resources, which `sqs:` events
+    /// may name with `Fn::GetAtt`.
+    pub queue_resources: crate::sqs_event::QueueResources,
 }
 
 /// The entries of a mapping whose keys were checked.

@@ -1,4 +1,4 @@
-//! `events:` of a function: HTTP routes, schedules and streams.
+//! `events:` of a function: HTTP routes, schedules, streams and queues.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use crate::suggest;
 use crate::yaml::{Loc, Node, Value};
 use crate::{Event, Flavor, HttpEvent, RoutePolicy};
 
-const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream"];
+const EVENT_TYPES: &[&str] = &["http", "httpApi", "schedule", "stream", "sqs"];
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
@@ -70,6 +70,17 @@ pub(crate) fn read(
                     crate::stream_event::read(ctx, value, &format!("{path}.stream"))?
                 {
                     events.push((Event::Stream(stream), item.loc));
+                }
+            }
+            "sqs" => {
+                if let Some(sqs) = crate::sqs_event::read(ctx, value, &format!("{path}.sqs"))? {
+                    // Read and checked now, so the manifest stays valid
+                    // once queues feed functions; until then say so.
+                    ctx.warn(
+                        item.loc,
+                        format!("`{path}.sqs` is not delivered by rouse yet (queues are not polled); the event is ignored"),
+                    );
+                    events.push((Event::Sqs(sqs), item.loc));
                 }
             }
             _ => {

@@ -182,11 +182,16 @@ pub(crate) fn read(
                 ),
             ));
         }
-        if let Some((_, loc)) = events.iter().find(|(e, _)| matches!(e, Event::Stream(_))) {
+        let batch_source = events.iter().find_map(|(e, loc)| match e {
+            Event::Stream(_) => Some(("stream", loc)),
+            Event::Sqs(_) => Some(("sqs", loc)),
+            _ => None,
+        });
+        if let Some((kind, loc)) = batch_source {
             return Err(ctx.error(
                 *loc,
                 format!(
-                    "web {name} has a stream event, but stream events need a lambda function (a handler receives the batch)"
+                    "web {name} has a {kind} event, but {kind} events need a lambda function (a handler receives the batch)"
                 ),
             ));
         }

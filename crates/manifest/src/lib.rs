@@ -25,6 +25,9 @@ mod resolve;
 pub mod rules;
 mod scaling;
 pub mod spec;
+mod sqs_event;
+#[cfg(test)]
+mod sqs_tests;
 mod stream_event;
 #[cfg(test)]
 mod stream_tests;

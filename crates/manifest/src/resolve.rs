@@ -55,6 +55,7 @@ pub(crate) fn resolve(
         flavor,
         vars,
         warnings: &warnings,
+        queue_resources: Default::default(),
     };
     if !matches!(root.value, Value::Map(_)) {
         return Err(ctx.error(
@@ -65,7 +66,15 @@ pub(crate) fn resolve(
             ),
         ));
     }
-    let top = ctx.fields(root, "manifest", Section { name: "", path: "" }, TOP_KEYS)?;
+    // serverless.yml's `resources` are read for their queues only.
+    let top_keys: Vec<&str> = match flavor {
+        Flavor::Serverless => TOP_KEYS.iter().copied().chain(["resources"]).collect(),
+        Flavor::Rouse => TOP_KEYS.to_vec(),
+    };
+    let top = ctx.fields(root, "manifest", Section { name: "", path: "" }, &top_keys)?;
+    if let Some(resources) = top.get("resources") {
+        ctx.queue_resources = crate::sqs_event::queue_resources(&ctx, resources)?;
+    }
 
     let service = match top.get("service") {
         Some(n) => service_name(&ctx, n)?,
@@ -323,7 +332,7 @@ impl Routes {
         let (kind, http) = match event {
             Event::Http(http) => ("http", http),
             Event::HttpApi(http) => ("httpApi", http),
-            Event::Schedule { .. } | Event::Stream(_) => return Ok(()),
+            Event::Schedule { .. } | Event::Stream(_) | Event::Sqs(_) => return Ok(()),
         };
         let key = (kind, http.method.clone(), route_shape(&http.path));
         if let Some((other, other_loc)) = self.seen.get(&key) {

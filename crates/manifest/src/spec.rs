@@ -234,7 +234,51 @@ pub enum Event {
     Schedule { expression: String },
     /// An event source mapping from a stream (Kinesis-like).
     Stream(StreamEvent),
+    /// An event source mapping from a queue (SQS-like).
+    Sqs(SqsEvent),
 }
+
+/// An `sqs:` event: the function receives a rouse queue's messages in
+/// batches (Lambda's SQS event source mapping). A batch that fails is left
+/// to reappear after the queue's visibility timeout, so the queue's
+/// redrive policy decides when a message goes to its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsEvent {
+    /// The rouse queue (`arn:aws:sqs:REGION:ACCOUNT:NAME` names NAME).
+    pub queue: String,
+    pub batch_size: u32,
+    /// `maximumBatchingWindow`: seconds to gather messages before invoking
+    /// with less than a full batch.
+    pub batch_window_secs: u32,
+    /// `functionResponseType: ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    pub enabled: bool,
+    /// How to create the queue when it does not exist at deploy (an
+    /// `AWS::SQS::Queue` of serverless.yml's `resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<QueueDeclaration>,
+}
+
+/// What serverless.yml's `resources` say about a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDeclaration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_timeout_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_retention_secs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<u32>,
+    /// `RedrivePolicy`: the dead-letter queue's name and `maxReceiveCount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_receive_count: Option<u32>,
+}
+
+/// Lambda's default batch for SQS.
+pub const DEFAULT_SQS_BATCH_SIZE: u32 = 10;
 
 /// A `stream:` event: the function consumes a rouse stream in batches,
 /// per shard, from a checkpoint (Lambda's Kinesis event source mapping).

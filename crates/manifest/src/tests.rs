@@ -132,7 +132,7 @@ fn rouse_errors() {
         ),
         (
             "service: shop\nfunctions:\n  site:\n    web: { command: x }\n    events:\n      - htp: GET /x\n",
-            "rouse.yaml:6:9: unknown event type `htp`, expected one of: http, httpApi, schedule, stream (did you mean `http`?)",
+            "rouse.yaml:6:9: unknown event type `htp`, expected one of: http, httpApi, schedule, stream, sqs (did you mean `http`?)",
         ),
         (
             "service: shop\nfunctions:\n  site:\n    web: { command: x }\n    events:\n      - http:\n        path: /x\n",
@@ -579,7 +579,7 @@ functions:
             "serverless.yml:2:1: `plugins` is not supported by rouse and is ignored",
             "serverless.yml:6:3: `provider.iam` is not supported by rouse and is ignored",
             "serverless.yml:10:5: `functions.f.layers` is not supported by rouse and is ignored",
-            "serverless.yml:12:9: `functions.f.events[0].sqs` is not supported by rouse and is ignored",
+            "serverless.yml:12:14: `arn:aws:sqs:q` is not an SQS queue ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`); the event is ignored",
             "serverless.yml:13:39: `functions.f.events[1].http.private` is not supported by rouse and is ignored",
             "serverless.yml:14:9: `functions.f.events[2].htp` is not supported by rouse and is ignored (did you mean `http`?)",
         ]
@@ -724,7 +724,7 @@ functions:
         [
             "serverless.yml:2:1: `custom` is not supported by rouse and is ignored (its values are still available to `${self:custom...}` variables)",
             "serverless.yml:4:10: the `ssm` variable source is not supported by rouse (supported: self, env, file(…), opt:stage, sls:stage); using the fallback in `${ssm:/x, 'p'}`",
-            "serverless.yml:5:1: `resources` is not supported by rouse and is ignored",
+            "serverless.yml:7:8: `resources.Resources.Q` is not supported by rouse and is ignored (of resources, only `AWS::SQS::Queue` is made, as a rouse queue)",
         ]
     );
 }

@@ -4,6 +4,7 @@ pub(crate) mod access_keys;
 pub(crate) mod aliases;
 pub(crate) mod deploy;
 pub(crate) mod events;
+pub(crate) mod queues;
 pub(crate) mod streams;
 
 use std::path::Path;
@@ -75,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
     streams::MIGRATION,
     // 6: per-shard poller leases (one poller per shard in a cluster).
     streams::LEASES_MIGRATION,
+    // 7: queues (SQS-like) and their messages.
+    queues::MIGRATION,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {

@@ -24,6 +24,8 @@ mod pg;
 pub mod placement;
 mod placements;
 mod queue;
+mod queue_engine;
+pub mod queues;
 mod rules;
 mod store;
 mod stream_engine;
@@ -32,6 +34,7 @@ pub mod streams;
 pub use artifacts::is_sha256_hex;
 pub use cluster::{node_state, NodeInfo, NodeRecord, NodeState, HEARTBEAT, NODE_TTL};
 pub use events::AsyncEvents;
+pub use queues::Queues;
 pub use store::Store;
 
 use rouse_manifest::{FunctionSpec, StageRouting};
@@ -67,6 +70,8 @@ pub enum StoreError {
     Archive(#[from] archive::ArchiveError),
     #[error("stream {0} not found")]
     UnknownStream(String),
+    #[error("queue {0} not found")]
+    UnknownQueue(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The deploy names a function that belongs to another service or stage.

@@ -11,6 +11,7 @@ pub(crate) mod artifacts;
 pub(crate) mod cluster;
 pub(crate) mod events;
 pub(crate) mod placements;
+pub(crate) mod queues;
 mod schema;
 pub(crate) mod streams;
 pub(crate) mod write;

@@ -67,7 +67,7 @@ pub(crate) fn spec_routes(spec: &DeploySpec) -> Result<Vec<RouteRecord>, StoreEr
             let (http, shape) = match event {
                 Event::Http(http) => (http, RouteShape::Http),
                 Event::HttpApi(http) => (http, RouteShape::HttpApi),
-                Event::Schedule { .. } | Event::Stream(_) => continue,
+                Event::Schedule { .. } | Event::Stream(_) | Event::Sqs(_) => continue,
             };
             let route = RouteRecord {
                 function: function.name.clone(),

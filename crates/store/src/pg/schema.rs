@@ -100,6 +100,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: streams, their shards and records, mapping checkpoints and
     // per-shard poller leases.
     super::streams::MIGRATION,
+    // 6: queues (SQS-like) and their messages.
+    super::queues::MIGRATION,
 ];
 
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
