@@ -93,17 +93,7 @@ async fn the_token_file_is_created_private_and_read_by_the_cli() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let admin = banner
-        .split_whitespace()
-        .filter(|w| w.starts_with("http://"))
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(',')
-        .to_string();
+    let (_, admin) = banner_urls(&mut child);
     let token_file = data.join("admin-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

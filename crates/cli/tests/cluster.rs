@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 const HANDLER: &str = r#"import json, os
 
@@ -43,24 +42,23 @@ fn node(tmp: &Path, url: &str, name: &str) -> Server {
     )
 }
 
-fn nodes(server: &Server) -> Vec<(String, String)> {
-    let out = server.cli(&["nodes", "--output", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Value = serde_json::from_slice(&out.stdout).expect("nodes json");
+/// Each node's name and `field` (its state, its internal address, ...).
+fn node_field(server: &Server, field: &str) -> Vec<(String, String)> {
+    let list = server.cli_json(&["nodes", "--output", "json"]);
     list.as_array()
         .expect("a list")
         .iter()
         .map(|n| {
             (
                 n["name"].as_str().unwrap_or_default().to_string(),
-                n["state"].as_str().unwrap_or_default().to_string(),
+                n[field].as_str().unwrap_or_default().to_string(),
             )
         })
         .collect()
+}
+
+fn nodes(server: &Server) -> Vec<(String, String)> {
+    node_field(server, "state")
 }
 
 fn states(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -306,17 +304,7 @@ async fn agreed_homes(servers: &[&Server], function: &str) -> Vec<String> {
 
 /// The internal address each node advertises, by name.
 fn internal_addrs(server: &Server) -> Vec<(String, String)> {
-    let list = server.cli_json(&["nodes", "--output", "json"]);
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|n| {
-            (
-                n["name"].as_str().unwrap_or_default().to_string(),
-                n["internal"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    node_field(server, "internal")
 }
 
 /// Waits until `url` is answered by `node`, through every one of `servers`.

@@ -27,16 +27,7 @@ fn json_logs_parse_line_by_line() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rouse serve");
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("banner");
-    let admin = banner
-        .split_whitespace()
-        .filter(|w| w.starts_with("http://"))
-        .nth(1)
-        .map(|w| w.trim_end_matches([',', ')']).to_string())
-        .expect("admin url");
+    let (_, admin) = banner_urls(&mut child);
     // Something to log besides start-up: a refused login and a listing.
     let ls = Command::new(rouse_bin())
         .args(["ls"])

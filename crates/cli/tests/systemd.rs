@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,15 +41,7 @@ async fn tells_systemd_when_ready_and_when_stopping() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start rouse serve");
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("banner");
-    let gateway = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("gateway url")
-        .to_string();
+    let (gateway, _) = banner_urls(&mut child);
 
     assert_eq!(next_state(&socket), "READY=1");
     // Ready means serving: the gateway answers (404: nothing deployed).

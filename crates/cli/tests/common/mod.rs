@@ -93,21 +93,10 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start rouse serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read banner");
-        // "rouse is serving functions at http://A (admin API http://B, data in ...)"
-        let urls: Vec<&str> = line
-            .split_whitespace()
-            .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
-            .map(|w| w.trim_end_matches([',', ')']))
-            .collect();
-        assert_eq!(urls.len(), 2, "unexpected banner: {line}");
+        let (gateway, admin) = banner_urls(&mut child);
         Server {
-            gateway: urls[0].to_string(),
-            admin: urls[1].to_string(),
+            gateway,
+            admin,
             child: Some(child),
             data_dir: data_dir.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -219,6 +208,23 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The gateway and admin URLs from the first line `rouse serve` prints:
+/// "rouse is serving functions at http://A (admin API http://B, data in ...)".
+pub(crate) fn banner_urls(child: &mut Child) -> (String, String) {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read banner");
+    let urls: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .map(|w| w.trim_end_matches([',', ')']))
+        .collect();
+    assert_eq!(urls.len(), 2, "unexpected banner: {line}");
+    (urls[0].to_string(), urls[1].to_string())
 }
 
 pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) {
